@@ -1,0 +1,151 @@
+"""Input events. Each states a fact as of a time: the latest as-of wins, so replays and duplicates are harmless."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from schemas.types import (
+    Currency,
+    Identifier,
+    LineCode,
+    Money,
+    Name,
+    NonNegativeMoney,
+    NonPositiveMoney,
+    Rate,
+    SegmentId,
+    Timestamp,
+)
+from segwatch.core.catalogue import LINES, SEGMENTS, Sign, Source
+
+
+class EventBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    schema_version: Literal[1] = 1
+    event_id: Identifier = Field(description="Unique id of this event; also the correlation id downstream.")
+    source: Name = Field(description="The upstream system or file the event came from.")
+    as_of: Timestamp = Field(description="When the stated balance was true (timezone required).")
+
+
+class AccountBalance(EventBase):
+    """A customer account's ledger balance in one segment and currency."""
+
+    type: Literal["account_balance"] = "account_balance"
+    segment: SegmentId
+    account: Identifier
+    currency: Currency
+    cash: Money = Field(description="Cash ledger balance.")
+    securities: Money = Field(description="Customer securities at market.")
+    unrealized: Money = Field(description="Net unrealized profit (loss) on open futures / cleared swaps.")
+    long_options: NonNegativeMoney = Field(description="Market value of long options.")
+    short_options: NonPositiveMoney = Field(description="Market value of short (granted) options, <= 0.")
+    offset_securities: NonNegativeMoney = Field(
+        default=Decimal(0),
+        description="Haircut value of this customer's readily marketable securities eligible to offset its "
+        "deficit under Reg. 1.32(b).",
+    )
+
+    @property
+    def key(self) -> str:
+        return f"acct|{self.segment}|{self.account}"
+
+
+INSTRUMENTS = (
+    "cash",
+    "us_government",  # Reg. 1.25(a)(1)(i)
+    "us_agency",  # (ii)
+    "certificate_of_deposit",  # (iii)
+    "commercial_paper",  # (iv), FDIC-guaranteed
+    "corporate_note",  # (v), FDIC-guaranteed
+    "money_market_fund",  # (vi), government MMF
+    "municipal",  # state and municipal securities
+    "foreign_sovereign",  # Reg. 1.25 / 30.7 foreign sovereign debt
+    "customer_securities",  # securities held for particular customers in lieu of cash
+    "open_trade_equity",  # variation, option value, settlement at a DCO or broker
+    "other",
+)
+Instrument = Literal[
+    "cash", "us_government", "us_agency", "certificate_of_deposit", "commercial_paper", "corporate_note",
+    "money_market_fund", "municipal", "foreign_sovereign", "customer_securities", "open_trade_equity", "other",
+]
+
+
+class DepositoryBalance(EventBase):
+    """A balance held for customers at a bank, clearing organization or other broker, classified to one line."""
+
+    type: Literal["depository_balance"] = "depository_balance"
+    segment: SegmentId
+    depository: Identifier = Field(description="The depository account's id.")
+    line: LineCode = Field(description="The funds-side line of the segment this balance is reported on.")
+    currency: Currency
+    location: Literal["us", "non_us"] = Field(description="Where the funds are held.")
+    instrument: Instrument = "cash"
+    amount: Money
+
+    @model_validator(mode="after")
+    def _line_of_segment(self) -> Self:
+        line = LINES.get(self.line)
+        if line is None or line.segment != self.segment or line.source is not Source.DEPOSITORY:
+            valid = ", ".join(sorted(SEGMENTS[self.segment].depository_codes))
+            raise ValueError(f"line: {self.line} is not a depository line of segment {self.segment} ({valid})")
+        if line.sign is Sign.NONPOSITIVE and self.amount > 0:
+            raise ValueError(f"amount: line {self.line} ({line.label}) is never positive")
+        if line.sign is Sign.NONNEGATIVE and self.amount < 0:
+            raise ValueError(f"amount: line {self.line} ({line.label}) is never negative")
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"depo|{self.segment}|{self.depository}"
+
+
+class ManagementTarget(EventBase):
+    """The FCM's management target for excess funds in one segment (residual-interest policy), in USD."""
+
+    type: Literal["management_target"] = "management_target"
+    segment: SegmentId
+    amount: NonNegativeMoney
+
+    @property
+    def key(self) -> str:
+        return f"target|{self.segment}"
+
+
+class ForeignRequirement(EventBase):
+    """30.7 line 7305: the amount a foreign government's law or a foreign SRO's rule requires, in USD."""
+
+    type: Literal["foreign_requirement"] = "foreign_requirement"
+    segment: Literal["30.7"] = "30.7"
+    amount: NonNegativeMoney
+
+    @property
+    def key(self) -> str:
+        return "foreign_requirement|30.7"
+
+
+class FxRate(EventBase):
+    """US dollars per one unit of `currency`, used to state figures in USD."""
+
+    type: Literal["fx_rate"] = "fx_rate"
+    currency: Currency
+    usd_per_unit: Rate
+
+    @property
+    def key(self) -> str:
+        return f"fx|{self.currency}"
+
+
+Balance = AccountBalance | DepositoryBalance
+Setting = ManagementTarget | ForeignRequirement | FxRate
+Event = Annotated[
+    AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_MODELS: tuple[type[EventBase], ...] = (
+    AccountBalance, DepositoryBalance, ManagementTarget, ForeignRequirement, FxRate,
+)

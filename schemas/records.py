@@ -1,0 +1,54 @@
+"""Output records: the figures the calculator publishes and what goes to the dead-letter topic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.types import Currency, LineCode, SegmentId, Total
+
+
+class Figures(BaseModel):
+    """Every line of one segment's statement as of the latest input, in USD and per currency (Reg. 1.32(a))."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    type: Literal["figures"] = "figures"
+    segment: SegmentId
+    version: int = Field(ge=0, description="Grows by one with every change of this segment's figures.")
+    as_of: datetime | None = Field(description="The latest as-of time among the inputs.")
+    computed_at: datetime
+    lines: dict[LineCode, Total] = Field(description="Every line of the statement, in US dollars.")
+    by_currency: dict[Currency, dict[LineCode, Total]] = Field(
+        default_factory=dict, description="The statement computed currency by currency, in that currency."
+    )
+    requirement: Total
+    funds: Total
+    excess: Total
+    target: Total
+    excess_over_target: Total
+    missing_fx: list[Currency] = Field(
+        default_factory=list, description="Currencies held without an FX rate; left out of the USD lines."
+    )
+    accounts: int = Field(ge=0, description="Customer account balances held.")
+    depositories: int = Field(ge=0, description="Depository balances held.")
+    last_event_id: str | None = Field(default=None, description="Correlation id of the latest input applied.")
+
+
+class DeadLetter(BaseModel):
+    """A record segwatch could not process, with the reason; nothing is dropped silently."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    type: Literal["dead_letter"] = "dead_letter"
+    stage: Literal["ingest", "calculator", "alerter"]
+    source: str = Field(description="Where the record came from: a topic, a file and line, or an HTTP client.")
+    reason: str
+    field: str | None = None
+    payload: str = Field(description="The record as received (UTF-8, or base64 when it was not text).")
+    payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    at: datetime

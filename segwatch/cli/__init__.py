@@ -1,0 +1,52 @@
+"""The `segwatch` command. Each subcommand lives in its own module with a `register` function."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from segwatch.errors import InputError
+
+# Subcommand → module, in the order `segwatch --help` lists them. Only the module of the command being
+# run is imported, so `segwatch statement` starts fast and never loads Kafka clients.
+COMMANDS = {
+    "statement": "segwatch.cli.statement",
+    "broker": "segwatch.cli.broker",
+    "topics": "segwatch.cli.topics",
+}
+
+
+class CliError(Exception):
+    """A failure the user can act on; printed as one line, exit status 2 unless given."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segwatch", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command, module in COMMANDS.items():
+        if only is None or command == only:
+            importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except InputError as exc:
+        print(f"segwatch: error: {exc}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"segwatch: error: {exc}", file=sys.stderr)
+        return exc.status
+    except BrokenPipeError:
+        return 1
+    return status

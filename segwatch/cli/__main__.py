@@ -1,0 +1,5 @@
+import sys
+
+from segwatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""`segwatch statement compute|parse|from-events`: the statement core from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from schemas.errors import first_error
+from schemas.events import EVENT_ADAPTER, EventBase
+from segwatch.core import statement
+from segwatch.core.book import Book
+from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.errors import InputError
+from segwatch.forms.parse import parse_filing
+from segwatch.forms.render import to_json, to_text
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("statement", help="compute, check, parse and render Daily Seg statements")
+    cmds = parser.add_subparsers(dest="statement_command", required=True, metavar="ACTION")
+
+    p = cmds.add_parser("compute", help="complete a statement from its leaf lines (JSON in, JSON or text out)")
+    p.add_argument("file", help='JSON {"4d2": {code: amount}, "30.7": {...}, "4df": {...}}, or - for stdin')
+    p.add_argument("--check", action="store_true", help="fail listing every derived line that disagrees")
+    _format(p)
+    p.set_defaults(func=cmd_compute)
+
+    p = cmds.add_parser("parse", help="read a filing like those in shared/reference/ into statement JSON")
+    p.add_argument("file", help="the filing's text, or - for stdin")
+    _format(p)
+    p.set_defaults(func=cmd_parse)
+
+    p = cmds.add_parser("from-events", help="apply balance events (NDJSON) and print the statement")
+    p.add_argument("file", help="NDJSON events, or - for stdin")
+    _format(p)
+    p.set_defaults(func=cmd_from_events)
+
+
+def _format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("json", "text"), default="json", help="output format (default json)")
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(path, exc.strerror or str(exc)) from None
+    except UnicodeDecodeError:
+        raise InputError(path, "not UTF-8 text") from None
+
+
+def load_statement_json(text: str, where: str) -> dict[str, dict[str, Decimal]]:
+    try:
+        # Numbers become Decimal straight from their text: no binary float ever touches an amount.
+        data = json.loads(text, parse_float=Decimal, parse_constant=Decimal)  # NaN is rejected per field
+    except json.JSONDecodeError as exc:
+        raise InputError(where, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise InputError(where, "expected a JSON object keyed by segment (4d2, 30.7, 4df)")
+    if not data:
+        raise InputError(where, "no segment given; expected any of 4d2, 30.7, 4df")
+    out = {}
+    for segment_id, lines in data.items():
+        if segment_id not in SEGMENT_IDS:
+            raise InputError(f"segment {segment_id!r}", f"unknown segment; expected one of {', '.join(SEGMENT_IDS)}")
+        out[segment_id] = statement.parse_statement(segment_id, lines)
+    return out
+
+
+def emit(statements: dict[str, dict[str, Decimal]], fmt: str) -> None:
+    if fmt == "text":
+        sys.stdout.write(to_text(statements))
+    else:
+        sys.stdout.write(json.dumps(to_json(statements), indent=2) + "\n")
+
+
+def cmd_compute(args: argparse.Namespace) -> int:
+    given = load_statement_json(_read(args.file), args.file)
+    emit({sid: statement.complete(sid, lines) for sid, lines in given.items()}, args.format)
+    if not args.check:
+        return 0
+    mismatches = [m for sid, lines in given.items() for m in statement.check(sid, lines)]
+    checked = sum(len(statement.derived_given(sid, lines)) for sid, lines in given.items())
+    for m in mismatches:
+        print(f"mismatch: {m}", file=sys.stderr)
+    if mismatches:
+        print(f"check: {len(mismatches)} of {checked} derived lines disagree", file=sys.stderr)
+        return 1
+    print(f"check: all {checked} derived lines agree", file=sys.stderr)
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    emit(parse_filing(_read(args.file)), args.format)
+    return 0
+
+
+def read_events(text: str, where: str) -> Iterator[EventBase]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield EVENT_ADAPTER.validate_json(line)
+        except ValidationError as exc:
+            err = first_error(exc)
+            raise InputError(f"{where} line {number}: {err.field}", err.reason) from None
+
+
+def cmd_from_events(args: argparse.Namespace) -> int:
+    book = Book()
+    book.apply_all(read_events(_read(args.file), args.file))
+    emit(book.statement(), args.format)
+    return 0

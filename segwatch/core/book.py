@@ -1,0 +1,56 @@
+"""A whole book in one process: balances and settings in, every segment's figures out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from schemas.events import AccountBalance, DepositoryBalance, EventBase, ForeignRequirement, FxRate, ManagementTarget
+from schemas.records import Figures
+from segwatch.core.aggregate import Aggregate
+from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.core.figures import Consolidated, consolidate, figures_record
+from segwatch.core.settings import Settings
+from segwatch.core.statement import Lines
+
+
+class Book:
+    def __init__(self) -> None:
+        self.aggregate = Aggregate()
+        self.settings = Settings()
+        self.versions = dict.fromkeys(SEGMENT_IDS, 0)
+
+    def apply(self, ev: EventBase) -> frozenset[str]:
+        """Apply any event; returns the segments whose figures may have changed."""
+        changed: frozenset[str]
+        if isinstance(ev, AccountBalance | DepositoryBalance):
+            changed = frozenset({ev.segment}) if self.aggregate.apply(ev) else frozenset()
+        elif isinstance(ev, ManagementTarget | ForeignRequirement | FxRate):
+            changed = self.settings.apply(ev)
+        else:
+            raise TypeError(f"not an event segwatch computes from: {type(ev).__name__}")
+        for sid in changed:
+            self.versions[sid] += 1
+        return changed
+
+    def apply_all(self, events: Iterable[EventBase]) -> None:
+        for ev in events:
+            self.apply(ev)
+
+    def consolidated(self, segment_id: str) -> Consolidated:
+        return consolidate(segment_id, self.aggregate.totals(segment_id), self.settings)
+
+    def statement(self) -> dict[str, Lines]:
+        return {sid: self.consolidated(sid).lines for sid in SEGMENT_IDS}
+
+    def figures(self, segment_id: str, computed_at: datetime | None = None) -> Figures:
+        state = self.aggregate.segments[segment_id]
+        return figures_record(
+            self.consolidated(segment_id),
+            version=self.versions[segment_id],
+            as_of=state.as_of,
+            computed_at=computed_at or datetime.now(UTC),
+            accounts=state.accounts,
+            depositories=state.depositories,
+            last_event_id=state.last_event_id,
+        )
