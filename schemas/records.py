@@ -36,6 +36,12 @@ class Figures(BaseModel):
     accounts: int = Field(ge=0, description="Customer account balances held.")
     depositories: int = Field(ge=0, description="Depository balances held.")
     last_event_id: str | None = Field(default=None, description="Correlation id of the latest input applied.")
+    ingested_at: datetime | None = Field(
+        default=None, description="Kafka timestamp of the newest input behind this change (for latency)."
+    )
+    sources: dict[str, datetime] = Field(
+        default_factory=dict, description="Each input source and the newest as-of it has sent (for freshness)."
+    )
 
 
 class DeadLetter(BaseModel):
