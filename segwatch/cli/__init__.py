@@ -15,6 +15,11 @@ COMMANDS = {
     "statement": "segwatch.cli.statement",
     "broker": "segwatch.cli.broker",
     "topics": "segwatch.cli.topics",
+    "ingest": "segwatch.cli.ingest",
+    "calculator": "segwatch.cli.calculator",
+    "alerter": "segwatch.cli.alerter",
+    "sample": "segwatch.cli.sample",
+    "run": "segwatch.cli.run",
 }
 
 
