@@ -1,0 +1,131 @@
+"""Topics as code: every Kafka topic segwatch uses, declared once.
+
+`segwatch topics apply` makes a cluster match `topics()`; `segwatch topics list` prints it.
+Code that produces or consumes imports the name constants below instead of repeating strings.
+
+Per environment: SEGWATCH_BALANCE_PARTITIONS (default 4) sets the partitions of segwatch.balances and
+of every table changelog co-partitioned with it; SEGWATCH_REPLICATION (default 1) the replication
+factor of all of them (3 or more also sets min.insync.replicas=2).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from segwatch.errors import InputError
+
+BALANCES = "segwatch.balances"
+SETTINGS = "segwatch.settings"
+PARTIALS = "segwatch.partials"
+FIGURES = "segwatch.figures"
+ALERTS = "segwatch.alerts"
+DEADLETTER = "segwatch.deadletter"
+
+CALCULATOR_APP_ID = "segwatch-calculator"
+ALERTER_APP_ID = "segwatch-alerter"
+
+DEFAULT_BALANCE_PARTITIONS = 4
+DEFAULT_REPLICATION = 1
+
+_DAY_MS = 24 * 60 * 60 * 1000
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """The changelog topic Faust uses for `table` of the app `app_id`."""
+    return f"{app_id}-{table}-changelog"
+
+
+@dataclass(frozen=True)
+class TableChangelog:
+    """A Faust table whose changelog topic we create ahead of the app (so it is never auto-created)."""
+
+    app_id: str
+    table: str
+    copartitioned: bool  # True: keyed like segwatch.balances, so it must have the same partition count
+    purpose: str
+
+    @property
+    def topic(self) -> str:
+        return changelog_topic(self.app_id, self.table)
+
+
+# Faust tables of our apps. Add a line here when an app gains a table.
+TABLES: tuple[TableChangelog, ...] = (
+    TableChangelog(CALCULATOR_APP_ID, "accounts", True, "calculator table: latest balance per account"),
+    TableChangelog(CALCULATOR_APP_ID, "depositories", True, "calculator table: latest balance per depository"),
+    TableChangelog(ALERTER_APP_ID, "alerts", False, "alerter table: current state of every alert"),
+)
+
+CALCULATOR_ACCOUNTS_CHANGELOG = changelog_topic(CALCULATOR_APP_ID, "accounts")
+CALCULATOR_DEPOSITORIES_CHANGELOG = changelog_topic(CALCULATOR_APP_ID, "depositories")
+ALERTER_ALERTS_CHANGELOG = changelog_topic(ALERTER_APP_ID, "alerts")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as it should exist on the cluster."""
+
+    name: str
+    partitions: int
+    replication: int
+    configs: Mapping[str, str] = field(hash=False)
+    purpose: str
+
+    @property
+    def compacted(self) -> bool:
+        return "compact" in self.configs.get("cleanup.policy", "delete").split(",")
+
+
+def _positive_int(env: Mapping[str, str], var: str, default: int) -> int:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(var, f"must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise InputError(var, f"must be at least 1, got {value}")
+    return value
+
+
+def topics(env: Mapping[str, str] | None = None) -> tuple[TopicSpec, ...]:
+    """The declaration: every topic, with partitions and replication for this environment."""
+    env = os.environ if env is None else env
+    balance_partitions = _positive_int(env, "SEGWATCH_BALANCE_PARTITIONS", DEFAULT_BALANCE_PARTITIONS)
+    replication = _positive_int(env, "SEGWATCH_REPLICATION", DEFAULT_REPLICATION)
+
+    def spec(name: str, partitions: int, configs: dict[str, str], purpose: str) -> TopicSpec:
+        if replication >= 3:
+            configs = {**configs, "min.insync.replicas": "2"}
+        return TopicSpec(name, partitions, replication, MappingProxyType(dict(configs)), purpose)
+
+    compact = {"cleanup.policy": "compact"}
+
+    def delete_after(days: int) -> dict[str, str]:
+        return {"cleanup.policy": "delete", "retention.ms": str(days * _DAY_MS)}
+
+    return (
+        spec(
+            BALANCES,
+            balance_partitions,
+            delete_after(7),
+            "input: account and depository balance events, keyed by entity",
+        ),
+        spec(SETTINGS, 1, compact, "management targets, FX rates and the 30.7 foreign requirement"),
+        spec(PARTIALS, 1, compact, "calculator-internal partial sums, one per balances partition"),
+        spec(FIGURES, 1, compact, "the figures record of each segment"),
+        spec(ALERTS, 1, delete_after(30), "alert state changes"),
+        spec(DEADLETTER, 1, delete_after(14), "what could not be processed, with the reason"),
+        *(
+            spec(table.topic, balance_partitions if table.copartitioned else 1, compact, table.purpose)
+            for table in TABLES
+        ),
+    )
+
+
+def by_name(env: Mapping[str, str] | None = None) -> dict[str, TopicSpec]:
+    return {spec.name: spec for spec in topics(env)}
