@@ -23,6 +23,7 @@ class SegmentState:
     depositories: int = 0
     as_of: datetime | None = None
     last_event_id: str | None = None
+    sources: dict[str, datetime] = field(default_factory=dict)  # source -> newest as-of it has sent
 
     def add(self, held: Held, sign: int) -> None:
         per_line = self.totals.setdefault(held.currency, {})
@@ -57,6 +58,9 @@ class Aggregate:
         state.add(new, +1)
         if state.as_of is None or new.as_of >= state.as_of:
             state.as_of, state.last_event_id = new.as_of, new.event_id
+        seen = state.sources.get(new.source)
+        if seen is None or new.as_of > seen:
+            state.sources[new.source] = new.as_of
         return True
 
     def load(self, items: Iterable[tuple[str, Held]]) -> None:

@@ -53,4 +53,5 @@ class Book:
             accounts=state.accounts,
             depositories=state.depositories,
             last_event_id=state.last_event_id,
+            sources=state.sources,
         )

@@ -88,6 +88,8 @@ def figures_record(
     accounts: int,
     depositories: int,
     last_event_id: str | None,
+    ingested_at: datetime | None = None,
+    sources: Mapping[str, datetime] | None = None,
 ) -> Figures:
     return Figures(
         segment=c.segment,  # type: ignore[arg-type]
@@ -105,4 +107,6 @@ def figures_record(
         accounts=accounts,
         depositories=depositories,
         last_event_id=last_event_id,
+        ingested_at=ingested_at,
+        sources=dict(sources or {}),
     )

@@ -21,6 +21,7 @@ class Held(NamedTuple):
     segment: str
     currency: str
     contribution: Contribution
+    source: str = ""
 
     def supersedes(self, other: Held | None) -> bool:
         """Newer as-of wins; at equal as-of the greater event id wins, so arrival order never matters."""
@@ -30,14 +31,16 @@ class Held(NamedTuple):
         return [
             self.as_of.isoformat(), self.event_id, self.segment, self.currency,
             [[code, str(amount)] for code, amount in self.contribution],
+            self.source,
         ]
 
     @classmethod
     def from_wire(cls, data: list[object]) -> Held:
-        as_of, event_id, segment, currency, contribution = data
+        as_of, event_id, segment, currency, contribution, source = data
         return cls(
             datetime.fromisoformat(str(as_of)), str(event_id), str(segment), str(currency),
             tuple((str(c), Decimal(str(a))) for c, a in contribution),  # type: ignore[attr-defined]
+            str(source),
         )
 
 
@@ -73,5 +76,8 @@ def depository_key(ev: DepositoryBalance) -> str:
 
 def held_of(ev: AccountBalance | DepositoryBalance) -> tuple[str, Held]:
     if isinstance(ev, AccountBalance):
-        return account_key(ev), Held(ev.as_of, ev.event_id, ev.segment, ev.currency, account_contribution(ev))
-    return depository_key(ev), Held(ev.as_of, ev.event_id, ev.segment, ev.currency, ((ev.line, ev.amount),))
+        contribution = account_contribution(ev)
+        return account_key(ev), Held(ev.as_of, ev.event_id, ev.segment, ev.currency, contribution, ev.source)
+    return depository_key(ev), Held(
+        ev.as_of, ev.event_id, ev.segment, ev.currency, ((ev.line, ev.amount),), ev.source
+    )

@@ -17,15 +17,19 @@ from types import MappingProxyType
 
 from segwatch.errors import InputError
 
-BALANCES = "segwatch.balances"
-SETTINGS = "segwatch.settings"
-PARTIALS = "segwatch.partials"
-FIGURES = "segwatch.figures"
-ALERTS = "segwatch.alerts"
-DEADLETTER = "segwatch.deadletter"
+# SEGWATCH_NAMESPACE prefixes every topic, app id and consumer group, so several segwatch systems (or test
+# runs) can share one cluster without seeing each other's records. Read once, at import.
+NAMESPACE = os.environ.get("SEGWATCH_NAMESPACE", "").strip()
 
-CALCULATOR_APP_ID = "segwatch-calculator"
-ALERTER_APP_ID = "segwatch-alerter"
+BALANCES = f"{NAMESPACE}segwatch.balances"
+SETTINGS = f"{NAMESPACE}segwatch.settings"
+PARTIALS = f"{NAMESPACE}segwatch.partials"
+FIGURES = f"{NAMESPACE}segwatch.figures"
+ALERTS = f"{NAMESPACE}segwatch.alerts"
+DEADLETTER = f"{NAMESPACE}segwatch.deadletter"
+
+CALCULATOR_APP_ID = f"{NAMESPACE}segwatch-calculator"
+ALERTER_APP_ID = f"{NAMESPACE}segwatch-alerter"
 
 DEFAULT_BALANCE_PARTITIONS = 4
 DEFAULT_REPLICATION = 1
@@ -56,6 +60,7 @@ class TableChangelog:
 TABLES: tuple[TableChangelog, ...] = (
     TableChangelog(CALCULATOR_APP_ID, "accounts", True, "calculator table: latest balance per account"),
     TableChangelog(CALCULATOR_APP_ID, "depositories", True, "calculator table: latest balance per depository"),
+    TableChangelog(CALCULATOR_APP_ID, "combiner", False, "calculator table: partials, settings, versions"),
     TableChangelog(ALERTER_APP_ID, "alerts", False, "alerter table: current state of every alert"),
 )
 

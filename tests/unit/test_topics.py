@@ -11,6 +11,7 @@ CHANGELOGS = (
     "segwatch-calculator-accounts-changelog",
     "segwatch-calculator-depositories-changelog",
 )
+COMBINER_CHANGELOG = "segwatch-calculator-combiner-changelog"  # one partition: partials and settings
 
 
 def test_every_topic_is_declared_once() -> None:
@@ -24,6 +25,7 @@ def test_every_topic_is_declared_once() -> None:
         t.ALERTS,
         t.DEADLETTER,
         *CHANGELOGS,
+        COMBINER_CHANGELOG,
         "segwatch-alerter-alerts-changelog",
     }
 
@@ -42,14 +44,17 @@ def test_calculator_changelogs_are_copartitioned_with_balances(env: dict[str, st
     assert balances == int(env.get("SEGWATCH_BALANCE_PARTITIONS", t.DEFAULT_BALANCE_PARTITIONS))
     for name in CHANGELOGS:
         assert specs[name].partitions == balances
-    for name in (t.SETTINGS, t.PARTIALS, t.FIGURES, t.ALERTS, t.DEADLETTER, t.ALERTER_ALERTS_CHANGELOG):
+    for name in (t.SETTINGS, t.PARTIALS, t.FIGURES, t.ALERTS, t.DEADLETTER, t.ALERTER_ALERTS_CHANGELOG,
+                 COMBINER_CHANGELOG):
         assert specs[name].partitions == 1
 
 
 def test_compaction_and_retention() -> None:
     specs = t.by_name({})
     compacted = {name for name, spec in specs.items() if spec.compacted}
-    assert compacted == {t.SETTINGS, t.PARTIALS, t.FIGURES, *CHANGELOGS, t.ALERTER_ALERTS_CHANGELOG}
+    assert compacted == {
+        t.SETTINGS, t.PARTIALS, t.FIGURES, *CHANGELOGS, COMBINER_CHANGELOG, t.ALERTER_ALERTS_CHANGELOG
+    }
     day = 24 * 3600 * 1000
     assert specs[t.BALANCES].configs == {"cleanup.policy": "delete", "retention.ms": str(7 * day)}
     assert specs[t.ALERTS].configs == {"cleanup.policy": "delete", "retention.ms": str(30 * day)}

@@ -1,0 +1,284 @@
+"""A synthetic FCM's business day, as balance events: `segwatch sample`.
+
+Thousands of customer accounts and tens of depository accounts across all three segments. The day opens
+near the closing book, moves through the day, and in the 4d(2) segment a clearing-house margin outflow
+pushes the excess under the management target, then into a deficiency, then back. At the close every
+balance is restated so that the statement equals the 2017-11-06 reference filing line by line.
+Deterministic for a seed; pure (no Kafka).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from importlib import resources
+
+from schemas.events import (
+    AccountBalance,
+    DepositoryBalance,
+    EventBase,
+    ForeignRequirement,
+    ManagementTarget,
+)
+from segwatch.core import statement
+from segwatch.core.catalogue import SEGMENTS, ZERO
+from segwatch.core.money import CENT
+
+END_DATE = "2017-11-06"
+# 2017-11-06 in New York (EST, UTC-5): the day runs 07:00-17:30 local.
+DAY = datetime(2017, 11, 6, 12, 0, tzinfo=UTC)
+OPEN, CLOSE = DAY, DAY + timedelta(hours=10, minutes=30)
+PREFIX = {"4d2": "F", "30.7": "S", "4df": "X"}
+# Where the 4d(2) dip happens: the clearing house's cash margin account (line 8A, code 7100).
+DIP_LINE = "7100"
+US_LINES = frozenset({"7500", "7540"})
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    segment: str
+    account: str
+    cash: Decimal
+    securities: Decimal
+    unrealized: Decimal
+    long_options: Decimal
+    short_options: Decimal
+    offset_securities: Decimal
+
+    @property
+    def nle(self) -> Decimal:
+        return self.cash + self.securities + self.unrealized + self.long_options + self.short_options
+
+
+@dataclass(frozen=True, slots=True)
+class Depository:
+    segment: str
+    depository: str
+    line: str
+    amount: Decimal
+
+
+def closing_book() -> dict[str, dict[str, Decimal]]:
+    raw = json.loads(resources.files("segwatch").joinpath("data/closing_2017-11-06.json").read_text())
+    return {sid: {c: Decimal(a) for c, a in raw[sid].items()} for sid in SEGMENTS}
+
+
+def split(total: Decimal, weights: list[float]) -> list[Decimal]:
+    """Split an amount into len(weights) parts, exact to the cent, proportional to the weights."""
+    cents = int(total / CENT)
+    scale = sum(weights)
+    parts = [int(cents * w / scale) for w in weights]
+    parts[-1] += cents - sum(parts)
+    return [Decimal(p) * CENT for p in parts]
+
+
+def customer_accounts(segment_id: str, leaves: dict[str, Decimal], n: int, rng: random.Random) -> list[Account]:
+    """n accounts whose sums are exactly the segment's ledger lines, deficits and offsets included."""
+    codes = SEGMENTS[segment_id].ledger
+    gross, offset = leaves[codes["deficit"]], -leaves[codes["offset"]]
+    k = max(1, n // 25) if gross > 0 else 0
+    accounts: list[Account] = []
+    prefix = PREFIX[segment_id]
+    # Accounts liquidating to a deficit: NLE = -g_i, offset by up to g_i of their own securities.
+    deficits = split(gross, [rng.uniform(0.2, 1.0) for _ in range(k)]) if k else []
+    offsets = split(offset, [float(g) for g in deficits]) if k else []
+    offsets = [min(o, g) for o, g in zip(offsets, deficits, strict=True)]
+    offsets[-1:] = [offsets[-1] + (offset - sum(offsets))] if k else []
+    used_cash = used_unrealized = ZERO
+    for i, (g, o) in enumerate(zip(deficits, offsets, strict=True)):
+        cash = (g * Decimal(rng.uniform(0, 1))).quantize(CENT)
+        unrealized = -g - cash
+        used_cash += cash
+        used_unrealized += unrealized
+        accounts.append(Account(segment_id, f"{prefix}-D{i:05d}", cash, ZERO, unrealized, ZERO, ZERO, o))
+    # Accounts with equity share the rest in one proportion, so each NLE is its share of a positive total.
+    m = n - k
+    weights = [rng.lognormvariate(0, 1.0) + 0.05 for _ in range(m)]
+    comps = {
+        "cash": split(leaves[codes["cash"]] - used_cash, weights),
+        "securities": split(leaves[codes["securities"]], weights),
+        "unrealized": split(leaves[codes["unrealized"]] - used_unrealized, weights),
+        "long_options": split(leaves[codes["long_options"]], weights),
+        "short_options": split(leaves[codes["short_options"]], weights),
+    }
+    for j in range(m):
+        accounts.append(Account(
+            segment_id, f"{prefix}-{j:06d}", comps["cash"][j], comps["securities"][j], comps["unrealized"][j],
+            comps["long_options"][j], comps["short_options"][j], ZERO,
+        ))
+    return _no_rounding_deficits(accounts, k)
+
+
+def _no_rounding_deficits(accounts: list[Account], k: int) -> list[Account]:
+    """Cent rounding can leave an equity account a few cents negative; move those cents to the largest."""
+    equity = accounts[k:]
+    largest = max(range(len(equity)), key=lambda j: equity[j].nle)
+    moved = ZERO
+    for j, acct in enumerate(equity):
+        if acct.nle < 0 and j != largest:
+            moved += -acct.nle
+            equity[j] = _replace_cash(acct, acct.cash - acct.nle)
+    equity[largest] = _replace_cash(equity[largest], equity[largest].cash - moved)
+    return accounts[:k] + equity
+
+
+def _replace_cash(a: Account, cash: Decimal) -> Account:
+    return Account(a.segment, a.account, cash, a.securities, a.unrealized, a.long_options, a.short_options,
+                   a.offset_securities)
+
+
+def depository_accounts(segment_id: str, leaves: dict[str, Decimal], rng: random.Random) -> list[Depository]:
+    out = []
+    seg = SEGMENTS[segment_id]
+    for code in sorted(seg.depository_codes):
+        amount = leaves.get(code, ZERO)
+        count = 1 if amount == 0 else rng.randint(1, 3)
+        for i, part in enumerate(split(amount, [rng.uniform(0.3, 1.0) for _ in range(count)])):
+            out.append(Depository(segment_id, f"{PREFIX[segment_id]}-{code}-{i}", code, part))
+    return out
+
+
+def _instrument(segment_id: str, code: str) -> str:
+    label = SEGMENTS[segment_id].line(code).label.lower()
+    if "in lieu of cash" in label:
+        return "customer_securities"
+    if "investments of" in label or "securities" in label:
+        return "us_government"
+    if "option" in label or "unrealized" in label or "settlement" in label or "variation" in label:
+        return "open_trade_equity"
+    return "cash"
+
+
+class Day:
+    """Builds the day's events in as-of order."""
+
+    def __init__(self, accounts: int, events: int, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.book = closing_book()
+        self.n = 0
+        self.accounts = {
+            sid: customer_accounts(sid, self.book[sid], count, self.rng)
+            for sid, count in _per_segment(accounts).items()
+        }
+        self.depositories = {sid: depository_accounts(sid, self.book[sid], self.rng) for sid in SEGMENTS}
+        self.updates = events
+
+    def _id(self) -> str:
+        self.n += 1
+        return f"sample-{self.seed}-{self.n:08d}"
+
+    def account_event(self, a: Account, at: datetime, cash_delta: Decimal = ZERO) -> AccountBalance:
+        return AccountBalance(
+            event_id=self._id(), source="ledger", as_of=at, segment=a.segment, account=a.account,  # type: ignore[arg-type]
+            currency="USD", cash=a.cash + cash_delta, securities=a.securities, unrealized=a.unrealized,
+            long_options=a.long_options, short_options=a.short_options, offset_securities=a.offset_securities,
+        )
+
+    def depository_event(self, d: Depository, at: datetime, amount: Decimal | None = None) -> DepositoryBalance:
+        source = {"7": "bank", "8": "dco", "9": "dco"}.get(SEGMENTS[d.segment].line(d.line).number[0], "broker")
+        if d.segment == "30.7":
+            source = "bank" if d.line in {"7500", "7520", "7540", "7560"} else "broker"
+        return DepositoryBalance(
+            event_id=self._id(), source=source, as_of=at, segment=d.segment, depository=d.depository,  # type: ignore[arg-type]
+            line=d.line, currency="USD", location="us" if d.segment != "30.7" or d.line in US_LINES else "non_us",
+            instrument=_instrument(d.segment, d.line), amount=d.amount if amount is None else amount,  # type: ignore[arg-type]
+        )
+
+    def phases(self) -> list[tuple[str, list[EventBase]]]:
+        """The day in phases. A replay pauses between phases, so that each dip step is seen on its own."""
+        out: list[tuple[str, list[EventBase]]] = []
+        moved: dict[str, Account] = {}
+        # Opening: funds first, then customers near their closing balances (small moves that are restated at
+        # the close, far smaller than any segment's room over its target), then the FCM's settings.
+        out.append(("opening depositories", [
+            self.depository_event(d, OPEN) for sid in SEGMENTS for d in self.depositories[sid]
+        ]))
+        opening: list[EventBase] = []
+        for sid in SEGMENTS:
+            for a in self.accounts[sid]:
+                delta = self._nudge(a)
+                if delta:
+                    moved[a.account] = a
+                opening.append(self.account_event(a, OPEN, delta))
+        out.append(("opening accounts", opening))
+        at = OPEN + timedelta(minutes=1)
+        settings: list[EventBase] = [
+            ManagementTarget(event_id=self._id(), source="treasury", as_of=at, segment=sid,  # type: ignore[arg-type]
+                             amount=self.book[sid][seg.target])
+            for sid, seg in SEGMENTS.items()
+        ]
+        settings.append(ForeignRequirement(event_id=self._id(), source="treasury", as_of=at,
+                                           amount=self.book["30.7"]["7305"]))
+        out.append(("management targets", settings))
+        # The day: account updates spread over it, with the four steps of the 4d(2) dip between them.
+        everyone = [a for sid in SEGMENTS for a in self.accounts[sid]]
+        start, span = at + timedelta(minutes=1), (CLOSE - at - timedelta(minutes=32)).total_seconds()
+        dip = self._dip_events()
+        chunk = max(1, self.updates // (len(dip) + 1))
+        done = 0
+        names = ("under target", "deficiency", "deficiency cured")
+        for step in range(len(dip) + 1):
+            count = chunk if step < len(dip) else self.updates - done
+            updates: list[EventBase] = []
+            for i in range(done, done + count):
+                a = self.rng.choice(everyone)
+                moved[a.account] = a
+                t = start + timedelta(seconds=span * i / max(1, self.updates))
+                updates.append(self.account_event(a, t, self._nudge(a)))
+            done += count
+            out.append((f"trading {step + 1}", updates))
+            if step < len(dip):
+                d, amount = dip[step]
+                t = start + timedelta(seconds=span * done / max(1, self.updates), milliseconds=1)
+                out.append((f"4d2 margin: {names[step]}", [self.depository_event(d, t, amount)]))
+        # The close: every account that moved and the dipped depository restated at their closing balances.
+        closing: list[EventBase] = [self.account_event(a, CLOSE) for a in moved.values()]
+        closing.append(self.depository_event(self._dip_account(), CLOSE))
+        out.append(("close", closing))
+        return out
+
+    def events(self) -> Iterator[EventBase]:
+        for _, events in self.phases():
+            yield from events
+
+    def _nudge(self, a: Account) -> Decimal:
+        if self.rng.random() > 0.3:
+            return ZERO
+        scale = min(abs(a.nle) / 100, Decimal(5000))
+        return (scale * Decimal(self.rng.uniform(-1, 1))).quantize(CENT)
+
+    def _dip_account(self) -> Depository:
+        return max((d for d in self.depositories["4d2"] if d.line == DIP_LINE), key=lambda d: d.amount)
+
+    def _dip_events(self) -> list[tuple[Depository, Decimal]]:
+        """Margin paid out of the clearing-house account and returned in steps that take the 4d(2) excess to
+        half its target (under target), minus half its target (deficiency), half its target again, and
+        (at the close) back to the filed excess."""
+        d = self._dip_account()
+        lines = statement.compute("4d2", self.book["4d2"])
+        excess, half_target = lines["7190"], lines["7194"] / 2
+        return [
+            (d, d.amount - (excess - half_target)),
+            (d, d.amount - (excess + half_target)),
+            (d, d.amount - (excess - half_target)),
+        ]
+
+
+def _per_segment(total: int) -> dict[str, int]:
+    # Most customers trade US futures; fewer trade foreign futures or cleared swaps.
+    shares = {"4d2": 0.6, "30.7": 0.25, "4df": 0.15}
+    return {sid: max(30, int(total * share)) for sid, share in shares.items()}
+
+
+def sample_day(accounts: int = 3000, events: int = 6000, seed: int = 7) -> Iterator[EventBase]:
+    return Day(accounts, events, seed).events()
+
+
+def to_ndjson(events: Iterator[EventBase]) -> Iterator[str]:
+    for ev in events:
+        yield ev.model_dump_json()

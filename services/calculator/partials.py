@@ -1,0 +1,124 @@
+"""One balances partition's share of the figures: its running sums, and the wire form the combiner reads.
+
+Each calculator worker keeps a `PartitionState` per balances partition it owns and publishes a `Partial`
+after every batch. The combiner adds the latest partial of every partition, so more workers on more
+partitions scale the calculator out while the figures stay exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from schemas.events import AccountBalance, DepositoryBalance
+from segwatch.core.aggregate import Aggregate
+from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.core.ledger import Held
+
+
+@dataclass(slots=True)
+class SegmentPartial:
+    totals: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    accounts: int = 0
+    depositories: int = 0
+    as_of: datetime | None = None
+    last_event_id: str | None = None
+    sources: dict[str, datetime] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Partial:
+    partition: int
+    offset: int  # the highest balances offset applied; a partial with a lower one is stale
+    ingested_at: datetime | None  # Kafka timestamp of the newest balance applied
+    segments: dict[str, SegmentPartial]
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({
+            "partition": self.partition,
+            "offset": self.offset,
+            "ingested_at": _iso(self.ingested_at),
+            "segments": {
+                sid: {
+                    "totals": {c: {k: str(v) for k, v in t.items()} for c, t in s.totals.items()},
+                    "accounts": s.accounts,
+                    "depositories": s.depositories,
+                    "as_of": _iso(s.as_of),
+                    "last_event_id": s.last_event_id,
+                    "sources": {src: _iso(ts) for src, ts in s.sources.items()},
+                }
+                for sid, s in self.segments.items()
+            },
+        })
+
+    @classmethod
+    def from_json(cls, raw: bytes | str | Mapping[str, Any]) -> Partial:
+        data = raw if isinstance(raw, Mapping) else orjson.loads(raw)
+        return cls(
+            partition=int(data["partition"]),
+            offset=int(data["offset"]),
+            ingested_at=_dt(data.get("ingested_at")),
+            segments={
+                sid: SegmentPartial(
+                    totals={c: {k: Decimal(v) for k, v in t.items()} for c, t in s["totals"].items()},
+                    accounts=int(s["accounts"]),
+                    depositories=int(s["depositories"]),
+                    as_of=_dt(s.get("as_of")),
+                    last_event_id=s.get("last_event_id"),
+                    sources={src: ts for src, ts in ((k, _dt(v)) for k, v in s.get("sources", {}).items()) if ts},
+                )
+                for sid, s in data["segments"].items()
+                if sid in SEGMENT_IDS
+            },
+        )
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts else None
+
+
+def _dt(raw: object) -> datetime | None:
+    return datetime.fromisoformat(str(raw)) if raw else None
+
+
+class PartitionState:
+    """The balances one partition has seen: latest per key, running sums, freshness per source."""
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.aggregate = Aggregate()
+        self.offset = -1
+        self.ingested_at: datetime | None = None
+        self.batch_last_event: dict[str, str] = {}
+
+    def load(self, items: Iterable[tuple[str, Held]]) -> None:
+        self.aggregate.load(items)
+
+    def apply(self, ev: AccountBalance | DepositoryBalance, offset: int, ingested_at: datetime | None) -> bool:
+        self.offset = max(self.offset, offset)
+        if ingested_at and (self.ingested_at is None or ingested_at > self.ingested_at):
+            self.ingested_at = ingested_at
+        changed = self.aggregate.apply(ev)
+        if changed:
+            self.batch_last_event[ev.segment] = ev.event_id
+        return changed
+
+    def partial(self) -> Partial:
+        """The partial to publish; its last_event_id per segment is the newest event this batch applied."""
+        segments = {}
+        for sid, state in self.aggregate.segments.items():
+            segments[sid] = SegmentPartial(
+                totals={c: dict(t) for c, t in state.totals.items()},
+                accounts=state.accounts,
+                depositories=state.depositories,
+                as_of=state.as_of,
+                last_event_id=self.batch_last_event.get(sid, state.last_event_id),
+                sources=dict(state.sources),
+            )
+        self.batch_last_event = {}
+        return Partial(self.partition, self.offset, self.ingested_at, segments)
