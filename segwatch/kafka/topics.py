@@ -31,6 +31,11 @@ DEADLETTER = f"{NAMESPACE}segwatch.deadletter"
 CALCULATOR_APP_ID = f"{NAMESPACE}segwatch-calculator"
 ALERTER_APP_ID = f"{NAMESPACE}segwatch-alerter"
 
+
+def namespaced(name: str, namespace: str) -> str:
+    """`name` (a constant above) as it is called under another namespace."""
+    return namespace + name.removeprefix(NAMESPACE)
+
 DEFAULT_BALANCE_PARTITIONS = 4
 DEFAULT_REPLICATION = 1
 

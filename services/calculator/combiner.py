@@ -61,7 +61,11 @@ class Combiner:
         self.partials[partial.partition] = partial
         for sid, seg in partial.segments.items():
             before = held.segments.get(sid) if held else None
-            if before is None or before.last_event_id != seg.last_event_id or before.totals != seg.totals:
+            if before is None:
+                changed = bool(seg.accounts or seg.depositories)
+            else:
+                changed = before.last_event_id != seg.last_event_id or before.totals != seg.totals
+            if changed:
                 self.dirty.add(sid)
                 self.trigger[sid] = (seg.last_event_id, partial.ingested_at)
         return True
@@ -88,6 +92,8 @@ class Combiner:
             last = self.emitted.get(sid)
             if last is not None and last.digest == d:
                 continue
+            if last is None and not any(c.lines.values()):
+                continue  # a segment with nothing in it yet has no figures to publish
             version = (last.version if last else 0) + 1
             self.emitted[sid] = Emitted(version, d)
             out.append(self._record(sid, c, version, now))

@@ -1,0 +1,118 @@
+"""Replay a business day into a running system, and watch the figures and alerts it produces."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import partial
+
+import aiohttp
+
+from schemas.alerts import Alert
+from schemas.records import Figures
+from segwatch.core.book import Book
+from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.core.money import fmt_form
+from segwatch.kafka import topics
+from segwatch.sample import Day
+from segwatch.system import LocalSystem, parse_output
+
+
+def describe_figures(f: Figures) -> str:
+    state = "DEFICIENCY" if f.excess < 0 else "under target" if f.excess < f.target else "ok"
+    return (
+        f"figures {f.segment:>4} v{f.version:<4} required {fmt_form(f.requirement):>17}  held {fmt_form(f.funds):>17}"
+        f"  excess {fmt_form(f.excess):>15}  target {fmt_form(f.target):>13}  {state}"
+    )
+
+
+def describe_alert(a: Alert) -> str:
+    return f"ALERT   {a.segment:>4} {a.rule:<13} {a.state.upper():<8} {a.severity:<8} {a.summary}"
+
+
+@dataclass
+class Watcher:
+    """Follows the figures and alert topics of a system; `wait_for` blocks until a condition holds."""
+
+    system: LocalSystem
+    out: Callable[[str], None] | None = print
+    figures: dict[str, Figures] = field(default_factory=dict)
+    figures_seen: list[Figures] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        ready = asyncio.Event()
+        self._task = asyncio.create_task(self._follow(ready))
+        await asyncio.wait_for(ready.wait(), 30)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _follow(self, ready: asyncio.Event) -> None:
+        async with self.system.consume(topics.FIGURES, topics.ALERTS) as consumer:
+            ready.set()
+            while True:
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for record in records:
+                        item = parse_output(record.topic, record.value)
+                        if isinstance(item, Figures):
+                            self.figures[item.segment] = item
+                            self.figures_seen.append(item)
+                            line = describe_figures(item)
+                        else:
+                            self.alerts.append(item)
+                            line = describe_alert(item)
+                        if self.out:
+                            self.out(f"{time.strftime('%H:%M:%S')} {line}")
+                if batch:
+                    async with self._changed:
+                        self._changed.notify_all()
+
+    async def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        async def waiter() -> None:
+            async with self._changed:
+                await self._changed.wait_for(condition)
+
+        try:
+            await asyncio.wait_for(waiter(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}") from None
+
+    def figures_equal(self, expected: Mapping[str, Mapping[str, Decimal]]) -> bool:
+        return all(sid in self.figures and self.figures[sid].lines == lines for sid, lines in expected.items())
+
+
+async def replay(
+    system: LocalSystem,
+    day: Day,
+    watcher: Watcher,
+    *,
+    pause: float = 0.0,
+    timeout: float = 60.0,
+    out: Callable[[str], None] | None = print,
+) -> Book:
+    """Post the day phase by phase; after each, wait until the published figures equal the core's."""
+    book = Book()
+    async with aiohttp.ClientSession() as http:
+        for name, events in day.phases():
+            if out:
+                out(f"-- {name}: {len(events)} events")
+            await system.post(http, events)
+            book.apply_all(events)
+            expected = {
+                sid: book.consolidated(sid).lines
+                for sid in SEGMENT_IDS
+                if any(book.consolidated(sid).lines.values())
+            }
+            await watcher.wait_for(partial(watcher.figures_equal, expected), timeout, f"the figures after {name}")
+            if pause:
+                await asyncio.sleep(pause)
+    return book
