@@ -1,0 +1,307 @@
+"""The ingest HTTP API (aiohttp): events in over HTTP, validated, published to Kafka before the answer.
+
+    POST /v1/events   Content-Type application/json: one event; application/x-ndjson: a batch, one per line.
+                      202 {"accepted": [event ids], "rejected": [{"line", "field", "reason"}]} once Kafka has
+                      acknowledged every accepted event; 422 (same body) when nothing was accepted; 503 when a
+                      valid event could not be published (listed under "failed", sent to the dead-letter
+                      topic); 400 malformed body; 401 no valid bearer token; 413 too large; 415 other types.
+    GET /healthz      200 while the process runs.
+    GET /readyz       200 when the producer is started and Kafka (with segwatch's topics) reachable, else 503.
+    GET /metrics      Prometheus: segwatch_ingest_events_total{outcome}, segwatch_ingest_request_seconds,
+                      segwatch_ingest_publish_seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import signal
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from segwatch.deadletter import dead_letter
+from services.ingest.config import IngestConfig
+from services.ingest.publisher import Publisher, PublisherError
+from services.ingest.records import Bad, Parsed, parse_event
+
+JSON_TYPES = frozenset(("application/json",))
+NDJSON_TYPES = frozenset(("application/x-ndjson", "application/ndjson", "application/jsonl"))
+OUTCOMES = ("accepted", "rejected", "dead_lettered", "failed")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
+                   5.0, 10.0, 30.0)
+REALM = 'Bearer realm="segwatch-ingest"'
+RETRY_AFTER_SECONDS = "5"
+
+
+class IngestMetrics:
+    """The service's Prometheus metrics, in a registry of its own (several apps can live in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events = Counter(
+            "segwatch_ingest_events", "Events received over HTTP, by outcome (accepted: acknowledged by Kafka; "
+            "rejected: invalid; dead_lettered: valid but not published, on the dead-letter topic; failed: "
+            "neither published nor dead-lettered)", ["outcome"], registry=self.registry,
+        )
+        for outcome in OUTCOMES:
+            self.events.labels(outcome)
+        self.request_seconds = Histogram(
+            "segwatch_ingest_request_seconds", "Time to answer a POST /v1/events request",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.publish_seconds = Histogram(
+            "segwatch_ingest_publish_seconds", "Time from sending a request's events to Kafka's acknowledgement",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+
+
+CONFIG = web.AppKey("config", IngestConfig)
+PUBLISHER = web.AppKey("publisher", Publisher)
+METRICS = web.AppKey("metrics", IngestMetrics)
+LOG = web.AppKey("log", structlog.stdlib.BoundLogger)
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+
+def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+    return _json(status, {"error": reason}, headers)
+
+
+def _authorized(config: IngestConfig, header: str | None) -> bool | None:
+    """True: a configured token; None: no credentials given; False: credentials given but wrong."""
+    if not config.authenticated:
+        return True
+    if not header:
+        return None
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return False
+    given = credentials.strip().encode()
+    ok = False
+    for token in config.tokens:  # every token compared, each in constant time
+        ok |= hmac.compare_digest(given, token)
+    return ok
+
+
+def _unauthorized(config: IngestConfig, header: str | None) -> web.Response | None:
+    verdict = _authorized(config, header)
+    if verdict:
+        return None
+    challenge = REALM if verdict is None else f'{REALM}, error="invalid_token"'
+    reason = "a bearer token is required" if verdict is None else "the bearer token is not valid"
+    return _error(401, reason, {"WWW-Authenticate": challenge})
+
+
+async def post_events(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    started = time.perf_counter()
+    try:
+        return await _post_events(request)
+    finally:
+        metrics.request_seconds.observe(time.perf_counter() - started)
+
+
+async def _post_events(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    denied = _unauthorized(config, request.headers.get("Authorization"))
+    if denied is not None:
+        return denied
+
+    content_type = request.content_type.lower()
+    if content_type in JSON_TYPES:
+        batch = False
+    elif content_type in NDJSON_TYPES:
+        batch = True
+    else:
+        return _error(415, f"unsupported Content-Type {content_type!r}: send application/json (one event) "
+                           "or application/x-ndjson (a batch, one event per line)")
+    charset = (request.charset or "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        return _error(415, f"unsupported charset {charset!r}: send UTF-8")
+
+    too_large = f"the body is larger than {config.max_bytes} bytes (SEGWATCH_INGEST_MAX_BYTES)"
+    if request.content_length is not None and request.content_length > config.max_bytes:
+        return _error(413, too_large)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, too_large)
+    if len(body) > config.max_bytes:
+        return _error(413, too_large)
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _error(400, f"malformed body: not UTF-8 (byte {exc.start})")
+
+    events: list[Parsed] = []
+    rejected: list[Bad] = []
+    if batch:
+        lines = [
+            (number, line.rstrip(b"\r"))
+            for number, line in enumerate(body.split(b"\n"), start=1)
+            if line.strip()
+        ]
+        if not lines:
+            return _error(400, "malformed body: no events (an NDJSON batch has one JSON event per line)")
+        if len(lines) > config.max_events:
+            return _error(413, f"{len(lines)} events in one batch; at most {config.max_events} "
+                               "(SEGWATCH_INGEST_MAX_EVENTS)")
+        for number, line in lines:
+            result = parse_event(number, line)
+            if isinstance(result, Bad):
+                rejected.append(result)
+            else:
+                events.append(result)
+    else:
+        if not body.strip():
+            return _error(400, "malformed body: empty (expected one JSON event)")
+        result = parse_event(1, body)
+        if isinstance(result, Bad):
+            if result.malformed:
+                return _error(400, f"malformed body: {result.reason}")
+            rejected.append(result)
+        else:
+            events.append(result)
+    return await _publish(request, events, rejected)
+
+
+async def _publish(request: web.Request, events: list[Parsed], rejected: list[Bad]) -> web.Response:
+    app = request.app
+    publisher, metrics, log = app[PUBLISHER], app[METRICS], app[LOG]
+    accepted: list[str] = []
+    failed: list[tuple[Parsed, str]] = []
+    if events:
+        started = time.perf_counter()
+        outcomes = await publisher.publish([p.event for p in events])
+        metrics.publish_seconds.observe(time.perf_counter() - started)
+        for parsed, error in zip(events, outcomes, strict=True):
+            if error is None:
+                accepted.append(parsed.event.event_id)
+                log.debug("event accepted", correlation_id=parsed.event.event_id, line=parsed.line)
+            else:
+                failed.append((parsed, error))
+    for bad in rejected:
+        log.debug("event rejected", line=bad.line, field=bad.field, reason=bad.reason)
+
+    body: dict[str, Any] = {"accepted": accepted, "rejected": [bad.as_dict() for bad in rejected]}
+    metrics.events.labels("accepted").inc(len(accepted))
+    metrics.events.labels("rejected").inc(len(rejected))
+    if failed:
+        body["failed"] = await _dead_letter_failed(request, failed)
+        return _json(503, body, {"Retry-After": RETRY_AFTER_SECONDS})
+    return _json(202 if accepted else 422, body)
+
+
+async def _dead_letter_failed(request: web.Request, failed: list[tuple[Parsed, str]]) -> list[dict[str, Any]]:
+    """Valid events Kafka did not acknowledge: to the dead-letter topic with the reason, and told to the client."""
+    app = request.app
+    publisher, metrics, log = app[PUBLISHER], app[METRICS], app[LOG]
+    client = request.remote or "unknown"
+    letters = [
+        dead_letter("ingest", f"http {client} line {parsed.line}", error, parsed.raw) for parsed, error in failed
+    ]
+    outcomes = await publisher.dead_letter(letters)
+    out = []
+    for (parsed, error), dl_error in zip(failed, outcomes, strict=True):
+        event_id = parsed.event.event_id
+        if dl_error is None:
+            metrics.events.labels("dead_lettered").inc()
+            log.warning("event not published; dead-lettered", correlation_id=event_id, reason=error)
+        else:
+            metrics.events.labels("failed").inc()
+            log.error("event neither published nor dead-lettered", correlation_id=event_id, reason=error,
+                      dead_letter_error=dl_error, payload=parsed.raw.decode("utf-8", "replace")
+                      if isinstance(parsed.raw, bytes) else parsed.raw)
+        out.append({"line": parsed.line, "event_id": event_id, "reason": error, "dead_lettered": dl_error is None})
+    return out
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json(200, {"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    publisher = request.app[PUBLISHER]
+    if not publisher.started:
+        return _json(503, {"status": "not ready", "reason": "the Kafka producer is not started"})
+    if not await publisher.reachable():
+        return _json(503, {"status": "not ready", "reason": "Kafka (or segwatch's topics) not reachable"})
+    return _json(200, {"status": "ready"})
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    return web.Response(
+        body=generate_latest(request.app[METRICS].registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def _keep_starting(publisher: Publisher, log: structlog.stdlib.BoundLogger) -> None:
+    """Start the producer, retrying with backoff while Kafka is unreachable (readiness stays 503 meanwhile)."""
+    delay = 0.5
+    while not publisher.started:
+        try:
+            await publisher.start()
+        except PublisherError as exc:
+            log.warning("kafka not available; retrying", reason=str(exc), retry_in_seconds=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15.0)
+        else:
+            log.info("kafka producer started")
+
+
+def create_app(
+    config: IngestConfig, publisher: Publisher, *, log: structlog.stdlib.BoundLogger | None = None
+) -> web.Application:
+    """The ingest app. On startup it starts `publisher` (retrying in the background); on cleanup it stops
+    it, which flushes whatever is still pending."""
+    app = web.Application(client_max_size=config.max_bytes)
+    app[CONFIG] = config
+    app[PUBLISHER] = publisher
+    app[METRICS] = IngestMetrics()
+    app[LOG] = log if log is not None else structlog.get_logger().bind(service="ingest")
+    app.router.add_post("/v1/events", post_events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        starter = asyncio.create_task(_keep_starting(publisher, app[LOG]))
+        yield
+        starter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starter
+        await publisher.stop()
+        app[LOG].info("kafka producer stopped (flushed)")
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int, *, shutdown_timeout: float = 10.0) -> None:
+    """Serve `app` until SIGTERM or SIGINT, then stop accepting, finish in-flight requests and flush Kafka."""
+    log = app[LOG]
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, host, port, shutdown_timeout=shutdown_timeout, backlog=1024)
+        await site.start()
+        log.info("ingest listening", host=host, port=port, authenticated=app[CONFIG].authenticated)
+        await stop.wait()
+        log.info("ingest stopping")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()

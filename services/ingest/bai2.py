@@ -1,0 +1,411 @@
+"""BAI2 cash-management balance files (BAI Version 2), the format US banks report balances in.
+
+The subset read here:
+
+    01,sender,receiver,creation date YYMMDD,creation time HHMM,file id,record length,block size,2/
+    02,ultimate receiver,originator (bank),group status,as-of date YYMMDD,as-of time HHMM,currency,modifier/
+    03,account number,currency,type code,amount,item count,funds type[,type code,amount,...]/
+    88,continuation of the previous record's fields/
+    16,type code,amount,funds type,...,text       (transaction detail: counted in the totals, otherwise ignored)
+    49,account control total,number of records/
+    98,group control total,number of accounts,number of records/
+    99,file control total,number of groups,number of records/
+
+Fields are comma-separated and a record ends with '/'. Amounts are whole numbers of the currency's minor
+unit (cents for USD; none for JPY), optionally signed. A blank 03 currency means the group's (02), and a
+blank group currency means USD. Funds types S, V and D carry 3, 2 and 1 + 2n extra fields.
+
+Every control total and record count is checked: an account's total is the sum of the amounts of its 03,
+16 and 88 records and its count includes them and the 49; a group's total is the sum of its accounts' and
+its count includes its 02 and 98; the file's total is the sum of its groups' and its count includes every
+record from 01 to 99. A file whose structure, totals or counts are wrong is rejected whole (InputError):
+its figures cannot be trusted. Per-account problems (an account missing from the reference file, a
+currency mismatch, no balance of the wanted type code, an amount the schema rejects) are Bad records.
+
+As-of time: the 02 record's date and time in the bank's time zone (the caller's --timezone); a blank time,
+2400 or 9999 means the end of that day (23:59:59).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from schemas.events import DepositoryBalance
+from segwatch.errors import InputError
+from services.ingest.depositories import DepositoryRef
+from services.ingest.records import Bad, Parse, Parsed, derived_id, error_of
+
+CLOSING_LEDGER = "015"
+DEFAULT_CURRENCY = "USD"
+END_OF_DAY = time(23, 59, 59)
+
+# ISO 4217 minor units where they are not 2.
+MINOR_UNITS: dict[str, int] = {
+    **dict.fromkeys(
+        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV",
+         "XAF", "XOF", "XPF"),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+
+GROUP_STATUS = {"1": "update", "2": "deletion", "3": "correction", "4": "test only"}
+_AMOUNT = re.compile(r"^[+-]?[0-9]+$")
+_SIMPLE_FUNDS = frozenset(("", "Z", "0", "1", "2"))
+
+
+def minor_units(currency: str) -> int:
+    return MINOR_UNITS.get(currency, 2)
+
+
+def to_decimal(amount: int, currency: str) -> Decimal:
+    """Minor units → an exact Decimal in the currency's major unit (12345 USD → 123.45)."""
+    value = Decimal(amount).scaleb(-minor_units(currency))
+    two = value.quantize(Decimal("0.01"))
+    return two if two == value else value  # more than 2 places is left for the schema to reject
+
+
+@dataclass(slots=True)
+class Record:
+    """One logical record: its physical record plus any 88 continuations."""
+
+    code: str
+    fields: list[str]
+    line: int
+    physical: int = 1
+    raw: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    line: int
+    originator: str
+    receiver: str
+    status: str  # 1 update, 2 deletion, 3 correction, 4 test only
+    as_of_date: date
+    as_of_time: time
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    line: int
+    number: str
+    currency: str
+    amounts: Mapping[str, int | None]  # type code → amount in minor units (first occurrence), None if blank
+    group: Group
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bai2File:
+    sender: str
+    receiver: str
+    created: str  # YYMMDD HHMM as written
+    file_id: str
+    groups: tuple[Group, ...]
+    accounts: tuple[Account, ...]
+    control_total: int
+
+
+def _body(line: str) -> str:
+    """A physical record without its '/' terminator (and whatever padding follows it)."""
+    return line.split("/", 1)[0]
+
+
+def _records(text: str, where: str) -> Iterator[Record]:
+    current: Record | None = None
+    for number, physical in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        line = physical.strip()
+        if not line:
+            continue
+        code = line.split(",", 1)[0].strip()
+        if code == "88":
+            if current is None:
+                raise InputError(f"{where}:{number}", "continuation record (88) without a record to continue")
+            current.physical += 1
+            current.raw.append(line)
+            if current.code != "16":  # a 16's continuation is more of its free text
+                current.fields.extend(_body(line).split(",")[1:])
+            continue
+        if current is not None:
+            yield current
+        if code == "16":
+            # Transaction detail: only type code and amount matter; its text may hold ',' and '/'.
+            parts = line.split(",", 3)
+            fields = [p.strip() for p in parts[:3]]
+            if len(fields) == 3:
+                fields[2] = _body(fields[2])
+        else:
+            fields = [f.strip() for f in _body(line).split(",")]
+        current = Record(code, fields, number, 1, [line])
+    if current is not None:
+        yield current
+
+
+def _field(rec: Record, index: int) -> str:
+    return rec.fields[index] if index < len(rec.fields) else ""
+
+
+def _amount(raw: str, where: str, what: str) -> int | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not _AMOUNT.match(raw):
+        raise InputError(where, f"{what}: {raw!r} is not a whole number of minor units (no decimal point)")
+    return int(raw)
+
+
+def _count(raw: str, where: str, what: str) -> int:
+    value = _amount(raw, where, what)
+    if value is None or value < 0:
+        raise InputError(where, f"{what}: expected a count, got {raw!r}")
+    return value
+
+
+def _date(raw: str, where: str, what: str) -> date:
+    if not re.fullmatch(r"[0-9]{6}", raw):
+        raise InputError(where, f"{what}: expected YYMMDD, got {raw!r}")
+    try:
+        return date(2000 + int(raw[:2]), int(raw[2:4]), int(raw[4:6]))
+    except ValueError:
+        raise InputError(where, f"{what}: {raw!r} is not a date") from None
+
+
+def _time(raw: str, where: str, what: str) -> time:
+    if raw in ("", "2400", "9999"):
+        return END_OF_DAY
+    if not re.fullmatch(r"[0-9]{4}", raw) or int(raw[:2]) > 23 or int(raw[2:]) > 59:
+        raise InputError(where, f"{what}: expected HHMM, got {raw!r}")
+    return time(int(raw[:2]), int(raw[2:]))
+
+
+def _type_amounts(rec: Record, where: str) -> tuple[dict[str, int | None], int]:
+    """The 03 record's type-code groups after account and currency: (type code → amount, sum of amounts)."""
+    fields = rec.fields[3:]
+    amounts: dict[str, int | None] = {}
+    total = 0
+    i = 0
+    while i < len(fields):
+        if not any(fields[i:]):
+            break  # trailing empty fields
+        code = fields[i]
+        if not re.fullmatch(r"[0-9]{3}", code):
+            raise InputError(where, f"type code: expected three digits, got {code!r}")
+        amount = _amount(fields[i + 1] if i + 1 < len(fields) else "", where, f"amount of type code {code}")
+        funds = (fields[i + 3] if i + 3 < len(fields) else "").upper()
+        i += 4
+        if funds == "S":
+            i += 3
+        elif funds == "V":
+            i += 2
+        elif funds == "D":
+            n = _count(fields[i] if i < len(fields) else "", where, f"type code {code}: number of distributions")
+            i += 1 + 2 * n
+        elif funds not in _SIMPLE_FUNDS:
+            raise InputError(where, f"type code {code}: unknown funds type {funds!r}")
+        if amount is not None:
+            total += amount
+        amounts.setdefault(code, amount)
+    return amounts, total
+
+
+def parse_bai2(text: str, where: str) -> Bai2File:
+    """Read and check a whole BAI2 file. Raises InputError (file:line: reason) when it is unusable."""
+    records = _records(text, where)
+    header = next(records, None)
+    if header is None:
+        raise InputError(where, "empty file: expected a BAI2 file header (01)")
+    at = f"{where}:{header.line}"
+    if header.code != "01":
+        raise InputError(at, f"expected a BAI2 file header (01), got record {header.code!r}")
+    version = _field(header, 8)
+    if version != "2":
+        raise InputError(at, f"BAI version {version!r} is not supported; expected 2")
+
+    groups: list[Group] = []
+    accounts: list[Account] = []
+    file_records = header.physical
+    file_total = 0
+    group: Group | None = None
+    group_records = group_total = group_accounts = 0
+    account: Account | None = None
+    account_records = account_total = 0
+    trailer_seen = False
+
+    for rec in records:
+        at = f"{where}:{rec.line}"
+        if trailer_seen:
+            raise InputError(at, "record after the file trailer (99)")
+        file_records += rec.physical
+        if rec.code == "02":
+            if group is not None:
+                raise InputError(at, "group header (02) inside a group; the previous group has no trailer (98)")
+            group = Group(
+                line=rec.line,
+                originator=_field(rec, 2),
+                receiver=_field(rec, 1),
+                status=_field(rec, 3) or "1",
+                as_of_date=_date(_field(rec, 4), at, "as-of date"),
+                as_of_time=_time(_field(rec, 5), at, "as-of time"),
+                currency=_field(rec, 6).upper() or DEFAULT_CURRENCY,
+            )
+            groups.append(group)
+            group_records, group_total, group_accounts = rec.physical, 0, 0
+        elif rec.code == "03":
+            if group is None:
+                raise InputError(at, "account identifier (03) outside a group")
+            if account is not None:
+                raise InputError(at, "account identifier (03) before the previous account's trailer (49)")
+            number = _field(rec, 1)
+            if not number:
+                raise InputError(at, "account number is empty")
+            amounts, total = _type_amounts(rec, at)
+            account = Account(
+                line=rec.line,
+                number=number,
+                currency=_field(rec, 2).upper() or group.currency,
+                amounts=amounts,
+                group=group,
+                raw=rec.text,
+            )
+            account_records, account_total = rec.physical, total
+            group_records += rec.physical
+        elif rec.code == "16":
+            if account is None:
+                raise InputError(at, "transaction detail (16) outside an account")
+            amount = _amount(_field(rec, 2), at, "amount")
+            account_total += amount or 0
+            account_records += rec.physical
+            group_records += rec.physical
+        elif rec.code == "49":
+            if account is None:
+                raise InputError(at, "account trailer (49) without an account identifier (03)")
+            account_records += rec.physical
+            group_records += rec.physical
+            _check(at, f"account {account.number} control total", _amount(_field(rec, 1), at, "control total"),
+                   account_total)
+            _check(at, f"account {account.number} number of records", _count(_field(rec, 2), at, "number of records"),
+                   account_records)
+            accounts.append(account)
+            group_total += account_total
+            group_accounts += 1
+            account = None
+        elif rec.code == "98":
+            if group is None:
+                raise InputError(at, "group trailer (98) without a group header (02)")
+            if account is not None:
+                raise InputError(at, f"group trailer (98) before account {account.number}'s trailer (49)")
+            group_records += rec.physical
+            _check(at, "group control total", _amount(_field(rec, 1), at, "control total"), group_total)
+            _check(at, "group number of accounts", _count(_field(rec, 2), at, "number of accounts"), group_accounts)
+            _check(at, "group number of records", _count(_field(rec, 3), at, "number of records"), group_records)
+            file_total += group_total
+            group = None
+        elif rec.code == "99":
+            if group is not None:
+                raise InputError(at, "file trailer (99) before the group trailer (98)")
+            _check(at, "file control total", _amount(_field(rec, 1), at, "control total"), file_total)
+            _check(at, "file number of groups", _count(_field(rec, 2), at, "number of groups"), len(groups))
+            _check(at, "file number of records", _count(_field(rec, 3), at, "number of records"), file_records)
+            trailer_seen = True
+        elif rec.code == "01":
+            raise InputError(at, "a second file header (01)")
+        else:
+            raise InputError(at, f"unknown record code {rec.code!r}")
+    if not trailer_seen:
+        raise InputError(where, "the file ends without a file trailer (99): truncated?")
+    return Bai2File(
+        sender=_field(header, 1),
+        receiver=_field(header, 2),
+        created=f"{_field(header, 3)} {_field(header, 4)}",
+        file_id=_field(header, 5),
+        groups=tuple(groups),
+        accounts=tuple(accounts),
+        control_total=file_total,
+    )
+
+
+def _check(where: str, what: str, stated: int | None, computed: int) -> None:
+    if stated is None:
+        raise InputError(where, f"{what} is missing")
+    if stated != computed:
+        raise InputError(where, f"{what} is {stated} but the records add up to {computed}")
+
+
+def bai2_events(
+    bai: Bai2File,
+    refs: Mapping[str, DepositoryRef],
+    *,
+    timezone: ZoneInfo,
+    type_code: str = CLOSING_LEDGER,
+    source: str | None = None,
+    reference_name: str = "the depository reference file",
+) -> Parse:
+    """One DepositoryBalance per account of the file, through the reference file; Bad records otherwise."""
+    out = Parse("bai2")
+    for acct in bai.accounts:
+        status = GROUP_STATUS.get(acct.group.status, f"unknown ({acct.group.status})")
+        if acct.group.status not in ("1", "3"):
+            out.bad.append(Bad(acct.line, "group_status",
+                               f"bank account {acct.number} is in a group of status {status} (line "
+                               f"{acct.group.line}); only update (1) and correction (3) groups carry balances",
+                               acct.raw))
+            continue
+        ref = refs.get(acct.number)
+        if ref is None:
+            out.bad.append(Bad(acct.line, "account", f"bank account {acct.number} is not in {reference_name}",
+                               acct.raw))
+            continue
+        if acct.currency != ref.currency:
+            out.bad.append(Bad(
+                acct.line, "currency",
+                f"bank account {acct.number} reports {acct.currency} but {reference_name} says {ref.currency} "
+                f"(line {ref.ref_line})",
+                acct.raw,
+            ))
+            continue
+        minor = acct.amounts.get(type_code)
+        if minor is None:
+            what = "no amount" if type_code in acct.amounts else "no balance"
+            out.bad.append(Bad(acct.line, "amount", f"bank account {acct.number}: {what} of type code {type_code}",
+                               acct.raw))
+            continue
+        group = acct.group
+        as_of = datetime.combine(group.as_of_date, group.as_of_time, tzinfo=timezone)
+        event_source = source or f"bai2:{group.originator or bai.sender}"[:64]
+        data = {
+            "type": "depository_balance",
+            "event_id": derived_id(
+                "bai2", event_source, bai.sender, bai.receiver, bai.created, bai.file_id, group.originator,
+                as_of.isoformat(), acct.number, acct.currency, type_code, str(minor),
+                ref.segment, ref.depository, ref.line, ref.location, ref.instrument,
+            ),
+            "source": event_source,
+            "as_of": as_of,
+            "segment": ref.segment,
+            "depository": ref.depository,
+            "line": ref.line,
+            "currency": ref.currency,
+            "location": ref.location,
+            "instrument": ref.instrument,
+            "amount": to_decimal(minor, acct.currency),
+        }
+        try:
+            out.events.append(Parsed(acct.line, DepositoryBalance.model_validate(data), acct.raw))
+        except ValidationError as exc:
+            err = error_of(exc)
+            out.bad.append(Bad(acct.line, err.field, err.reason, acct.raw))
+    return out

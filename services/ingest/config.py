@@ -1,0 +1,117 @@
+"""The ingest service's settings, from the environment. Mistakes are InputErrors naming the variable.
+
+    SEGWATCH_INGEST_TOKENS           bearer tokens, comma-separated
+    SEGWATCH_INGEST_TOKENS_FILE      a file of bearer tokens, one per line (blank lines and # comments ignored)
+    SEGWATCH_INGEST_ALLOW_ANONYMOUS  1: start without any token (no authentication). Without tokens and
+                                     without this the service refuses to start.
+    SEGWATCH_INGEST_MAX_BYTES        largest request body accepted (default 8 MiB; larger → 413)
+    SEGWATCH_INGEST_MAX_EVENTS       most events in one NDJSON batch (default 10000; more → 413)
+    SEGWATCH_INGEST_PORT             port of `segwatch ingest serve` (default 8701)
+    SEGWATCH_INGEST_ACK_TIMEOUT      seconds a request waits for Kafka's acknowledgements (default 20)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segwatch.errors import InputError
+
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_EVENTS = 10_000
+DEFAULT_PORT = 8701
+DEFAULT_ACK_TIMEOUT = 20.0
+
+TOKENS = "SEGWATCH_INGEST_TOKENS"
+TOKENS_FILE = "SEGWATCH_INGEST_TOKENS_FILE"
+ALLOW_ANONYMOUS = "SEGWATCH_INGEST_ALLOW_ANONYMOUS"
+
+
+def _positive_int(env: Mapping[str, str], var: str, default: int) -> int:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(var, f"must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise InputError(var, f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(env: Mapping[str, str], var: str, default: float) -> float:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(var, f"must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise InputError(var, f"must be more than 0, got {raw}")
+    return value
+
+
+def _tokens(env: Mapping[str, str]) -> tuple[bytes, ...]:
+    tokens = [t.strip() for t in env.get(TOKENS, "").split(",") if t.strip()]
+    path = env.get(TOKENS_FILE, "").strip()
+    if path:
+        try:
+            lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise InputError(TOKENS_FILE, f"cannot read {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(TOKENS_FILE, f"{path} is not UTF-8 text") from None
+        tokens += [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    for token in tokens:
+        if any(ch.isspace() for ch in token):
+            raise InputError(TOKENS if token in env.get(TOKENS, "") else TOKENS_FILE, "a token contains white space")
+    return tuple(dict.fromkeys(t.encode() for t in tokens))
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    tokens: tuple[bytes, ...] = field(default=(), repr=False)
+    allow_anonymous: bool = False
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_events: int = DEFAULT_MAX_EVENTS
+    ack_timeout: float = DEFAULT_ACK_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if not self.tokens and not self.allow_anonymous:
+            raise InputError(
+                TOKENS,
+                f"no bearer token is configured, so the ingest API would accept anyone: set {TOKENS} "
+                f"(comma-separated) or {TOKENS_FILE} (one per line), or set {ALLOW_ANONYMOUS}=1 to run "
+                "WITHOUT authentication (development only)",
+            )
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether requests need a token (anonymous mode only when no token is configured at all)."""
+        return bool(self.tokens)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IngestConfig:
+        env = os.environ if env is None else env
+        anonymous_raw = env.get(ALLOW_ANONYMOUS, "").strip().lower()
+        if anonymous_raw not in ("", "0", "1", "true", "false", "yes", "no"):
+            raise InputError(ALLOW_ANONYMOUS, f"must be 1 or 0, got {anonymous_raw!r}")
+        return cls(
+            tokens=_tokens(env),
+            allow_anonymous=anonymous_raw in ("1", "true", "yes"),
+            max_bytes=_positive_int(env, "SEGWATCH_INGEST_MAX_BYTES", DEFAULT_MAX_BYTES),
+            max_events=_positive_int(env, "SEGWATCH_INGEST_MAX_EVENTS", DEFAULT_MAX_EVENTS),
+            ack_timeout=_positive_float(env, "SEGWATCH_INGEST_ACK_TIMEOUT", DEFAULT_ACK_TIMEOUT),
+        )
+
+
+def port_from_env(env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    port = _positive_int(env, "SEGWATCH_INGEST_PORT", DEFAULT_PORT)
+    if port > 65535:
+        raise InputError("SEGWATCH_INGEST_PORT", f"must be a port number (1-65535), got {port}")
+    return port
