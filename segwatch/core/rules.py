@@ -156,7 +156,8 @@ RULES: Final[Mapping[str, Rule]] = MappingProxyType(
 RULE_NAMES: Final[tuple[str, ...]] = get_args(RuleName)
 FIRING_ORDER: Final[tuple[Rule, ...]] = (UNDER_TARGET, DEFICIENCY, MISSING_FX)
 RESOLVING_ORDER: Final[tuple[Rule, ...]] = (DEFICIENCY, UNDER_TARGET, MISSING_FX)
-assert set(RULES) == set(RULE_NAMES), "every RuleName has a rule"
+if set(RULES) != set(RULE_NAMES):  # pragma: no cover - a declaration error
+    raise RuntimeError(f"rules {sorted(RULES)} do not match RuleName {sorted(RULE_NAMES)}")
 
 
 def alert_key(segment: str, rule: str) -> str:

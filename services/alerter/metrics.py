@@ -1,0 +1,175 @@
+"""The alerter's Prometheus metrics: every name declared here, once, for the service and the dashboard.
+
+Each `AlerterMetrics` has its own CollectorRegistry. Dollar amounts become floats here and only here, at
+the Prometheus boundary; the compliance decisions (segwatch.core.rules) use the exact Decimal figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from schemas.alerts import Alert
+from schemas.records import Figures
+from segwatch.core.catalogue import SEGMENT_IDS, SEGMENTS
+from segwatch.core.rules import RULE_NAMES, RULES
+
+# Per segment, from each figures record (label: segment).
+REQUIREMENT: Final = "segwatch_requirement_dollars"
+FUNDS: Final = "segwatch_funds_dollars"
+EXCESS: Final = "segwatch_excess_dollars"
+TARGET: Final = "segwatch_target_dollars"
+EXCESS_OVER_TARGET: Final = "segwatch_excess_over_target_dollars"
+STATEMENT_LINE: Final = "segwatch_statement_line_dollars"  # labels: segment, line (the line code)
+FIGURES_VERSION: Final = "segwatch_figures_version"
+MISSING_FX: Final = "segwatch_missing_fx_currencies"
+# Counters (prometheus_client exposes them with a _total suffix; these are the names as scraped).
+FIGURES_TOTAL: Final = "segwatch_figures_total"  # label: segment
+ALERTS_TOTAL: Final = "segwatch_alerts_total"  # labels: rule, severity, state
+STALE_FIGURES_TOTAL: Final = "segwatch_alerter_stale_figures_total"  # label: segment
+DEAD_LETTERS_TOTAL: Final = "segwatch_alerter_dead_letters_total"
+# Alert state (labels: segment, rule): 1 firing, 0 not.
+ALERT_FIRING: Final = "segwatch_alert_firing"
+# Latency, from the newest input's Kafka timestamp (figures.ingested_at).
+EVENT_TO_FIGURES: Final = "segwatch_event_to_figures_seconds"
+EVENT_TO_ALERT: Final = "segwatch_event_to_alert_seconds"
+# Freshness (label: source): the newest as-of each input source has sent, as a Unix time.
+SOURCE_LAST_UPDATE: Final = "segwatch_source_last_update_timestamp_seconds"
+# The service itself.
+READY: Final = "segwatch_alerter_ready"
+
+METRIC_NAMES: Final[tuple[str, ...]] = (
+    REQUIREMENT, FUNDS, EXCESS, TARGET, EXCESS_OVER_TARGET, STATEMENT_LINE, FIGURES_VERSION, MISSING_FX,
+    FIGURES_TOTAL, ALERTS_TOTAL, STALE_FIGURES_TOTAL, DEAD_LETTERS_TOTAL, ALERT_FIRING, EVENT_TO_FIGURES,
+    EVENT_TO_ALERT, SOURCE_LAST_UPDATE, READY,
+)  # fmt: skip
+
+LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+def dollars(amount: Decimal) -> float:
+    """The Prometheus boundary: an exact amount becomes a float sample, nowhere else."""
+    return float(amount)
+
+
+def _counter_base(name: str) -> str:
+    return name.removesuffix("_total")
+
+
+class AlerterMetrics:
+    """The alerter's metrics in a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requirement = Gauge(REQUIREMENT, "Amount required to be segregated / set aside (USD)", ["segment"],
+                                 registry=r)
+        self.funds = Gauge(FUNDS, "Funds held in segregation / separate accounts (USD)", ["segment"], registry=r)
+        self.excess = Gauge(EXCESS, "Excess (deficiency) funds (USD); negative is a deficiency", ["segment"],
+                            registry=r)
+        self.target = Gauge(TARGET, "Management target amount for excess funds (USD)", ["segment"], registry=r)
+        self.excess_over_target = Gauge(EXCESS_OVER_TARGET, "Excess over (under) the management target (USD)",
+                                        ["segment"], registry=r)
+        self.statement_line = Gauge(STATEMENT_LINE, "Every line of the segment's statement (USD), by line code",
+                                    ["segment", "line"], registry=r)
+        self.figures_version = Gauge(FIGURES_VERSION, "Version of the latest figures record shown", ["segment"],
+                                     registry=r)
+        self.missing_fx = Gauge(MISSING_FX, "Currencies held without an FX rate (left out of the USD figures)",
+                                ["segment"], registry=r)
+        self.figures_total = Counter(_counter_base(FIGURES_TOTAL), "Figures records evaluated", ["segment"],
+                                     registry=r)
+        self.alerts_total = Counter(_counter_base(ALERTS_TOTAL), "Alert state changes published",
+                                    ["rule", "severity", "state"], registry=r)
+        self.stale_figures_total = Counter(_counter_base(STALE_FIGURES_TOTAL),
+                                           "Figures records ignored as replays (version not above the last seen)",
+                                           ["segment"], registry=r)
+        self.dead_letters_total = Counter(_counter_base(DEAD_LETTERS_TOTAL),
+                                          "Figures records sent to the dead-letter topic", registry=r)
+        self.alert_firing = Gauge(ALERT_FIRING, "1 while the alert is firing, else 0", ["segment", "rule"],
+                                  registry=r)
+        self.event_to_figures = Histogram(EVENT_TO_FIGURES,
+                                          "Figures record's Kafka timestamp minus its newest input's (seconds)",
+                                          buckets=LATENCY_BUCKETS, registry=r)
+        self.event_to_alert = Histogram(EVENT_TO_ALERT,
+                                        "Alert acknowledged by Kafka minus the newest input's Kafka timestamp "
+                                        "(seconds)", buckets=LATENCY_BUCKETS, registry=r)
+        self.source_last_update = Gauge(SOURCE_LAST_UPDATE, "Newest as-of an input source has sent (Unix time)",
+                                        ["source"], registry=r)
+        self.ready = Gauge(READY, "1 once alert state is recovered and the figures partition assigned", registry=r)
+        self._shown: dict[str, int] = {}
+        self._sources: dict[str, float] = {}
+        for segment in SEGMENT_IDS:
+            for rule in RULE_NAMES:
+                self.alert_firing.labels(segment=segment, rule=rule).set(0)
+
+    def show_figures(self, figures: Figures) -> bool:
+        """Set the gauges from `figures` unless a newer version is already shown; True if it was shown."""
+        shown = self._shown.get(figures.segment)
+        if shown is not None and figures.version < shown:
+            return False
+        self._shown[figures.segment] = figures.version
+        seg = figures.segment
+        self.requirement.labels(segment=seg).set(dollars(figures.requirement))
+        self.funds.labels(segment=seg).set(dollars(figures.funds))
+        self.excess.labels(segment=seg).set(dollars(figures.excess))
+        self.target.labels(segment=seg).set(dollars(figures.target))
+        self.excess_over_target.labels(segment=seg).set(dollars(figures.excess_over_target))
+        for line in SEGMENTS[seg].lines:
+            amount = figures.lines.get(line.code)
+            if amount is not None:
+                self.statement_line.labels(segment=seg, line=line.code).set(dollars(amount))
+            else:
+                _remove(self.statement_line, seg, line.code)
+        self.figures_version.labels(segment=seg).set(figures.version)
+        self.missing_fx.labels(segment=seg).set(len(figures.missing_fx))
+        self.show_sources(figures.sources)
+        return True
+
+    def show_sources(self, sources: Mapping[str, datetime]) -> None:
+        for source, as_of in sources.items():
+            stamp = as_of.timestamp()
+            if stamp > self._sources.get(source, float("-inf")):
+                self._sources[source] = stamp
+                self.source_last_update.labels(source=source).set(stamp)
+
+    def figures_evaluated(self, figures: Figures, kafka_timestamp: datetime | None) -> None:
+        """A figures record went through the rules (not a replay)."""
+        self.figures_total.labels(segment=figures.segment).inc()
+        if kafka_timestamp is not None and figures.ingested_at is not None:
+            self.event_to_figures.observe(max(0.0, (kafka_timestamp - figures.ingested_at).total_seconds()))
+
+    def stale_figures(self, figures: Figures) -> None:
+        self.stale_figures_total.labels(segment=figures.segment).inc()
+
+    def alert_published(self, alert: Alert, acknowledged_at: datetime, ingested_at: datetime | None) -> None:
+        self.alerts_total.labels(rule=alert.rule, severity=alert.severity, state=alert.state).inc()
+        self.alert_firing.labels(segment=alert.segment, rule=alert.rule).set(1 if alert.state == "firing" else 0)
+        if ingested_at is not None:
+            self.event_to_alert.observe(max(0.0, (acknowledged_at - ingested_at).total_seconds()))
+
+    def show_alert_states(self, alerts: Iterable[Alert]) -> None:
+        """Set `segwatch_alert_firing` from recovered state (no counter moves: nothing was published)."""
+        for segment in SEGMENT_IDS:
+            for rule in RULES:
+                self.alert_firing.labels(segment=segment, rule=rule).set(0)
+        for alert in alerts:
+            self.alert_firing.labels(segment=alert.segment, rule=alert.rule).set(1 if alert.state == "firing" else 0)
+
+    def dead_letter(self) -> None:
+        self.dead_letters_total.inc()
+
+    def set_ready(self, ready: bool) -> None:
+        self.ready.set(1 if ready else 0)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _remove(gauge: Gauge, *labels: str) -> None:
+    with contextlib.suppress(KeyError):
+        gauge.remove(*labels)

@@ -1,0 +1,107 @@
+"""`segwatch alerter serve` as a process: JSON logs with the correlation id, a clean stop on SIGTERM; and
+`segwatch alerter tail` printing the alert records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from segwatch.config import KafkaSettings
+from tests.unit.test_rules import real_figures
+
+from .conftest import NewTopic, unique_name
+from .test_alerter_kafka import alerts_on, produce
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT = 15.0
+
+
+async def next_log(stream: asyncio.StreamReader, event: str, seen: list[dict[str, Any]]) -> dict[str, Any]:
+    """Read JSON log lines until one whose event is `event` (bounded)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no {event!r} log line within {WAIT:g}s; saw {[e.get('event') for e in seen]}")
+        raw = await asyncio.wait_for(stream.readline(), left)
+        if not raw:
+            raise AssertionError(f"the alerter exited before logging {event!r}; saw {seen}")
+        try:
+            entry: dict[str, Any] = json.loads(raw)
+        except json.JSONDecodeError:
+            seen.append({"event": raw.decode(errors="replace").rstrip()})
+            continue
+        seen.append(entry)
+        if entry.get("event") == event:
+            return entry
+
+
+async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm(
+    kafka_bootstrap: str, kafka_settings: KafkaSettings, kafka_topics: object, new_topic: NewTopic
+) -> None:
+    figures, alerts = new_topic("figures", configs={"cleanup.policy": "compact"}), new_topic("alerts")
+    state, deadletter = new_topic("alerter-state", configs={"cleanup.policy": "compact"}), new_topic("dl")
+    env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap, "SEGWATCH_LOG_FORMAT": "json",
+           "SEGWATCH_ALERTER_PORT": "0"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "segwatch.cli", "alerter", "serve", "--group", unique_name("alerter-cli"),
+        "--figures-topic", figures, "--alerts-topic", alerts, "--state-topic", state,
+        "--deadletter-topic", deadletter,
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    seen: list[dict[str, Any]] = []
+    try:
+        starting = await next_log(process.stderr, "alerter starting", seen)
+        assert starting["service"] == "alerter" and starting["group"].startswith("segwatch-test.alerter-cli")
+        await next_log(process.stderr, "alert state recovered", seen)
+        port = int(starting["http"].rsplit(":", 1)[1])
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + WAIT
+            while True:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        break
+                assert time.monotonic() < deadline, "never ready"
+                await asyncio.sleep(0.1)
+
+        real = real_figures("4d2")
+        deficient = real_figures("4d2", 2, funds_delta=-real.excess - 1, event="evt-cli-deficiency")
+        await produce(kafka_settings, figures, [real_figures("4d2", 1), deficient])
+        fired = await next_log(process.stderr, "alert firing", seen)
+        assert fired["correlation_id"] == "evt-cli-deficiency" and fired["level"] in ("warning", "critical")
+        critical = await next_log(process.stderr, "alert firing", seen)
+        assert critical["rule"] == "deficiency" and critical["level"] == "critical" and critical["page"] is True
+        assert critical["correlation_id"] == "evt-cli-deficiency"
+
+        process.send_signal(signal.SIGTERM)
+        await next_log(process.stderr, "alerter stopped", seen)
+        assert await asyncio.wait_for(process.wait(), WAIT) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    # `tail` prints what is on the alert topic.
+    assert len(await alerts_on(kafka_settings, alerts, expect=2)) == 2
+    tail = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "segwatch.cli", "alerter", "tail", "--from-beginning", "--count", "2", "--topic", alerts,
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(tail.communicate(), WAIT)
+    assert tail.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert len(lines) == 2
+    assert "FIRING" in lines[0] and "under_target" in lines[0] and "[4d2:under_target:v2]" in lines[0]
+    assert "critical" in lines[1] and "DEFICIENCY of $1.00" in lines[1]
