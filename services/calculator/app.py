@@ -10,6 +10,7 @@ Records it cannot process go to the dead-letter topic with the reason; the strea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterable, Sequence
@@ -19,7 +20,8 @@ from typing import Any
 
 import faust
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from faust.types import TP
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError
 
 from schemas.errors import first_error
@@ -87,6 +89,10 @@ class Metrics:
         self.batch = Histogram(
             "segwatch_calculator_batch_seconds", "Time to apply one batch of balances", registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.lag = Gauge(
+            "segwatch_calculator_consumer_lag", "Balance records not yet applied, per partition",
+            ["topic", "partition"], registry=self.registry,
         )
         self.batch_size = Histogram(
             "segwatch_calculator_batch_events", "Balance events per batch", registry=self.registry,
@@ -219,6 +225,13 @@ def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None 
             await partials_topic.send(key=str(partition).encode(), value=states[partition].partial().to_json())
         metrics.batch.observe(time.perf_counter() - started)
         metrics.batch_size.observe(len(events))
+        last: dict[int, int] = {}
+        for event in events:
+            last[event.message.partition] = max(last.get(event.message.partition, -1), event.message.offset)
+        for partition, offset in last.items():
+            with contextlib.suppress(Exception):  # highwater is unknown until the first fetch completes
+                highwater = app.consumer.highwater(TP(cfg.balances, partition))
+                metrics.lag.labels(cfg.balances, str(partition)).set(max(0, highwater - offset - 1))
 
     def restore() -> None:
         partials: dict[int, Partial] = {}

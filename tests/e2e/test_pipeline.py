@@ -94,6 +94,11 @@ async def test_sample_day_through_the_pipeline(system, watcher):
     assert_closing_equals_the_2017_filing(watcher.figures)
     versions = [f.version for f in watcher.figures_seen if f.segment == "4d2"]
     assert versions == sorted(set(versions))  # one record per change, versions only grow
+    # One correlation id from the ingested event to the figures and the alert it caused.
+    [dip] = dict(Day(accounts=300, events=200, seed=11).phases())["4d2 margin: deficiency"]
+    [firing] = [a for a in watcher.alerts if (a.rule, a.state) == ("deficiency", "firing")]
+    assert firing.correlation_id == dip.event_id
+    assert any(f.last_event_id == dip.event_id and f.excess < 0 for f in watcher.figures_seen)
 
 
 async def test_calculator_and_alerter_restart_mid_stream(system, watcher):
