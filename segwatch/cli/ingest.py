@@ -86,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log = configure("ingest")
     if not config.authenticated:
         log.warning("ingest API runs WITHOUT authentication (SEGWATCH_INGEST_ALLOW_ANONYMOUS=1)")
-    publisher = KafkaPublisher(settings, ack_timeout=config.ack_timeout)
+    publisher = KafkaPublisher(settings, ack_timeout=config.ack_timeout, linger_ms=config.linger_ms)
     app = create_app(config, publisher, log=log)
     try:
         asyncio.run(serve(app, host, port))

@@ -8,7 +8,7 @@
     GET /healthz      200 while the process runs.
     GET /readyz       200 when the producer is started and Kafka (with segwatch's topics) reachable, else 503.
     GET /metrics      Prometheus: segwatch_ingest_events_total{outcome}, segwatch_ingest_request_seconds,
-                      segwatch_ingest_publish_seconds.
+                      segwatch_ingest_publish_seconds, segwatch_ingest_source_last_seen_timestamp_seconds{source}.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import contextlib
 import hmac
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from segwatch.deadletter import dead_letter
 from services.ingest.config import IngestConfig
@@ -37,6 +37,10 @@ OUTCOMES = ("accepted", "rejected", "dead_lettered", "failed")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
                    5.0, 10.0, 30.0)
 REALM = 'Bearer realm="segwatch-ingest"'
+# Input freshness for operations: wall-clock time ingest last accepted an event from each source (the event's
+# `source`). Unlike the alerter's as-of based freshness, this moves with real time, so "no update within the
+# source's cadence" can be alerted on (deploy/prometheus/rules/segwatch.rules.yml, alert SegwatchInputStale).
+SOURCE_LAST_SEEN = "segwatch_ingest_source_last_seen_timestamp_seconds"
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -60,6 +64,15 @@ class IngestMetrics:
             "segwatch_ingest_publish_seconds", "Time from sending a request's events to Kafka's acknowledgement",
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        self.source_last_seen = Gauge(
+            SOURCE_LAST_SEEN, "When ingest last accepted (Kafka acknowledged) an event from the source (Unix time)",
+            ["source"], registry=self.registry,
+        )
+
+    def accepted_from(self, sources: Iterable[str]) -> None:
+        now = time.time()
+        for source in sources:
+            self.source_last_seen.labels(source).set(now)
 
 
 CONFIG = web.AppKey("config", IngestConfig)
@@ -179,6 +192,7 @@ async def _publish(request: web.Request, events: list[Parsed], rejected: list[Ba
     publisher, metrics, log = app[PUBLISHER], app[METRICS], app[LOG]
     accepted: list[str] = []
     failed: list[tuple[Parsed, str]] = []
+    sources: set[str] = set()
     if events:
         started = time.perf_counter()
         outcomes = await publisher.publish([p.event for p in events])
@@ -186,9 +200,11 @@ async def _publish(request: web.Request, events: list[Parsed], rejected: list[Ba
         for parsed, error in zip(events, outcomes, strict=True):
             if error is None:
                 accepted.append(parsed.event.event_id)
+                sources.add(parsed.event.source)
                 log.debug("event accepted", correlation_id=parsed.event.event_id, line=parsed.line)
             else:
                 failed.append((parsed, error))
+        metrics.accepted_from(sources)
     for bad in rejected:
         log.debug("event rejected", line=bad.line, field=bad.field, reason=bad.reason)
 

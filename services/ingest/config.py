@@ -8,6 +8,7 @@
     SEGWATCH_INGEST_MAX_EVENTS       most events in one NDJSON batch (default 10000; more → 413)
     SEGWATCH_INGEST_PORT             port of `segwatch ingest serve` (default 8701)
     SEGWATCH_INGEST_ACK_TIMEOUT      seconds a request waits for Kafka's acknowledgements (default 20)
+    SEGWATCH_INGEST_LINGER_MS        how long the producer lets small sends gather into one batch (default 2)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_PORT = 8701
 DEFAULT_ACK_TIMEOUT = 20.0
+DEFAULT_LINGER_MS = 2
 
 TOKENS = "SEGWATCH_INGEST_TOKENS"
 TOKENS_FILE = "SEGWATCH_INGEST_TOKENS_FILE"
@@ -40,6 +42,15 @@ def _positive_int(env: Mapping[str, str], var: str, default: int) -> int:
     if value < 1:
         raise InputError(var, f"must be at least 1, got {value}")
     return value
+
+
+def _non_negative_int(env: Mapping[str, str], var: str, default: int) -> int:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise InputError(var, f"must be a whole number of milliseconds (0 or more), got {raw!r}")
+    return int(raw)
 
 
 def _positive_float(env: Mapping[str, str], var: str, default: float) -> float:
@@ -79,6 +90,7 @@ class IngestConfig:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_events: int = DEFAULT_MAX_EVENTS
     ack_timeout: float = DEFAULT_ACK_TIMEOUT
+    linger_ms: int = DEFAULT_LINGER_MS
 
     def __post_init__(self) -> None:
         if not self.tokens and not self.allow_anonymous:
@@ -106,6 +118,7 @@ class IngestConfig:
             max_bytes=_positive_int(env, "SEGWATCH_INGEST_MAX_BYTES", DEFAULT_MAX_BYTES),
             max_events=_positive_int(env, "SEGWATCH_INGEST_MAX_EVENTS", DEFAULT_MAX_EVENTS),
             ack_timeout=_positive_float(env, "SEGWATCH_INGEST_ACK_TIMEOUT", DEFAULT_ACK_TIMEOUT),
+            linger_ms=_non_negative_int(env, "SEGWATCH_INGEST_LINGER_MS", DEFAULT_LINGER_MS),
         )
 
 
