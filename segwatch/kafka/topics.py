@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from segwatch.errors import InputError
+from segwatch.envvars import positive_int
 
 # SEGWATCH_NAMESPACE prefixes every topic, app id and consumer group, so several segwatch systems (or test
 # runs) can share one cluster without seeing each other's records. Read once, at import.
@@ -89,24 +89,11 @@ class TopicSpec:
         return "compact" in self.configs.get("cleanup.policy", "delete").split(",")
 
 
-def _positive_int(env: Mapping[str, str], var: str, default: int) -> int:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InputError(var, f"must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise InputError(var, f"must be at least 1, got {value}")
-    return value
-
-
 def topics(env: Mapping[str, str] | None = None) -> tuple[TopicSpec, ...]:
     """The declaration: every topic, with partitions and replication for this environment."""
     env = os.environ if env is None else env
-    balance_partitions = _positive_int(env, "SEGWATCH_BALANCE_PARTITIONS", DEFAULT_BALANCE_PARTITIONS)
-    replication = _positive_int(env, "SEGWATCH_REPLICATION", DEFAULT_REPLICATION)
+    balance_partitions = positive_int(env, "SEGWATCH_BALANCE_PARTITIONS", DEFAULT_BALANCE_PARTITIONS)
+    replication = positive_int(env, "SEGWATCH_REPLICATION", DEFAULT_REPLICATION)
 
     def spec(name: str, partitions: int, configs: dict[str, str], purpose: str) -> TopicSpec:
         if replication >= 3:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from segwatch.envvars import positive_int
 from segwatch.errors import InputError
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
@@ -29,19 +30,6 @@ DEFAULT_LINGER_MS = 2
 TOKENS = "SEGWATCH_INGEST_TOKENS"
 TOKENS_FILE = "SEGWATCH_INGEST_TOKENS_FILE"
 ALLOW_ANONYMOUS = "SEGWATCH_INGEST_ALLOW_ANONYMOUS"
-
-
-def _positive_int(env: Mapping[str, str], var: str, default: int) -> int:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InputError(var, f"must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise InputError(var, f"must be at least 1, got {value}")
-    return value
 
 
 def _non_negative_int(env: Mapping[str, str], var: str, default: int) -> int:
@@ -115,8 +103,8 @@ class IngestConfig:
         return cls(
             tokens=_tokens(env),
             allow_anonymous=anonymous_raw in ("1", "true", "yes"),
-            max_bytes=_positive_int(env, "SEGWATCH_INGEST_MAX_BYTES", DEFAULT_MAX_BYTES),
-            max_events=_positive_int(env, "SEGWATCH_INGEST_MAX_EVENTS", DEFAULT_MAX_EVENTS),
+            max_bytes=positive_int(env, "SEGWATCH_INGEST_MAX_BYTES", DEFAULT_MAX_BYTES),
+            max_events=positive_int(env, "SEGWATCH_INGEST_MAX_EVENTS", DEFAULT_MAX_EVENTS),
             ack_timeout=_positive_float(env, "SEGWATCH_INGEST_ACK_TIMEOUT", DEFAULT_ACK_TIMEOUT),
             linger_ms=_non_negative_int(env, "SEGWATCH_INGEST_LINGER_MS", DEFAULT_LINGER_MS),
         )
@@ -124,7 +112,7 @@ class IngestConfig:
 
 def port_from_env(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
-    port = _positive_int(env, "SEGWATCH_INGEST_PORT", DEFAULT_PORT)
+    port = positive_int(env, "SEGWATCH_INGEST_PORT", DEFAULT_PORT)
     if port > 65535:
         raise InputError("SEGWATCH_INGEST_PORT", f"must be a port number (1-65535), got {port}")
     return port
