@@ -68,6 +68,7 @@ class LocalSystem:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     coalesce_ms: int = 50
     keep_topics: bool = False
+    run: tuple[str, ...] = SERVICES  # which services to start
     out: Callable[[str], None] = print
     services: dict[str, Service] = field(default_factory=dict)
     bootstrap: str = ""
@@ -101,7 +102,7 @@ class LocalSystem:
                 self.out(f"broker started in {result.seconds:.1f}s at {result.bootstrap}")
             self.bootstrap = broker.BrokerConfig.from_env().bootstrap
         await self._run(["topics", "apply"])
-        for name in SERVICES:
+        for name in self.run:
             port = self.ports.get(name) or free_port()
             argv = {
                 "ingest": ["ingest", "serve", "--port", str(port)],
