@@ -1,0 +1,374 @@
+"""The segwatch Grafana dashboard, generated from the line catalogue and the metric-name constants.
+
+    python -m segwatch.ops.dashboard            rewrite deploy/grafana/dashboards/segwatch.json
+    python -m segwatch.ops.dashboard --check    exit 1 when the checked-in JSON differs from what this code makes
+
+Every segment, line code, line number and label comes from segwatch/core/catalogue.py and every metric name
+from segwatch/ops/metrics.py, so a new line or segment shows up on the dashboard by regenerating it.
+Grafana loads the JSON through deploy/grafana/provisioning (datasource uid `segwatch-prometheus`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import grafanalib.core as g  # type: ignore[import-untyped]
+from grafanalib._gen import DashboardEncoder  # type: ignore[import-untyped]
+
+from segwatch.core.catalogue import SEGMENTS, Segment
+from segwatch.ops import metrics as m
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+OUTPUT: Final = ROOT / "deploy" / "grafana" / "dashboards" / "segwatch.json"
+DATASOURCE_UID: Final = "segwatch-prometheus"
+DATASOURCE: Final[dict[str, str]] = {"type": "prometheus", "uid": DATASOURCE_UID}
+DASHBOARD_UID: Final = "segwatch"
+TITLE: Final = "segwatch: customer funds segregation"
+RATE: Final = "$__rate_interval"  # Grafana's rate window for the scrape interval
+QUANTILES: Final = (0.5, 0.95, 0.99)
+WIDTH: Final = 24  # Grafana's grid
+JOBS_RE: Final = "|".join(m.JOBS.values())
+UNIT_USD: Final = "currencyUSD"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One PromQL query of the dashboard: a panel target or an annotation."""
+
+    panel: str
+    ref_id: str
+    expr: str
+    instant: bool
+
+
+def sel(metric: str, **labels: str) -> str:
+    """A selector: sel("x", segment="4d2") → x{segment="4d2"}."""
+    if not labels:
+        return metric
+    return metric + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def quantile(q: float, histogram: str) -> str:
+    return f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket[{RATE}])))"
+
+
+def target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False, table: bool = False) -> Any:
+    return g.Target(
+        expr=expr, legendFormat=legend, refId=ref, instant=instant, format="table" if table else "time_series",
+        datasource=DATASOURCE,
+    )
+
+
+def refs(n: int) -> Iterator[str]:
+    return iter("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:n])
+
+
+def thresholds(*steps: tuple[str, float | None]) -> dict[str, Any]:
+    return {"mode": "absolute", "steps": [{"color": color, "value": value} for color, value in steps]}
+
+
+def timeseries(title: str, targets: Sequence[tuple[str, str]], pos: Any, *, unit: str = "", description: str = "",
+               extra: dict[str, Any] | None = None, zero_line: bool = False) -> Any:
+    refs_ = refs(len(targets))
+    defaults: dict[str, Any] = {}
+    if zero_line:  # a deficiency is below the red line
+        defaults = {"thresholds": thresholds(("red", None), ("transparent", 0)),
+                    "custom": {"thresholdsStyle": {"mode": "dashed"}}}
+    return g.TimeSeries(
+        title=title, description=description, dataSource=DATASOURCE, gridPos=pos, unit=unit,
+        targets=[target(expr, legend, next(refs_)) for expr, legend in targets],
+        legendDisplayMode="table", legendPlacement="bottom", legendCalcs=["lastNotNull"], tooltipMode="multi",
+        extraJson={"fieldConfig": {"defaults": defaults}, **(extra or {})},
+    )
+
+
+def state_timeline(title: str, expr: str, legend: str, pos: Any, *, description: str = "",
+                   mappings: list[dict[str, Any]] | None = None) -> Any:
+    return g.StateTimeline(
+        title=title, description=description, dataSource=DATASOURCE, gridPos=pos,
+        targets=[target(expr, legend)], mappings=mappings or [],
+        extraJson={"fieldConfig": {"defaults": {"thresholds": thresholds(("green", None), ("red", 1))}}},
+    )
+
+
+def value_map(options: dict[str, tuple[str, str | None]]) -> list[dict[str, Any]]:
+    """Grafana value mappings: raw value → (text, color)."""
+    return [{
+        "type": "value",
+        "options": {
+            value: {"text": text, "index": i, **({"color": color} if color else {})}
+            for i, (value, (text, color)) in enumerate(options.items())
+        },
+    }]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Panels
+
+
+def row(title: str, y: int) -> Any:
+    return g.RowPanel(title=title, gridPos=g.GridPos(h=1, w=WIDTH, x=0, y=y))
+
+
+def segment_name(seg: Segment) -> str:
+    return f"{seg.id} ({seg.law})"
+
+
+def stat(title: str, expr: str, pos: Any, steps: dict[str, Any], description: str) -> Any:
+    return g.Stat(
+        title=title, description=description, dataSource=DATASOURCE, gridPos=pos, format=UNIT_USD,
+        targets=[target(expr)], reduceCalc="lastNotNull", colorMode="background", graphMode="area",
+        extraJson={"fieldConfig": {"defaults": {"thresholds": steps, "color": {"mode": "thresholds"}}}},
+    )
+
+
+def now_panels(y: int) -> list[Any]:
+    panels: list[Any] = [row("Now: excess and room over the management target, per segment", y)]
+    w = WIDTH // (2 * len(SEGMENTS))
+    for i, seg in enumerate(SEGMENTS.values()):
+        panels.append(stat(
+            f"{seg.id} excess (line {seg.excess})", sel(m.EXCESS, segment=seg.id),
+            g.GridPos(h=4, w=w, x=2 * i * w, y=y + 1), thresholds(("red", None), ("green", 0)),
+            f"{seg.title}: {seg.line(seg.excess).label}. Red: a deficiency.",
+        ))
+        panels.append(stat(
+            f"{seg.id} over (under) target (line {seg.over_target})", sel(m.EXCESS_OVER_TARGET, segment=seg.id),
+            g.GridPos(h=4, w=w, x=(2 * i + 1) * w, y=y + 1), thresholds(("orange", None), ("green", 0)),
+            f"{seg.title}: {seg.line(seg.over_target).label}. Orange: under the management target.",
+        ))
+    return panels
+
+
+def segregation_panels(y: int) -> list[Any]:
+    panels: list[Any] = [row("Segregation: per segment, over time", y)]
+    w = WIDTH // len(SEGMENTS)
+    for i, seg in enumerate(SEGMENTS.values()):
+        panels.append(timeseries(
+            f"{segment_name(seg)}: excess against management target",
+            [(sel(m.EXCESS, segment=seg.id), f"excess (line {seg.excess})"),
+             (sel(m.TARGET, segment=seg.id), f"management target (line {seg.target})")],
+            g.GridPos(h=8, w=w, x=i * w, y=y + 1), unit=UNIT_USD, zero_line=True,
+            description=f"{seg.title}. Excess below the target: under target (warning); below zero: deficiency.",
+        ))
+    for i, seg in enumerate(SEGMENTS.values()):
+        panels.append(timeseries(
+            f"{segment_name(seg)}: requirement against funds held",
+            [(sel(m.REQUIREMENT, segment=seg.id), f"required (line {seg.requirement})"),
+             (sel(m.FUNDS, segment=seg.id), f"funds held (line {seg.funds})")],
+            g.GridPos(h=8, w=w, x=i * w, y=y + 9), unit=UNIT_USD,
+            description=f"{seg.line(seg.requirement).label} against {seg.line(seg.funds).label}.",
+        ))
+    return panels
+
+
+def statement_table(seg: Segment, pos: Any) -> Any:
+    """Every line of the segment: code, the form's line number and label (from the catalogue), amount."""
+    expr = (
+        f'label_replace(label_replace({sel(m.STATEMENT_LINE, segment=seg.id)}, "number", "$1", "line", "(.*)"),'
+        ' "label", "$1", "line", "(.*)")'
+    )
+    numbers = value_map({ln.code: (ln.number, None) for ln in seg.lines})
+    labels = value_map({ln.code: (ln.label, None) for ln in seg.lines})
+
+    def column(name: str, display: str, *props: dict[str, Any]) -> dict[str, Any]:
+        return {"matcher": {"id": "byName", "options": name},
+                "properties": [{"id": "displayName", "value": display}, *props]}
+
+    return g.Table(
+        title=f"{segment_name(seg)}: statement lines", dataSource=DATASOURCE, gridPos=pos, unit=UNIT_USD,
+        description=f"{seg.title}: every line of the statement, by its code on the form.",
+        targets=[target(expr, ref="A", instant=True, table=True)],
+        transformations=[
+            {"id": "organize", "options": {
+                "excludeByName": {"Time": True, "__name__": True, "instance": True, "job": True, "segment": True},
+                "indexByName": {"line": 0, "number": 1, "label": 2, "Value": 3},
+            }},
+            {"id": "sortBy", "options": {"sort": [{"field": "line", "desc": False}]}},
+        ],
+        overrides=[
+            column("line", "Code", {"id": "custom.width", "value": 70}, {"id": "unit", "value": "string"}),
+            column("number", "Line", {"id": "mappings", "value": numbers}, {"id": "custom.width", "value": 60},
+                   {"id": "unit", "value": "string"}),
+            column("label", "Label", {"id": "mappings", "value": labels}, {"id": "unit", "value": "string"}),
+            column("Value", "USD", {"id": "custom.width", "value": 190}),
+        ],
+    )
+
+
+def statement_panels(y: int) -> list[Any]:
+    panels: list[Any] = [row("Statement lines", y)]
+    w = WIDTH // len(SEGMENTS)
+    for i, seg in enumerate(SEGMENTS.values()):
+        panels.append(statement_table(seg, g.GridPos(h=18, w=w, x=i * w, y=y + 1)))
+    return panels
+
+
+FIRING_MAP: Final = value_map({"0": ("ok", "green"), "1": ("FIRING", "red")})
+
+
+def alert_panels(y: int) -> list[Any]:
+    return [
+        row("Alerts", y),
+        state_timeline(
+            "Alerter: alert states per segment", f"max by (segment, rule) ({m.ALERT_FIRING})", "{{segment}} {{rule}}",
+            g.GridPos(h=8, w=12, x=0, y=y + 1), mappings=FIRING_MAP,
+            description="The alerter's own rules (segwatch.alerts topic): 1 while firing.",
+        ),
+        state_timeline(
+            "Prometheus: segwatch alerts",
+            f'max by (alertname, segment, source, job) ({m.ALERTS}{{alertname=~"Segwatch.*"}})',
+            "{{alertname}} {{segment}}{{source}}{{job}}", g.GridPos(h=8, w=12, x=12, y=y + 1),
+            description="Pending and firing alerts of deploy/prometheus/rules (sent to Alertmanager).",
+        ),
+    ]
+
+
+def input_panels(y: int) -> list[Any]:
+    last_seen = f"max by (source) ({m.INGEST_SOURCE_LAST_SEEN})"
+    return [
+        row("Inputs", y),
+        timeseries(
+            "Input freshness: time since ingest last accepted an event, per source",
+            [(f"time() - {last_seen}", "{{source}}"),
+             ("segwatch:input_cadence_seconds and on (source) segwatch:input_last_seen_timestamp_seconds:max",
+              "{{source}} cadence")],
+            g.GridPos(h=8, w=16, x=0, y=y + 1), unit="s",
+            description="Wall clock since the newest accepted event of each source; a source above its cadence "
+                        "(deploy/prometheus/rules) raises SegwatchInputStale.",
+            extra={"fieldConfig": {"overrides": [{
+                "matcher": {"id": "byRegexp", "options": ".* cadence"},
+                "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
+            }]}},
+        ),
+        g.Table(
+            title="Newest business as-of per source (from the figures)", dataSource=DATASOURCE,
+            gridPos=g.GridPos(h=8, w=8, x=16, y=y + 1), unit="dateTimeAsIso",
+            description="The newest as-of time each source has sent, as the figures carry it.",
+            targets=[target(f"max by (source) ({m.SOURCE_LAST_UPDATE}) * 1000", instant=True, table=True)],
+            transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}}}],
+        ),
+    ]
+
+
+def pipeline_panels(y: int) -> list[Any]:
+    def latency(title: str, histogram: str, x: int) -> Any:
+        return timeseries(
+            title, [(quantile(q, histogram), f"p{round(q * 100)}") for q in QUANTILES],
+            g.GridPos(h=8, w=8, x=x, y=y + 9), unit="s",
+        )
+
+    return [
+        row("Pipeline", y),
+        timeseries(
+            "Throughput: events ingested and applied per second",
+            [(f'sum(rate({sel(m.INGEST_EVENTS_TOTAL, outcome="accepted")}[{RATE}]))', "ingested (accepted)"),
+             (f'sum(rate({m.INGEST_EVENTS_TOTAL}{{outcome!="accepted"}}[{RATE}]))', "not accepted"),
+             (f'sum(rate({sel(m.CALCULATOR_BALANCES_TOTAL, outcome="applied")}[{RATE}]))', "balances applied"),
+             (f'sum(rate({sel(m.CALCULATOR_SETTINGS_TOTAL, outcome="applied")}[{RATE}]))', "settings applied"),
+             (f"sum(rate({m.CALCULATOR_FIGURES_TOTAL}[{RATE}]))", "figures published")],
+            g.GridPos(h=8, w=12, x=0, y=y + 1), unit="ops",
+        ),
+        timeseries(
+            "Consumer lag: balance records not yet applied",
+            [(f"sum by (topic, partition) ({m.CALCULATOR_CONSUMER_LAG})", "{{topic}} [{{partition}}]")],
+            g.GridPos(h=8, w=6, x=12, y=y + 1), unit="short",
+        ),
+        state_timeline(
+            "Services up", f'up{{job=~"{JOBS_RE}"}}', "{{job}} {{instance}}", g.GridPos(h=8, w=6, x=18, y=y + 1),
+            mappings=value_map({"0": ("DOWN", "red"), "1": ("up", "green")}),
+        ),
+        latency("Latency: event → figures (p50, p95, p99)", m.EVENT_TO_FIGURES, 0),
+        latency("Latency: event → alert (p50, p95, p99)", m.EVENT_TO_ALERT, 8),
+        timeseries(
+            "Processing time p99: ingest request, Kafka publish, calculator batch",
+            [(quantile(0.99, m.INGEST_REQUEST_SECONDS), "ingest request"),
+             (quantile(0.99, m.INGEST_PUBLISH_SECONDS), "ingest publish"),
+             (quantile(0.99, m.CALCULATOR_BATCH_SECONDS), "calculator batch")],
+            g.GridPos(h=8, w=8, x=16, y=y + 9), unit="s",
+        ),
+    ]
+
+
+def dashboard_annotations() -> Any:
+    builtin = {
+        "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
+        "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard",
+    }
+    return g.Annotations(list=[
+        builtin,
+        {"datasource": DATASOURCE, "enable": True, "iconColor": "red", "name": "Prometheus alerts firing",
+         "expr": f'{m.ALERTS}{{alertname=~"Segwatch.*", alertstate="firing"}}', "step": "15s",
+         "titleFormat": "{{alertname}}", "textFormat": "{{severity}} {{segment}}{{source}}{{job}}",
+         "tagKeys": "severity,segment"},
+        {"datasource": DATASOURCE, "enable": True, "iconColor": "orange", "name": "Alerter alerts firing",
+         "expr": f"{m.ALERT_FIRING} == 1", "step": "15s", "titleFormat": "{{rule}}", "textFormat": "{{segment}}",
+         "tagKeys": "rule,segment"},
+    ])
+
+
+def build() -> dict[str, Any]:
+    """The dashboard model, as Grafana stores it."""
+    panels: list[Any] = []
+    for make in (now_panels, segregation_panels, statement_panels, alert_panels, input_panels, pipeline_panels):
+        y = max((p.gridPos.y + p.gridPos.h for p in panels), default=0)
+        panels.extend(make(y))
+    dashboard = g.Dashboard(
+        title=TITLE, uid=DASHBOARD_UID, tags=["segwatch"], timezone="browser", refresh="5s",
+        description="Customer funds segregation (Daily Seg FOCUS II lines, live) and the segwatch pipeline. "
+                    "Generated by `python -m segwatch.ops.dashboard` from the line catalogue: do not edit by hand.",
+        time=g.Time("now-3h", "now"), annotations=dashboard_annotations(), panels=panels, editable=False,
+    ).auto_panel_ids()
+    model: dict[str, Any] = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
+    return model
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def queries(model: dict[str, Any]) -> list[Query]:
+    """Every PromQL query of the dashboard: each panel target, then each Prometheus annotation."""
+    out: list[Query] = []
+
+    def walk(panels: list[dict[str, Any]]) -> None:
+        for panel in panels:
+            walk(panel.get("panels") or [])
+            for t in panel.get("targets") or []:
+                out.append(Query(panel["title"], t["refId"], t["expr"], bool(t.get("instant"))))
+
+    walk(model["panels"])
+    for ann in model["annotations"]["list"]:
+        if ann.get("expr"):
+            out.append(Query(f"annotation: {ann['name']}", "", ann["expr"], False))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m segwatch.ops.dashboard", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"the JSON file (default {OUTPUT})")
+    parser.add_argument("--check", action="store_true", help="do not write: exit 1 if the file differs")
+    args = parser.parse_args(argv)
+    text = render()
+    path: Path = args.output
+    if args.check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            print(f"{path} is out of date: run python -m segwatch.ops.dashboard", file=sys.stderr)
+            return 1
+        print(f"{path} is up to date")
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path} ({len(queries(build()))} queries)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

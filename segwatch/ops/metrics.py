@@ -1,0 +1,52 @@
+"""Every metric name operations use (dashboard, alert rules), as Prometheus scrapes it.
+
+The alerter declares its names as constants (services/alerter/metrics.py); they are re-exported here. Ingest
+and the calculator declare theirs inline in their registries, so they are spelled here once, and
+tests/ops/test_metric_names.py fails when a name here is not what a service really exports.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from services.alerter import metrics as alerter
+from services.ingest.api import SOURCE_LAST_SEEN
+
+# The alerter: per segment figures, alert states, latency, as-of freshness.
+REQUIREMENT: Final = alerter.REQUIREMENT
+FUNDS: Final = alerter.FUNDS
+EXCESS: Final = alerter.EXCESS
+TARGET: Final = alerter.TARGET
+EXCESS_OVER_TARGET: Final = alerter.EXCESS_OVER_TARGET
+STATEMENT_LINE: Final = alerter.STATEMENT_LINE
+MISSING_FX: Final = alerter.MISSING_FX
+FIGURES_TOTAL: Final = alerter.FIGURES_TOTAL
+ALERTS_TOTAL: Final = alerter.ALERTS_TOTAL
+ALERT_FIRING: Final = alerter.ALERT_FIRING
+EVENT_TO_FIGURES: Final = alerter.EVENT_TO_FIGURES
+EVENT_TO_ALERT: Final = alerter.EVENT_TO_ALERT
+SOURCE_LAST_UPDATE: Final = alerter.SOURCE_LAST_UPDATE
+
+# Ingest (services/ingest/api.py, IngestMetrics).
+INGEST_EVENTS_TOTAL: Final = "segwatch_ingest_events_total"  # label: outcome
+INGEST_REQUEST_SECONDS: Final = "segwatch_ingest_request_seconds"
+INGEST_PUBLISH_SECONDS: Final = "segwatch_ingest_publish_seconds"
+INGEST_SOURCE_LAST_SEEN: Final = SOURCE_LAST_SEEN  # label: source; wall-clock time of the last accepted event
+
+# The calculator (services/calculator/app.py, Metrics).
+CALCULATOR_BALANCES_TOTAL: Final = "segwatch_calculator_balances_total"  # label: outcome
+CALCULATOR_SETTINGS_TOTAL: Final = "segwatch_calculator_settings_total"  # label: outcome
+CALCULATOR_FIGURES_TOTAL: Final = "segwatch_calculator_figures_total"  # label: segment
+CALCULATOR_BATCH_SECONDS: Final = "segwatch_calculator_batch_seconds"
+CALCULATOR_CONSUMER_LAG: Final = "segwatch_calculator_consumer_lag"  # labels: topic, partition
+
+# Prometheus itself.
+UP: Final = "up"
+ALERTS: Final = "ALERTS"
+
+# Scrape jobs (deploy/prometheus/prometheus*.yml): the rules and the dashboard select on them.
+JOBS: Final[dict[str, str]] = {
+    "ingest": "segwatch-ingest",
+    "calculator": "segwatch-calculator",
+    "alerter": "segwatch-alerter",
+}
