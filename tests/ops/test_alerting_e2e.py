@@ -107,8 +107,14 @@ async def start_monitoring(
     return prom, am
 
 
-async def wait_scraped(http: aiohttp.ClientSession, prom: Process, timeout: float = 20.0) -> None:
-    """Until Prometheus has scraped all three services successfully."""
+async def wait_scraped(
+    http: aiohttp.ClientSession, system: LocalSystem, prom: Process, timeout: float = 20.0
+) -> None:
+    """Every service answers its probes; then wait until Prometheus has scraped all three successfully."""
+    for name, svc in system.services.items():
+        for probe in ("/healthz", "/readyz"):
+            async with http.get(f"{svc.url}{probe}") as r:
+                assert r.status == 200, (name, probe, r.status)
     deadline = time.monotonic() + timeout
     while True:
         up = await promql(http, prom.url, 'up{job=~"segwatch-.*"} == 1')
@@ -145,7 +151,7 @@ async def test_deficiency_pages_oncall_resolves_and_dashboard_has_data(
                 monitoring = await start_monitoring(system, tmp_path, sink, endpoints)
                 prom, am = monitoring
                 async with aiohttp.ClientSession() as http:
-                    await wait_scraped(http, prom)
+                    await wait_scraped(http, system, prom)
                     await drive_and_check(system, watcher, book, phases, (deficiency, cured), sink, endpoints,
                                           prom, am, http)
                     await check_dashboard(http, prom, began, watcher)
