@@ -2,20 +2,39 @@
 
 The alert topic is also the alerter's memory: the latest record of each key says whether that alert is
 firing, since which figures version, and under which id, so a restarted alerter never fires twice.
+
+Besides the state changes (`firing`, `resolved`) the alert topic carries one-off compliance notices
+(`state="notice"`): an event that owes a notice but has no condition that could "resolve" — a disbursement
+that needs CEO/CFO pre-approval under CBOT Rule 971.E. A notice is not alert state: the state recovery skips
+it, and its `alert_id` (one per disbursement) is how a restarted alerter knows it was already published.
+`DisbursementCheckRecord` is the alerter's own record of each disbursement it checked (on its state topic).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from decimal import Decimal
+from typing import Annotated, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.types import Currency, SegmentId, Total
+from schemas.types import Currency, Identifier, SegmentId, Total
+
+# An exact amount that is not a sum of cents (25% of an excess): any number of decimal places, finite.
+ExactAmount = Annotated[Decimal, Field(allow_inf_nan=False)]
 
 Severity = Literal["critical", "warning", "info"]
-State = Literal["firing", "resolved"]
-RuleName = Literal["deficiency", "under_target", "missing_fx"]
+State = Literal["firing", "resolved", "notice"]
+RuleName = Literal["deficiency", "under_target", "missing_fx", "disbursement_25pct"]
+# Rules whose alerts fire and resolve with a condition on the figures (the alert state).
+StateRuleName = Literal["deficiency", "under_target", "missing_fx"]
+# Rules that publish one-off notices (state "notice"), never firing/resolved.
+NoticeRuleName = Literal["disbursement_25pct"]
+NOTICE_RULES: frozenset[str] = frozenset(get_args(NoticeRuleName))
+# What the alerter did with a disbursement (also the `outcome` label of segwatch_disbursements_total):
+# within_limit / needs_approval (checked against the excess), unchecked (no excess known: a warning notice),
+# customer_benefit (for the benefit of customers: Rule 971.E does not apply).
+DisbursementOutcome = Literal["within_limit", "needs_approval", "unchecked", "customer_benefit"]
 
 
 class AlertFigures(BaseModel):
@@ -36,6 +55,34 @@ class AlertFigures(BaseModel):
     )
 
 
+class AlertDisbursement(BaseModel):
+    """The disbursement a notice is about, and the 25% test (US dollars, exact): what the notice to the
+    exchange's Audit Department must contain (amounts, recipient, reason, approval)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str
+    as_of: datetime
+    amount: Total
+    recipient: str
+    purpose: str
+    approval: str | None = Field(description="The written pre-approval's reference; null when there is none.")
+    calculation: int | None = Field(
+        description="The figures version (excess calculation) compared with; null when none was known."
+    )
+    excess: Total | None = Field(description="The segment's excess at that calculation; null when unknown.")
+    limit: ExactAmount | None = Field(
+        description="25% of that excess, exact (up to 4 decimal places; 0 when there is no excess); null when unknown."
+    )
+    prior: Total = Field(description="Disbursements not for customers since that calculation, before this one.")
+    aggregate: Total = Field(description="prior + amount.")
+    alone_exceeds: bool | None = None
+    aggregate_exceeds: bool | None = None
+    exceeds_excess: bool | None = Field(
+        default=None, description="True when the disbursement(s) would leave the segment under-segregated."
+    )
+
+
 class Alert(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -45,19 +92,67 @@ class Alert(BaseModel):
         description="Stable for one incident: the firing and its resolution share it. "
         "Deterministic: segment, rule and the figures version at which the incident began."
     )
-    rule: RuleName = Field(description="deficiency, under_target or missing_fx")
+    rule: RuleName = Field(description="deficiency, under_target, missing_fx, or disbursement_25pct (notices)")
     segment: SegmentId
-    state: State
+    state: State = Field(
+        description="firing / resolved: a state change of the alert; notice: a one-off compliance notice "
+        "(disbursement_25pct), not alert state"
+    )
     severity: Severity
     page: bool = Field(default=False, description="True when the firing must page on-call (a deficiency).")
     summary: str = Field(description="One line for a human, with the dollar amounts.")
     regulation: str = Field(description="The rule of law or exchange rule the alert concerns.")
-    figures: AlertFigures
-    started_at: datetime = Field(description="When the incident began (the figures' computation time).")
+    figures: AlertFigures | None = Field(
+        description="The figures behind the record; null only on a notice made without any (excess unknown)."
+    )
+    disbursement: AlertDisbursement | None = Field(
+        default=None, description="On a disbursement_25pct notice: the disbursement and the 25% test."
+    )
+    started_at: datetime = Field(
+        description="When the incident began (the figures' computation time); on a notice, the event's as-of."
+    )
     at: datetime = Field(description="When this state change was observed.")
     correlation_id: str | None = Field(default=None, description="The input event that caused the change.")
     runbook: str | None = Field(default=None, description="Where the runbook section for this alert is.")
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        notice = self.rule in NOTICE_RULES
+        if notice != (self.state == "notice"):
+            raise ValueError(f"state: rule {self.rule} publishes {'notices' if notice else 'firing/resolved'} only")
+        if self.figures is None and not notice:
+            raise ValueError(f"figures: required on a {self.state} record")
+        if notice and self.disbursement is None:
+            raise ValueError(f"disbursement: required on a {self.rule} notice")
+        return self
+
+    @property
+    def is_notice(self) -> bool:
+        return self.state == "notice"
+
     @property
     def key(self) -> str:
         return f"{self.segment}|{self.rule}"
+
+
+class DisbursementCheckRecord(BaseModel):
+    """The alerter's record of one disbursement it processed, on its compacted state topic (keyed per
+    disbursement, so compaction keeps every one): a restarted alerter rebuilds from these the aggregation
+    window (the disbursements not for customers since the last excess calculation) and the set of event ids
+    already processed, so a replayed or duplicate disbursement is neither counted nor noticed twice."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    type: Literal["disbursement_check"] = "disbursement_check"
+    event_id: Identifier
+    segment: SegmentId
+    amount: Total
+    outcome: DisbursementOutcome
+    calculation: int | None = Field(ge=0, description="The figures version the amount was checked against.")
+    notice_id: str | None = Field(default=None, description="The alert_id of the notice published, if any.")
+    at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"{self.segment}|disbursement|{self.event_id}"

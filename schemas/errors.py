@@ -15,7 +15,9 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "(record)"
 
 
-_TAGS = {"account_balance", "depository_balance", "management_target", "foreign_requirement", "fx_rate"}
+_TAGS = {
+    "account_balance", "depository_balance", "management_target", "foreign_requirement", "fx_rate", "disbursement",
+}
 
 
 def input_errors(exc: ValidationError) -> list[InputError]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from schemas.types import (
     Currency,
@@ -139,13 +148,68 @@ class FxRate(EventBase):
         return f"fx|{self.currency}"
 
 
+PositiveMoney = Annotated[Money, Field(gt=0)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+# The 25% test compares a disbursement with the segment's excess, which the figures state in US dollars.
+DISBURSEMENT_CURRENCY = "USD"
+
+
+class Disbursement(EventBase):
+    """Funds paid out of a segment's customer (segregated, secured 30.7 or cleared swaps) accounts.
+
+    CBOT Rule 971.E: a disbursement not for the benefit of customers that exceeds 25% of the segment's
+    excess, alone or with every such disbursement since the last excess calculation, needs written
+    pre-approval by the CEO or CFO (or their authorized representative) and immediate notice to the
+    exchange's Audit Department. The funds leaving show up in the figures through the depository balances;
+    this event is the compliance fact: how much, to whom, why, and under which approval.
+
+    US dollars only: the alerter compares the amount with the USD excess and holds no FX rates, so a
+    disbursement made in another currency is sent with its USD equivalent at the rate it was executed at.
+    """
+
+    type: Literal["disbursement"] = "disbursement"
+    segment: SegmentId
+    amount: PositiveMoney = Field(description="The amount paid out, in US dollars (> 0).")
+    currency: Currency = Field(
+        default=DISBURSEMENT_CURRENCY,
+        description="Always USD: send a disbursement made in another currency as its USD equivalent.",
+    )
+    recipient: Text = Field(description="Who receives the funds (named in the notice to the Audit Department).")
+    purpose: Text = Field(description="Why the funds are disbursed (the reason the notice must describe).")
+    for_customer_benefit: StrictBool = Field(
+        description="True when made for the benefit of customers (e.g. a customer withdrawal, margin paid to a "
+        "clearing organization for customers); false for the FCM's own purposes, which Rule 971.E checks."
+    )
+    approval: Reference | None = Field(
+        default=None,
+        description="Reference to the written pre-approval by the CEO, CFO or their authorized representative "
+        "(document id, ticket); null when there is none.",
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _usd_only(cls, currency: str) -> str:
+        if currency != DISBURSEMENT_CURRENCY:
+            raise ValueError(
+                f"a disbursement is checked against the segment's US-dollar excess: send its USD equivalent "
+                f"(at the rate it was executed at) with currency USD, not {currency}"
+            )
+        return currency
+
+    @property
+    def key(self) -> str:
+        return f"disb|{self.segment}"
+
+
 Balance = AccountBalance | DepositoryBalance
 Setting = ManagementTarget | ForeignRequirement | FxRate
 Event = Annotated[
-    AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate,
+    AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate | Disbursement,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_MODELS: tuple[type[EventBase], ...] = (
-    AccountBalance, DepositoryBalance, ManagementTarget, ForeignRequirement, FxRate,
+    AccountBalance, DepositoryBalance, ManagementTarget, ForeignRequirement, FxRate, Disbursement,
 )

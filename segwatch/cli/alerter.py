@@ -1,7 +1,8 @@
 """`segwatch alerter serve|tail`: the alerting service, and alert records as they arrive.
 
-serve   figures → alerts on Kafka, with /metrics, /healthz and /readyz on HTTP; stops cleanly on SIGTERM/SIGINT
-        (the batch in hand is finished: alerts acknowledged, offsets committed).
+serve   figures → alerts and disbursements → CBOT Rule 971.E notices, on Kafka, with /metrics, /healthz and
+        /readyz on HTTP; stops cleanly on SIGTERM/SIGINT (the batch in hand is finished: alerts acknowledged,
+        offsets committed).
         Address: --host/--port, or SEGWATCH_ALERTER_HOST / SEGWATCH_ALERTER_PORT (default 127.0.0.1:8703).
 tail    print alert records from the alert topic (one line each, or --json), from now or --from-beginning.
 
@@ -54,6 +55,8 @@ def register(sub: Any) -> None:
     advanced = serve.add_argument_group("topics and group (defaults: the declared ones; for shadow runs and tests)")
     advanced.add_argument("--group", default=None, help="consumer group id (default segwatch-alerter)")
     advanced.add_argument("--figures-topic", default=None, help="figures topic to consume")
+    advanced.add_argument("--disbursements-topic", default=None,
+                          help="disbursements topic to consume ('' for none: no CBOT Rule 971.E checks)")
     advanced.add_argument("--alerts-topic", default=None, help="alert topic to publish to and recover from")
     advanced.add_argument("--state-topic", default=None, help="compacted alert-state topic ('' for none)")
     advanced.add_argument("--deadletter-topic", default=None, help="dead-letter topic")
@@ -86,6 +89,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     }
     if args.state_topic is not None:
         overrides["state_topic"] = args.state_topic or None
+    if args.disbursements_topic is not None:
+        overrides["disbursements_topic"] = args.disbursements_topic or None
     service = AlerterService(settings, AlerterConfig(host=host, port=port, **overrides), logger=log)
     return asyncio.run(_serve(service, log))
 
@@ -140,10 +145,11 @@ def format_alert(raw: bytes) -> str:
         alert = Alert.model_validate_json(raw)
     except ValidationError:
         return f"(not an alert record) {raw.decode('utf-8', 'replace')}"
-    mark = "FIRING  " if alert.state == "firing" else "resolved"
+    mark = {"firing": "FIRING  ", "resolved": "resolved", "notice": "NOTICE  "}[alert.state]
+    version = f"v{alert.figures.version}" if alert.figures is not None else "v-"
     return (
         f"{alert.at.isoformat(timespec='seconds')} {mark} {alert.severity:<8} {alert.segment:<4} "
-        f"{alert.rule:<12} v{alert.figures.version} {alert.summary} [{alert.alert_id}]"
+        f"{alert.rule:<12} {version} {alert.summary} [{alert.alert_id}]"
     )
 
 

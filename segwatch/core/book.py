@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from schemas.events import AccountBalance, DepositoryBalance, EventBase, ForeignRequirement, FxRate, ManagementTarget
+from schemas.events import (
+    AccountBalance,
+    DepositoryBalance,
+    Disbursement,
+    EventBase,
+    ForeignRequirement,
+    FxRate,
+    ManagementTarget,
+)
 from schemas.records import Figures
 from segwatch.core.aggregate import Aggregate
 from segwatch.core.catalogue import SEGMENT_IDS
@@ -27,6 +35,10 @@ class Book:
             changed = frozenset({ev.segment}) if self.aggregate.apply(ev) else frozenset()
         elif isinstance(ev, ManagementTarget | ForeignRequirement | FxRate):
             changed = self.settings.apply(ev)
+        elif isinstance(ev, Disbursement):
+            # A compliance fact for the alerter (CBOT Rule 971.E), not a balance: the funds leaving show up
+            # in the figures through the depository balances that report them. No figure changes.
+            changed = frozenset()
         else:
             raise TypeError(f"not an event segwatch computes from: {type(ev).__name__}")
         for sid in changed:

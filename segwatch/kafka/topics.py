@@ -27,6 +27,7 @@ PARTIALS = f"{NAMESPACE}segwatch.partials"
 FIGURES = f"{NAMESPACE}segwatch.figures"
 ALERTS = f"{NAMESPACE}segwatch.alerts"
 DEADLETTER = f"{NAMESPACE}segwatch.deadletter"
+DISBURSEMENTS = f"{NAMESPACE}segwatch.disbursements"
 
 CALCULATOR_APP_ID = f"{NAMESPACE}segwatch-calculator"
 ALERTER_APP_ID = f"{NAMESPACE}segwatch-alerter"
@@ -38,6 +39,8 @@ def namespaced(name: str, namespace: str) -> str:
 
 DEFAULT_BALANCE_PARTITIONS = 4
 DEFAULT_REPLICATION = 1
+
+DISBURSEMENT_RETENTION_DAYS = 400  # compliance records: more than a year, for the audit of any notice
 
 _DAY_MS = 24 * 60 * 60 * 1000
 
@@ -117,6 +120,12 @@ def topics(env: Mapping[str, str] | None = None) -> tuple[TopicSpec, ...]:
         spec(FIGURES, 1, compact, "the figures record of each segment"),
         spec(ALERTS, 1, delete_after(30), "alert state changes"),
         spec(DEADLETTER, 1, delete_after(14), "what could not be processed, with the reason"),
+        spec(
+            DISBURSEMENTS,
+            1,
+            delete_after(DISBURSEMENT_RETENTION_DAYS),
+            "input: disbursements from the segments (CBOT Rule 971.E), compliance records kept 400 days",
+        ),
         *(
             spec(table.topic, balance_partitions if table.copartitioned else 1, compact, table.purpose)
             for table in TABLES

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from schemas.alerts import Alert
 from schemas.records import Figures
 from segwatch.core.catalogue import SEGMENT_IDS, SEGMENTS
-from segwatch.core.rules import RULE_NAMES, RULES
+from segwatch.core.rules import DISBURSEMENT_OUTCOMES, RULE_NAMES, RULES
 
 # Per segment, from each figures record (label: segment).
 REQUIREMENT: Final = "segwatch_requirement_dollars"
@@ -33,6 +33,9 @@ FIGURES_TOTAL: Final = "segwatch_figures_total"  # label: segment
 ALERTS_TOTAL: Final = "segwatch_alerts_total"  # labels: rule, severity, state
 STALE_FIGURES_TOTAL: Final = "segwatch_alerter_stale_figures_total"  # label: segment
 DEAD_LETTERS_TOTAL: Final = "segwatch_alerter_dead_letters_total"
+# CBOT Rule 971.E (labels: segment, outcome = within_limit / needs_approval / unchecked / customer_benefit).
+DISBURSEMENTS_TOTAL: Final = "segwatch_disbursements_total"
+DUPLICATE_DISBURSEMENTS_TOTAL: Final = "segwatch_alerter_duplicate_disbursements_total"  # label: segment
 # Alert state (labels: segment, rule): 1 firing, 0 not.
 ALERT_FIRING: Final = "segwatch_alert_firing"
 # Latency, from the newest input's Kafka timestamp (figures.ingested_at).
@@ -45,8 +48,8 @@ READY: Final = "segwatch_alerter_ready"
 
 METRIC_NAMES: Final[tuple[str, ...]] = (
     REQUIREMENT, FUNDS, EXCESS, TARGET, EXCESS_OVER_TARGET, STATEMENT_LINE, FIGURES_VERSION, MISSING_FX,
-    FIGURES_TOTAL, ALERTS_TOTAL, STALE_FIGURES_TOTAL, DEAD_LETTERS_TOTAL, ALERT_FIRING, EVENT_TO_FIGURES,
-    EVENT_TO_ALERT, SOURCE_LAST_UPDATE, READY,
+    FIGURES_TOTAL, ALERTS_TOTAL, STALE_FIGURES_TOTAL, DEAD_LETTERS_TOTAL, DISBURSEMENTS_TOTAL,
+    DUPLICATE_DISBURSEMENTS_TOTAL, ALERT_FIRING, EVENT_TO_FIGURES, EVENT_TO_ALERT, SOURCE_LAST_UPDATE, READY,
 )  # fmt: skip
 
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -89,7 +92,14 @@ class AlerterMetrics:
                                            "Figures records ignored as replays (version not above the last seen)",
                                            ["segment"], registry=r)
         self.dead_letters_total = Counter(_counter_base(DEAD_LETTERS_TOTAL),
-                                          "Figures records sent to the dead-letter topic", registry=r)
+                                          "Figures and disbursement records sent to the dead-letter topic",
+                                          registry=r)
+        self.disbursements_total = Counter(_counter_base(DISBURSEMENTS_TOTAL),
+                                           "Disbursements processed (CBOT Rule 971.E), by outcome",
+                                           ["segment", "outcome"], registry=r)
+        self.duplicate_disbursements_total = Counter(_counter_base(DUPLICATE_DISBURSEMENTS_TOTAL),
+                                                     "Disbursements ignored as duplicates (event id seen before)",
+                                                     ["segment"], registry=r)
         self.alert_firing = Gauge(ALERT_FIRING, "1 while the alert is firing, else 0", ["segment", "rule"],
                                   registry=r)
         self.event_to_figures = Histogram(EVENT_TO_FIGURES,
@@ -106,6 +116,9 @@ class AlerterMetrics:
         for segment in SEGMENT_IDS:
             for rule in RULE_NAMES:
                 self.alert_firing.labels(segment=segment, rule=rule).set(0)
+            for outcome in DISBURSEMENT_OUTCOMES:
+                self.disbursements_total.labels(segment=segment, outcome=outcome)  # 0, not absent
+            self.duplicate_disbursements_total.labels(segment=segment)
 
     def show_figures(self, figures: Figures) -> bool:
         """Set the gauges from `figures` unless a newer version is already shown; True if it was shown."""
@@ -148,7 +161,8 @@ class AlerterMetrics:
 
     def alert_published(self, alert: Alert, acknowledged_at: datetime, ingested_at: datetime | None) -> None:
         self.alerts_total.labels(rule=alert.rule, severity=alert.severity, state=alert.state).inc()
-        self.alert_firing.labels(segment=alert.segment, rule=alert.rule).set(1 if alert.state == "firing" else 0)
+        if not alert.is_notice:  # a notice is a one-off record: it never "fires"
+            self.alert_firing.labels(segment=alert.segment, rule=alert.rule).set(1 if alert.state == "firing" else 0)
         if ingested_at is not None:
             self.event_to_alert.observe(max(0.0, (acknowledged_at - ingested_at).total_seconds()))
 
@@ -158,7 +172,17 @@ class AlerterMetrics:
             for rule in RULES:
                 self.alert_firing.labels(segment=segment, rule=rule).set(0)
         for alert in alerts:
-            self.alert_firing.labels(segment=alert.segment, rule=alert.rule).set(1 if alert.state == "firing" else 0)
+            if not alert.is_notice:
+                self.alert_firing.labels(segment=alert.segment, rule=alert.rule).set(
+                    1 if alert.state == "firing" else 0
+                )
+
+    def disbursement(self, segment: str, outcome: str) -> None:
+        """A disbursement processed: within_limit, needs_approval, unchecked or customer_benefit."""
+        self.disbursements_total.labels(segment=segment, outcome=outcome).inc()
+
+    def duplicate_disbursement(self, segment: str) -> None:
+        self.duplicate_disbursements_total.labels(segment=segment).inc()
 
     def dead_letter(self) -> None:
         self.dead_letters_total.inc()

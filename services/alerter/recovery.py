@@ -1,4 +1,11 @@
-"""Reading a topic from its beginning to its end offsets, and rebuilding the alert state from the alert topic."""
+"""Reading a topic from its beginning to its end offsets, and rebuilding the alert state from the alert topic.
+
+The alert and state topics hold three kinds of record: alert state changes (firing / resolved), which make
+the alert state; one-off notices (`state="notice"`, CBOT Rule 971.E disbursements), which are not alert
+state (`AlertStates` skips them) but say which disbursements were already noticed; and, on the state topic
+only, the alerter's check record of each disbursement it processed (the 971.E aggregation window and the
+ids already processed).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,11 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
-from schemas.alerts import Alert
+from schemas.alerts import Alert, DisbursementCheckRecord
 from segwatch.config import KafkaSettings
 from segwatch.core.rules import AlertStates
 from segwatch.kafka.admin import KafkaAdminError, admin_client, describe_topics
@@ -20,12 +27,18 @@ class RecoveryError(Exception):
     """The alert state could not be rebuilt (a topic is missing, or Kafka did not answer in time)."""
 
 
+StateRecord = Annotated[Alert | DisbursementCheckRecord, Field(discriminator="type")]
+STATE_RECORD: TypeAdapter[StateRecord] = TypeAdapter(StateRecord)
+
+
 @dataclass(frozen=True, slots=True)
 class Recovered:
     states: AlertStates
-    records: int  # alert records read
-    unreadable: int  # records that are not alerts (skipped, logged)
+    records: int  # alert, notice and check records read
+    unreadable: int  # records that are none of those (skipped, logged)
     seconds: float
+    notices: tuple[Alert, ...] = ()  # the one-off notices (disbursements) published
+    checks: tuple[DisbursementCheckRecord, ...] = ()  # the disbursements processed (state topic)
 
 
 async def partition_counts(settings: KafkaSettings, topics: Sequence[str], *, timeout: float) -> dict[str, int]:
@@ -82,17 +95,30 @@ async def read_to_end(
     return records
 
 
-def parse_alerts(records: Sequence[Any]) -> tuple[list[Alert], int]:
-    """The alert records among `records` (in order) and how many were not alerts."""
+def parse_records(records: Sequence[Any]) -> tuple[list[Alert], list[DisbursementCheckRecord], int]:
+    """The alert records (notices included) and the disbursement check records among `records`, in order,
+    and how many were neither."""
     alerts: list[Alert] = []
+    checks: list[DisbursementCheckRecord] = []
     bad = 0
     for record in records:
         if record.value is None:  # a tombstone: nothing to rebuild from
             continue
         try:
-            alerts.append(Alert.model_validate_json(record.value))
+            parsed = STATE_RECORD.validate_json(record.value)
         except ValidationError:
             bad += 1
+            continue
+        if isinstance(parsed, Alert):
+            alerts.append(parsed)
+        else:
+            checks.append(parsed)
+    return alerts, checks, bad
+
+
+def parse_alerts(records: Sequence[Any]) -> tuple[list[Alert], int]:
+    """The alert records among `records` (in order) and how many were not alerts (check records aside)."""
+    alerts, _, bad = parse_records(records)
     return alerts, bad
 
 
@@ -100,17 +126,27 @@ async def recover_states(
     settings: KafkaSettings, topics: Sequence[str], *, timeout: float = 60.0
 ) -> Recovered:
     """The alert state the alert records on `topics` describe: per (segment, rule) the newest record wins.
+    Also the notices published and the disbursement check records (for the 971.E monitor).
 
     `topics` is the alert topic, and optionally the alerter's compacted state topic, which keeps the latest
-    record of every key after the alert topic's retention has dropped it.
+    record of every key after the alert topic's retention has dropped it, and every check record.
     """
     started = time.monotonic()
     counts = await partition_counts(settings, topics, timeout=timeout)
     alerts: list[Alert] = []
+    checks: list[DisbursementCheckRecord] = []
     unreadable = 0
     for topic in topics:
         left = max(1.0, timeout - (time.monotonic() - started))
-        got, bad = parse_alerts(await read_to_end(settings, topic, counts[topic], timeout=left))
+        got, checked, bad = parse_records(await read_to_end(settings, topic, counts[topic], timeout=left))
         alerts.extend(got)
+        checks.extend(checked)
         unreadable += bad
-    return Recovered(AlertStates.from_alerts(alerts), len(alerts), unreadable, time.monotonic() - started)
+    return Recovered(
+        AlertStates.from_alerts(alerts),
+        len(alerts) + len(checks),
+        unreadable,
+        time.monotonic() - started,
+        notices=tuple(a for a in alerts if a.is_notice),
+        checks=tuple(checks),
+    )

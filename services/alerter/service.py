@@ -1,4 +1,4 @@
-"""The alerter: figures in (segwatch.figures), alert state changes out (segwatch.alerts), metrics on HTTP.
+"""The alerter: figures and disbursements in, alert state changes and notices out (segwatch.alerts), metrics.
 
 For each figures record, in order: parse it (a record that is not a valid `Figures` goes to the dead-letter
 topic with the reason), evaluate the rules (segwatch.core.rules), publish each alert state change keyed by
@@ -10,12 +10,28 @@ State recovery happens whenever the figures partition is assigned (at start and 
 the alert topic is read from its beginning to its end offsets, plus the alerter's compacted state topic,
 which keeps each alert's latest record after the alert topic's retention has dropped it. The newest record
 of each (segment, rule) wins; the last figures version per segment is the newest version in those records.
+
+CBOT Rule 971.E (segwatch.disbursements, consumed by the same group; both topics have one partition, so one
+member owns both): each disbursement not for the benefit of customers is compared with the segment's most
+recent excess calculation — the latest figures record the alerter has seen, read from the compacted figures
+topic at recovery and then kept current by the consumer (every figures record is a fresh calculation of the
+excess, so its version identifies the calculation) — aggregated with every such disbursement since that
+version (`DisbursementMonitor`). One that needs CEO/CFO pre-approval, or could not be checked because no
+figures are known, gets one notice on the alert topic (`state="notice"`, acknowledged first); then the
+alerter's check record of it goes to the state topic (acknowledged), and only then is the offset committed.
+A restart rebuilds the window and the ids already processed from those check records, and the ids already
+noticed from the notices themselves, so a replayed or duplicate disbursement is neither counted nor noticed
+twice. Within one poll, records of the two topics are taken in Kafka-timestamp order (each partition's own
+order kept), so a disbursement is compared with the figures published before it. Without a state topic
+(`state_topic=None`) only the notices are remembered across a restart: the window starts empty, and a
+disbursement read again that needed no notice is counted again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,11 +45,19 @@ from pydantic import ValidationError
 
 from schemas.alerts import Alert
 from schemas.errors import first_error
+from schemas.events import EVENT_ADAPTER, Disbursement
 from schemas.records import Figures
 from segwatch.config import KafkaSettings
-from segwatch.core.rules import AlertStates, evaluate
+from segwatch.core.rules import AlertStates, DisbursementMonitor, evaluate
 from segwatch.deadletter import dead_letter
-from segwatch.kafka.topics import ALERTER_ALERTS_CHANGELOG, ALERTER_APP_ID, ALERTS, DEADLETTER, FIGURES
+from segwatch.kafka.topics import (
+    ALERTER_ALERTS_CHANGELOG,
+    ALERTER_APP_ID,
+    ALERTS,
+    DEADLETTER,
+    DISBURSEMENTS,
+    FIGURES,
+)
 from services.alerter.http import HttpServer
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.recovery import RecoveryError, parse_alerts, partition_counts, read_to_end, recover_states
@@ -52,6 +76,8 @@ class AlerterConfig:
     """Topic names and group id (overridable, e.g. for isolated tests), the HTTP address and time limits."""
 
     figures_topic: str = FIGURES
+    # Disbursement events (CBOT Rule 971.E); None: do not consume them.
+    disbursements_topic: str | None = DISBURSEMENTS
     alerts_topic: str = ALERTS
     # Compacted copy of each alert's latest record (None: rebuild from the alert topic alone).
     state_topic: str | None = ALERTER_ALERTS_CHANGELOG
@@ -66,6 +92,16 @@ class AlerterConfig:
     @property
     def recovery_topics(self) -> tuple[str, ...]:
         return (self.alerts_topic,) if self.state_topic is None else (self.alerts_topic, self.state_topic)
+
+    @property
+    def input_topics(self) -> tuple[str, ...]:
+        return (self.figures_topic,) if self.disbursements_topic is None else (
+            self.figures_topic, self.disbursements_topic)
+
+
+def _kafka_order(record: Any) -> int:
+    timestamp = getattr(record, "timestamp", None)
+    return timestamp if isinstance(timestamp, int) else 0
 
 
 def _kafka_time(record: Any) -> datetime | None:
@@ -93,6 +129,7 @@ class AlerterService:
         self.clock = clock
         self.log: Any = logger if logger is not None else structlog.get_logger().bind(service=STAGE)
         self.states = AlertStates()
+        self.disbursements = DisbursementMonitor()
         self.http = HttpServer(self, self.config.host, self.config.port)
         self._producer: Any = None
         self._consumer: Any = None
@@ -121,11 +158,12 @@ class AlerterService:
         cfg = self.config
         await self.http.start()
         self.log.info("alerter starting", http=f"http://{cfg.host}:{self.port}", figures=cfg.figures_topic,
-                      alerts=cfg.alerts_topic, state=cfg.state_topic, group=cfg.group_id)
+                      disbursements=cfg.disbursements_topic, alerts=cfg.alerts_topic, state=cfg.state_topic,
+                      group=cfg.group_id)
         try:
             # Fail fast, naming the topic, when the topics have not been applied.
             await partition_counts(
-                self.settings, [cfg.figures_topic, *cfg.recovery_topics, cfg.deadletter_topic],
+                self.settings, [*cfg.input_topics, *cfg.recovery_topics, cfg.deadletter_topic],
                 timeout=cfg.recovery_timeout,
             )
             self._producer = AIOKafkaProducer(
@@ -138,7 +176,7 @@ class AlerterService:
                 **self.settings.aiokafka_kwargs(), group_id=cfg.group_id, enable_auto_commit=False,
                 auto_offset_reset="earliest", client_id=f"{cfg.group_id}-consumer",
             )
-            self._consumer.subscribe([cfg.figures_topic], listener=_Listener(self))
+            self._consumer.subscribe(list(cfg.input_topics), listener=_Listener(self))
             await self._consumer.start()
         except BaseException:
             await self._close()
@@ -183,10 +221,12 @@ class AlerterService:
     # --- recovery ---------------------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Rebuild the alert state from the alert (and state) topic: the newest record per key wins."""
+        """Rebuild the alert state from the alert (and state) topic: the newest record per key wins. And the
+        971.E monitor: the latest figures (figures topic), the check records and the notices published."""
         self._recovered = False
         self.metrics.set_ready(False)
         try:
+            latest = await self._latest_figures()
             recovered = await recover_states(
                 self.settings, self.config.recovery_topics, timeout=self.config.recovery_timeout
             )
@@ -195,22 +235,25 @@ class AlerterService:
             self.log.error("alert state recovery failed", error=str(exc) or type(exc).__name__)
             raise
         self.states = recovered.states
+        self.disbursements = DisbursementMonitor.restore(latest, recovered.checks, recovered.notices)
         self.metrics.show_alert_states(self.states.alerts.values())
         firing = sorted(a.alert_id for a in self.states.alerts.values() if a.state == "firing")
+        monitor = self.disbursements
         self.log.info(
             "alert state recovered", records=recovered.records, unreadable=recovered.unreadable,
             firing=firing, versions=dict(self.states.versions), seconds=round(recovered.seconds, 3),
+            calculations={seg: calc.version for seg, calc in sorted(monitor.calculations.items())},
+            disbursements_processed=len(monitor.processed), disbursements_noticed=len(monitor.noticed),
         )
         self._recovered = True
         self.metrics.set_ready(self.ready)
 
-    async def _show_latest_figures(self) -> None:
-        """Prime the gauges with the latest figures of each segment (the figures topic is compacted), so
-        /metrics shows them right after a restart. The rules see figures only through the consumer group."""
+    async def _latest_figures(self) -> list[Figures]:
+        """The newest figures record of each segment on the (compacted) figures topic."""
         topic = self.config.figures_topic
         counts = await partition_counts(self.settings, [topic], timeout=self.config.recovery_timeout)
         records = await read_to_end(self.settings, topic, counts[topic], timeout=self.config.recovery_timeout)
-        shown = 0
+        latest: dict[str, Figures] = {}
         for record in records:
             if record.value is None:
                 continue
@@ -218,8 +261,17 @@ class AlerterService:
                 figures = Figures.model_validate_json(record.value)
             except ValidationError:
                 continue  # the consumer dead-letters it when it gets there
-            shown += self.metrics.show_figures(figures)
-        self.log.info("latest figures shown", records=len(records), shown=shown)
+            held = latest.get(figures.segment)
+            if held is None or figures.version > held.version:
+                latest[figures.segment] = figures
+        return [latest[segment] for segment in sorted(latest)]
+
+    async def _show_latest_figures(self) -> None:
+        """Prime the gauges with the latest figures of each segment (the figures topic is compacted), so
+        /metrics shows them right after a restart. The rules see figures only through the consumer group."""
+        latest = await self._latest_figures()
+        shown = sum(self.metrics.show_figures(figures) for figures in latest)
+        self.log.info("latest figures shown", segments=len(latest), shown=shown)
 
     async def _on_revoked(self) -> None:
         async with self._lock:  # let the batch in hand finish (alerts acknowledged) first
@@ -228,7 +280,7 @@ class AlerterService:
 
     async def _on_assigned(self, assigned: Sequence[Any]) -> None:
         async with self._lock:
-            self.log.info("figures partitions assigned", partitions=sorted(tp.partition for tp in assigned))
+            self.log.info("partitions assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
             if assigned:
                 await self.recover()
             self.metrics.set_ready(self.ready)
@@ -255,12 +307,13 @@ class AlerterService:
                                 consumer.seek(tp, records[0].offset)
                         continue
                     pending: list[asyncio.Future[Any]] = []
+                    mine = [records for tp, records in batch.items() if tp in assignment]
+                    # Figures and disbursements in the order Kafka stamped them, each partition's order kept.
+                    for record in heapq.merge(*mine, key=_kafka_order):
+                        await self._handle(record, pending)
                     for tp, records in batch.items():
-                        if tp not in assignment:
-                            continue
-                        for record in records:
-                            await self._handle(record, pending)
-                        offsets[tp] = records[-1].offset + 1
+                        if tp in assignment:
+                            offsets[tp] = records[-1].offset + 1
                     if pending:  # dead letters: acknowledged before the offsets move past them
                         await asyncio.gather(*pending)
                 if offsets:
@@ -276,6 +329,21 @@ class AlerterService:
             raise
 
     async def _handle(self, record: Any, pending: list[asyncio.Future[Any]]) -> None:
+        if self.config.disbursements_topic is not None and record.topic == self.config.disbursements_topic:
+            await self._handle_disbursement(record, pending)
+        else:
+            await self._handle_figures(record, pending)
+
+    async def _dead_letter(self, record: Any, bad: _Unreadable, what: str, pending: list[asyncio.Future[Any]]) -> None:
+        source = f"{record.topic}[{record.partition}]@{record.offset}"
+        letter = dead_letter(STAGE, source, bad.reason, record.value or b"", field=bad.field)
+        pending.append(await self._producer.send(
+            self.config.deadletter_topic, letter.model_dump_json().encode(), key=record.key
+        ))
+        self.metrics.dead_letter()
+        self.log.warning(f"{what} dead-lettered", source=source, field=bad.field, reason=bad.reason)
+
+    async def _handle_figures(self, record: Any, pending: list[asyncio.Future[Any]]) -> None:
         source = f"{record.topic}[{record.partition}]@{record.offset}"
         try:
             if record.value is None:
@@ -286,16 +354,13 @@ class AlerterService:
                 err = first_error(exc)
                 raise _Unreadable(err.field, err.reason) from None
         except _Unreadable as bad:
-            letter = dead_letter(STAGE, source, bad.reason, record.value or b"", field=bad.field)
-            pending.append(await self._producer.send(
-                self.config.deadletter_topic, letter.model_dump_json().encode(), key=record.key
-            ))
-            self.metrics.dead_letter()
-            self.log.warning("figures record dead-lettered", source=source, field=bad.field, reason=bad.reason)
+            await self._dead_letter(record, bad, "figures record", pending)
             return
 
         with structlog.contextvars.bound_contextvars(correlation_id=figures.last_event_id):
             self.metrics.show_figures(figures)
+            # The segment's most recent excess calculation for Rule 971.E (whether or not a replay for alerts).
+            self.disbursements.on_figures(figures)
             result = evaluate(self.states, figures, now=self.clock())
             if result.stale:
                 self.metrics.stale_figures(figures)
@@ -306,27 +371,79 @@ class AlerterService:
             self.log.debug("figures evaluated", segment=figures.segment, version=figures.version,
                            excess=str(figures.excess), changes=len(result.changes), source=source)
             if result.changes:
-                await self._publish(result.changes, figures)
+                await self._publish(result.changes, figures.ingested_at)
             self.states = result.states
 
-    async def _publish(self, alerts: Sequence[Alert], figures: Figures) -> None:
-        """Send the alert state changes in order and wait until Kafka has acknowledged every one."""
+    async def _handle_disbursement(self, record: Any, pending: list[asyncio.Future[Any]]) -> None:
+        """CBOT Rule 971.E for one disbursement: notice (if owed) acknowledged, then the check record, then the
+        state; the offset is committed after the batch."""
+        source = f"{record.topic}[{record.partition}]@{record.offset}"
+        try:
+            if record.value is None:
+                raise _Unreadable("(record)", "empty value (tombstone) where a disbursement was expected")
+            try:
+                event = EVENT_ADAPTER.validate_json(record.value)
+            except ValidationError as exc:
+                err = first_error(exc)
+                raise _Unreadable(err.field, err.reason) from None
+            if not isinstance(event, Disbursement):
+                raise _Unreadable("type", f"a {event.type} event does not belong on {record.topic}: "
+                                          "only disbursements do")
+        except _Unreadable as bad:
+            await self._dead_letter(record, bad, "disbursement record", pending)
+            return
+
+        with structlog.contextvars.bound_contextvars(correlation_id=event.event_id):
+            now = self.clock()
+            assessment = self.disbursements.assess(event, now=now)
+            if assessment.outcome is None:
+                self.metrics.duplicate_disbursement(event.segment)
+                self.log.info("disbursement duplicate ignored", segment=event.segment, source=source)
+                return
+            if assessment.notice is not None:
+                await self._publish([assessment.notice], _kafka_time(record), mirror=False)
+            if self.config.state_topic is not None:
+                check = assessment.check_record(now)
+                await (await self._producer.send(
+                    self.config.state_topic, check.model_dump_json().encode(), key=check.key.encode()
+                ))
+            self.disbursements.record(assessment)
+            self.metrics.disbursement(event.segment, assessment.outcome)
+            calc = assessment.calculation
+            self.log.info(
+                "disbursement checked", segment=event.segment, outcome=assessment.outcome,
+                amount=str(event.amount), recipient=event.recipient, approval=event.approval,
+                for_customer_benefit=event.for_customer_benefit,
+                calculation=calc.version if calc is not None else None,
+                excess=str(calc.excess) if calc is not None else None,
+                aggregate=str(assessment.check.aggregate) if assessment.check is not None else None,
+                notice=assessment.notice_id, source=source,
+            )
+
+    async def _publish(self, alerts: Sequence[Alert], ingested_at: datetime | None, *, mirror: bool = True) -> None:
+        """Send the alert records in order and wait until Kafka has acknowledged every one; then (`mirror`)
+        the same records to the state topic. Notices are not mirrored: the check record stands for them."""
         cfg = self.config
         payloads = [(a.key.encode(), a.model_dump_json().encode()) for a in alerts]
         sent = [await self._producer.send(cfg.alerts_topic, value, key=key) for key, value in payloads]
         await asyncio.gather(*sent)
         acknowledged_at = self.clock()
-        if cfg.state_topic is not None:  # only after the alert topic has them: it is the record of truth
+        if mirror and cfg.state_topic is not None:  # only after the alert topic has them: the record of truth
             mirrored = [await self._producer.send(cfg.state_topic, value, key=key) for key, value in payloads]
             await asyncio.gather(*mirrored)
         for alert in alerts:
-            self.metrics.alert_published(alert, acknowledged_at, figures.ingested_at)
-            level = "critical" if alert.page and alert.state == "firing" else (
-                "warning" if alert.state == "firing" else "info")
+            self.metrics.alert_published(alert, acknowledged_at, ingested_at)
+            if alert.is_notice:
+                level = "error" if alert.severity == "critical" else "warning"
+            else:
+                level = "critical" if alert.page and alert.state == "firing" else (
+                    "warning" if alert.state == "firing" else "info")
+            f = alert.figures
             getattr(self.log, level)(
                 f"alert {alert.state}", alert_id=alert.alert_id, rule=alert.rule, segment=alert.segment,
-                severity=alert.severity, page=alert.page, summary=alert.summary, version=alert.figures.version,
-                excess=str(alert.figures.excess), target=str(alert.figures.target), runbook=alert.runbook,
+                severity=alert.severity, page=alert.page, summary=alert.summary,
+                version=f.version if f is not None else None, excess=str(f.excess) if f is not None else None,
+                target=str(f.target) if f is not None else None, runbook=alert.runbook,
             )
 
 
@@ -338,7 +455,7 @@ class _Unreadable(Exception):
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Rebuild the state whenever the figures partition is (re)assigned; stop processing when it is revoked."""
+    """Rebuild the state whenever the partitions are (re)assigned; stop processing when they are revoked."""
 
     def __init__(self, service: AlerterService) -> None:
         self.service = service

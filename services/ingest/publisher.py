@@ -7,7 +7,8 @@ the per-record overhead of `send()`). Every event reports its own outcome: None 
 it, else the reason it was not published.
 
 Routing: account and depository balances → segwatch.balances, settings (management targets, FX rates,
-the 30.7 foreign requirement) → segwatch.settings. The record key is the event's `key` (UTF-8), so every
+the 30.7 foreign requirement) → segwatch.settings, disbursements → segwatch.disbursements (read by the
+alerter for CBOT Rule 971.E; the calculator never sees them). The record key is the event's `key` (UTF-8), so every
 event of one account or one depository account lands in one partition, with the same murmur2 partitioner
 the Java clients and Faust use. The value is the event's JSON (`model_dump_json()`): amounts are decimal
 strings. Dead letters go to segwatch.deadletter keyed by stage.
@@ -26,6 +27,7 @@ from aiokafka.partitioner import murmur2
 from schemas.events import (
     AccountBalance,
     DepositoryBalance,
+    Disbursement,
     EventBase,
     ForeignRequirement,
     FxRate,
@@ -33,7 +35,7 @@ from schemas.events import (
 )
 from schemas.records import DeadLetter
 from segwatch.config import KafkaSettings
-from segwatch.kafka.topics import BALANCES, DEADLETTER, SETTINGS
+from segwatch.kafka.topics import BALANCES, DEADLETTER, DISBURSEMENTS, SETTINGS
 
 TOPIC_OF: dict[type[EventBase], str] = {
     AccountBalance: BALANCES,
@@ -41,8 +43,9 @@ TOPIC_OF: dict[type[EventBase], str] = {
     ManagementTarget: SETTINGS,
     ForeignRequirement: SETTINGS,
     FxRate: SETTINGS,
+    Disbursement: DISBURSEMENTS,
 }
-REQUIRED_TOPICS = (BALANCES, SETTINGS, DEADLETTER)
+REQUIRED_TOPICS = (BALANCES, SETTINGS, DISBURSEMENTS, DEADLETTER)
 
 # Throughput tuning: wait a few ms to fill batches, let a batch grow large, keep the request bounded.
 DEFAULT_LINGER_MS = 2  # single events: concurrent requests share a batch; p50 ~4 ms with acks=all

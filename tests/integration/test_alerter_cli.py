@@ -9,12 +9,14 @@ import os
 import signal
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from schemas.events import Disbursement
 from segwatch.config import KafkaSettings
 from tests.unit.test_rules import real_figures
 
@@ -52,12 +54,13 @@ async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm
 ) -> None:
     figures, alerts = new_topic("figures", configs={"cleanup.policy": "compact"}), new_topic("alerts")
     state, deadletter = new_topic("alerter-state", configs={"cleanup.policy": "compact"}), new_topic("dl")
+    disbursements = new_topic("disbursements")
     env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap, "SEGWATCH_LOG_FORMAT": "json",
            "SEGWATCH_ALERTER_PORT": "0"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "segwatch.cli", "alerter", "serve", "--group", unique_name("alerter-cli"),
         "--figures-topic", figures, "--alerts-topic", alerts, "--state-topic", state,
-        "--deadletter-topic", deadletter,
+        "--deadletter-topic", deadletter, "--disbursements-topic", disbursements,
         cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
@@ -85,6 +88,15 @@ async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm
         assert critical["rule"] == "deficiency" and critical["level"] == "critical" and critical["page"] is True
         assert critical["correlation_id"] == "evt-cli-deficiency"
 
+        # During the deficiency any disbursement not for customers needs approval (CBOT Rule 971.E).
+        payout = Disbursement(event_id="evt-cli-disb", source="treasury", as_of=real.computed_at, segment="4d2",
+                              amount=Decimal("10.00"), recipient="Parent Co", purpose="fee",
+                              for_customer_benefit=False)
+        await produce(kafka_settings, disbursements, [payout.model_dump_json().encode()])
+        notice = await next_log(process.stderr, "alert notice", seen)
+        assert notice["rule"] == "disbursement_25pct" and notice["severity"] == "critical"
+        assert notice["level"] == "error" and notice["correlation_id"] == "evt-cli-disb"
+
         process.send_signal(signal.SIGTERM)
         await next_log(process.stderr, "alerter stopped", seen)
         assert await asyncio.wait_for(process.wait(), WAIT) == 0
@@ -94,14 +106,16 @@ async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm
             await process.wait()
 
     # `tail` prints what is on the alert topic.
-    assert len(await alerts_on(kafka_settings, alerts, expect=2)) == 2
+    assert len(await alerts_on(kafka_settings, alerts, expect=3)) == 3
     tail = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "segwatch.cli", "alerter", "tail", "--from-beginning", "--count", "2", "--topic", alerts,
+        sys.executable, "-m", "segwatch.cli", "alerter", "tail", "--from-beginning", "--count", "3", "--topic", alerts,
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(tail.communicate(), WAIT)
     assert tail.returncode == 0, err.decode()
     lines = out.decode().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert "FIRING" in lines[0] and "under_target" in lines[0] and "[4d2:under_target:v2]" in lines[0]
     assert "critical" in lines[1] and "DEFICIENCY of $1.00" in lines[1]
+    assert "NOTICE" in lines[2] and "critical" in lines[2]
+    assert lines[2].endswith("[4d2:disbursement_25pct:evt-cli-disb]")

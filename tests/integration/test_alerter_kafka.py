@@ -41,18 +41,19 @@ class Topics:
     state: str
     deadletter: str
     group: str
+    disbursements: str
 
     def config(self, **changes: Any) -> AlerterConfig:
         settings: dict[str, Any] = {
             "figures_topic": self.figures, "alerts_topic": self.alerts, "state_topic": self.state,
             "deadletter_topic": self.deadletter, "group_id": self.group, "host": "127.0.0.1", "port": 0,
-            "recovery_timeout": WAIT, "poll_timeout": 0.2,
+            "recovery_timeout": WAIT, "poll_timeout": 0.2, "disbursements_topic": self.disbursements,
         }
         return AlerterConfig(**{**settings, **changes})
 
 
-@pytest.fixture
-def topics(kafka_topics: object, new_topic: NewTopic) -> Topics:
+def new_topics(new_topic: NewTopic) -> Topics:
+    """Throwaway topics for one alerter (figures and the state topic compacted, as declared)."""
     compact = {"cleanup.policy": "compact"}
     return Topics(
         figures=new_topic("figures", configs=compact),
@@ -60,7 +61,13 @@ def topics(kafka_topics: object, new_topic: NewTopic) -> Topics:
         state=new_topic("alerter-state", configs=compact),
         deadletter=new_topic("deadletter"),
         group=unique_name("alerter-group"),
+        disbursements=new_topic("disbursements"),
     )
+
+
+@pytest.fixture
+def topics(kafka_topics: object, new_topic: NewTopic) -> Topics:
+    return new_topics(new_topic)
 
 
 @dataclass

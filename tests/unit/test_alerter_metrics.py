@@ -126,6 +126,7 @@ def test_each_instance_has_its_own_registry_and_every_name_is_exposed() -> None:
 def test_floats_appear_only_at_the_prometheus_boundary() -> None:
     result = evaluate(AlertStates(), real_figures(version=1, funds_delta=-10**10), now=T0)
     for alert in result.changes:
+        assert alert.figures is not None
         for amount in (alert.figures.excess, alert.figures.funds, alert.figures.requirement, alert.figures.target):
             assert isinstance(amount, Decimal)
     # No other module of the alerter path turns an amount into a float.

@@ -24,6 +24,7 @@ def test_every_topic_is_declared_once() -> None:
         t.FIGURES,
         t.ALERTS,
         t.DEADLETTER,
+        t.DISBURSEMENTS,
         *CHANGELOGS,
         COMBINER_CHANGELOG,
         "segwatch-alerter-alerts-changelog",
@@ -32,6 +33,7 @@ def test_every_topic_is_declared_once() -> None:
 
 def test_name_constants() -> None:
     assert t.BALANCES == "segwatch.balances"
+    assert t.DISBURSEMENTS == "segwatch.disbursements"
     assert t.CALCULATOR_ACCOUNTS_CHANGELOG == t.changelog_topic("segwatch-calculator", "accounts") == CHANGELOGS[0]
     assert t.changelog_topic("segwatch-calculator", "depositories") == t.CALCULATOR_DEPOSITORIES_CHANGELOG
     assert t.ALERTER_ALERTS_CHANGELOG == "segwatch-alerter-alerts-changelog"
@@ -44,8 +46,8 @@ def test_calculator_changelogs_are_copartitioned_with_balances(env: dict[str, st
     assert balances == int(env.get("SEGWATCH_BALANCE_PARTITIONS", t.DEFAULT_BALANCE_PARTITIONS))
     for name in CHANGELOGS:
         assert specs[name].partitions == balances
-    for name in (t.SETTINGS, t.PARTIALS, t.FIGURES, t.ALERTS, t.DEADLETTER, t.ALERTER_ALERTS_CHANGELOG,
-                 COMBINER_CHANGELOG):
+    for name in (t.SETTINGS, t.PARTIALS, t.FIGURES, t.ALERTS, t.DEADLETTER, t.DISBURSEMENTS,
+                 t.ALERTER_ALERTS_CHANGELOG, COMBINER_CHANGELOG):
         assert specs[name].partitions == 1
 
 
@@ -59,6 +61,9 @@ def test_compaction_and_retention() -> None:
     assert specs[t.BALANCES].configs == {"cleanup.policy": "delete", "retention.ms": str(7 * day)}
     assert specs[t.ALERTS].configs == {"cleanup.policy": "delete", "retention.ms": str(30 * day)}
     assert specs[t.DEADLETTER].configs == {"cleanup.policy": "delete", "retention.ms": str(14 * day)}
+    # Disbursements are compliance records (CBOT Rule 971.E notices are audited): kept more than a year.
+    assert specs[t.DISBURSEMENTS].configs == {"cleanup.policy": "delete", "retention.ms": str(400 * day)}
+    assert not specs[t.DISBURSEMENTS].compacted  # every disbursement kept, not only the latest per segment
     for name in compacted:
         assert specs[name].configs == {"cleanup.policy": "compact"}
 
@@ -85,3 +90,7 @@ def test_declaration_is_immutable() -> None:
     with pytest.raises(AttributeError):
         spec.partitions = 9  # type: ignore[misc]
     assert all(spec.purpose for spec in t.topics({}))
+
+
+def test_the_namespace_prefixes_the_disbursements_topic() -> None:
+    assert t.namespaced(t.DISBURSEMENTS, "uat.") == "uat.segwatch.disbursements"

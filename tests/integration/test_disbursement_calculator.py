@@ -1,0 +1,73 @@
+"""A disbursement sent to the calculator by mistake (on segwatch.balances or segwatch.settings) is
+dead-lettered with the field and the reason, changes no figure, and the stream goes on. (Disbursements belong
+on segwatch.disbursements, which only the alerter reads.)"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from schemas import AccountBalance, DeadLetter, Figures
+from schemas.events import Disbursement
+from segwatch.kafka import topics
+from segwatch.system import LocalSystem
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
+T0 = datetime(2026, 11, 20, 21, tzinfo=UTC)
+
+
+@pytest.fixture
+async def calculator(kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
+    async with LocalSystem(workdir=tmp_path, run=("calculator",), out=lambda _: None) as system:
+        yield system
+
+
+async def test_a_misrouted_disbursement_is_dead_lettered_and_changes_no_figure(calculator: LocalSystem) -> None:
+    system = calculator
+    payout = Disbursement(event_id="d-misrouted", source="treasury", as_of=T0, segment="4d2",
+                          amount=Decimal("5000.00"), recipient="Parent Co", purpose="dividend",
+                          for_customer_benefit=False)
+    good = AccountBalance(event_id="e-after", source="ledger", as_of=T0, segment="4d2", account="C-1",
+                          currency="USD", cash=Decimal("125.50"), securities=Decimal(0), unrealized=Decimal(0),
+                          long_options=Decimal(0), short_options=Decimal(0))
+    producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap, acks="all")
+    await producer.start()
+    try:
+        value, key = payout.model_dump_json().encode(), payout.key.encode()
+        await producer.send_and_wait(system.topic(topics.BALANCES), value, key=key)
+        await producer.send_and_wait(system.topic(topics.SETTINGS), value, key=key)
+        await producer.send_and_wait(system.topic(topics.BALANCES), good.model_dump_json().encode(),
+                                     key=good.key.encode())
+    finally:
+        await producer.stop()
+
+    letters: list[DeadLetter] = []
+    figures: list[Figures] = []
+    async with system.consume(topics.DEADLETTER, topics.FIGURES) as consumer:
+        for _ in range(150):
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                for r in records:
+                    if r.topic.endswith("deadletter"):
+                        letters.append(DeadLetter.model_validate_json(r.value))
+                    else:
+                        figures.append(Figures.model_validate_json(r.value))
+            if len(letters) >= 2 and figures:
+                break
+    assert sorted(letter.source.split("[")[0] for letter in letters) == sorted(
+        [system.topic(topics.BALANCES), system.topic(topics.SETTINGS)]
+    )
+    for letter in letters:
+        assert (letter.stage, letter.field) == ("calculator", "type")
+        assert "a disbursement event belongs on" in letter.reason
+        assert Disbursement.model_validate_json(letter.payload) == payout
+    # The balance after it was applied, and the disbursement changed nothing: the figures are the balance's.
+    assert figures[-1].last_event_id == "e-after"
+    assert figures[-1].lines["7010"] == Decimal("125.50")
+    assert all(f.last_event_id != "d-misrouted" for f in figures)
