@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from pydantic import ValidationError
 
+from schemas.events import EVENT_MODELS
 from segwatch.errors import InputError
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
     # Drop the discriminator tag pydantic inserts for unions ("account_balance.cash" -> "cash").
     parts = [str(p) for p in loc]
-    if len(parts) > 1 and parts[0] in _TAGS:
+    if len(parts) > 1 and parts[0] in _tags():
         parts = parts[1:]
     return ".".join(parts) or "(record)"
 
 
-_TAGS = {
-    "account_balance", "depository_balance", "management_target", "foreign_requirement", "fx_rate", "disbursement",
-}
+@cache
+def _tags() -> frozenset[str]:
+    return frozenset(str(model.model_fields["type"].default) for model in EVENT_MODELS)
 
 
 def input_errors(exc: ValidationError) -> list[InputError]:
@@ -34,7 +37,7 @@ def input_errors(exc: ValidationError) -> list[InputError]:
             reason = f"unknown event type {err.get('input', {}).get('type')!r}" if isinstance(
                 err.get("input"), dict) else reason
         reason = reason.removeprefix("Value error, ")
-        if field in _TAGS or field == "(record)":
+        if field in _tags() or field == "(record)":
             # A model-level check names its field as "field: reason".
             named, sep, rest = reason.partition(": ")
             if sep and named.isidentifier():
