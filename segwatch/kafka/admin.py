@@ -161,6 +161,7 @@ async def apply_topics(
                 timeout_ms=int(timeout * 1000),
             )
             _check_topic_errors(response, "create")
+            await wait_for_topics(client, [spec.name for spec in missing], timeout)
 
         results: list[TopicResult] = []
         alterations: list[Any] = []
@@ -228,6 +229,30 @@ async def create_topic(
         new_topic = NewTopic(name, partitions, replication, topic_configs=dict(configs or {}))
         response = await client.create_topics([new_topic])
         _check_topic_errors(response, "create", tolerate=[_TOPIC_ALREADY_EXISTS])
+        await wait_for_topics(client, [name])
+
+
+async def wait_for_topics(client: Any, names: Sequence[str], timeout: float = 20.0) -> None:
+    """Return once every topic is in the cluster's metadata with a leader for each partition.
+
+    CreateTopics returns when the controller has the topic; brokers learn of it a moment later, and a client
+    that asks in between is told it does not exist (seen under load).
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    pending = list(names)
+    while pending:
+        existing = set(await client.list_topics())
+        ready = set()
+        present = [name for name in pending if name in existing]
+        if present:
+            for topic in await client.describe_topics(present):
+                if not topic["error_code"] and all(p["leader"] >= 0 for p in topic["partitions"]):
+                    ready.add(topic["topic"])
+        pending = [name for name in pending if name not in ready]
+        if pending:
+            if asyncio.get_running_loop().time() > deadline:
+                raise KafkaAdminError(f"topics not ready after {timeout:.0f}s: {', '.join(pending)}")
+            await asyncio.sleep(0.1)
 
 
 async def delete_topics(settings: KafkaSettings, names: Sequence[str]) -> None:
