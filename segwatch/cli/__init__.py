@@ -20,6 +20,7 @@ COMMANDS = {
     "alerter": "segwatch.cli.alerter",
     "sample": "segwatch.cli.sample",
     "run": "segwatch.cli.run",
+    "bench": "segwatch.cli.bench",
 }
 
 

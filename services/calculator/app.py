@@ -1,19 +1,27 @@
 """The calculator: a faust-streaming app wiring the statement core to Kafka.
 
-Two agents:
-- `aggregate` reads balances in batches, keeps the latest balance per key in changelog-backed tables
-  (`accounts`, `depositories`), and publishes one partial per balances partition per batch;
-- `consolidate` reads partials and settings, keeps them in the changelog-backed `combiner` table, and
-  publishes a figures record per segment whenever a figure changes.
-Records it cannot process go to the dead-letter topic with the reason; the streams go on.
+Two stages:
+- `aggregate` takes each fetch of balances whole (services/calculator/bulk.py: Faust's per-event path is far
+  too slow for the balances' volume), keeps the latest balance per key in the changelog-backed tables
+  `accounts` and `depositories` (services/calculator/store.py: rows held in the partition states, changelog
+  written a record batch per partition, loaded in bulk on assignment), and publishes a partial per balances
+  partition, at most every half coalescing interval;
+- `consolidate` (a Faust agent) reads partials and settings, keeps them in the changelog-backed `combiner`
+  table, and publishes a figures record per segment whenever a figure changes, at most every half
+  coalescing interval.
+A change waits for at most the coalescing interval in all, and not at all when none was published just
+before it. Records it cannot process go to the dead-letter topic with the reason; the streams go on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import os
 import time
-from collections.abc import AsyncIterable, Sequence
+from collections import deque
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,21 +33,23 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from pydantic import ValidationError
 
 from schemas.errors import first_error
-from schemas.events import (
-    EVENT_ADAPTER,
-    AccountBalance,
-    DepositoryBalance,
-    ForeignRequirement,
-    FxRate,
-    ManagementTarget,
-)
+from schemas.events import EVENT_ADAPTER, ForeignRequirement, FxRate, ManagementTarget
 from segwatch.config import KafkaSettings
-from segwatch.core.ledger import Held
 from segwatch.deadletter import dead_letter
 from segwatch.kafka import topics
 from segwatch.logs import configure
+from services.calculator.bulk import BulkConsumer, CalculatorApp
 from services.calculator.combiner import Combiner
-from services.calculator.partials import Partial, PartitionState
+from services.calculator.fastparse import read_balance
+from services.calculator.partials import Partial
+from services.calculator.store import (
+    ChangelogStore,
+    ChangelogWriter,
+    HeldStore,
+    PartitionStates,
+    StoreTable,
+    store_factory,
+)
 
 log = configure("calculator")
 
@@ -53,12 +63,19 @@ class CalculatorConfig:
     figures: str = topics.FIGURES
     deadletter: str = topics.DEADLETTER
     partitions: int = topics.DEFAULT_BALANCE_PARTITIONS
-    batch_max: int = 5000
-    # No change waits longer than the coalescing interval: half of it batching balances, half combining.
+    batch_max: int = 10_000  # balance records per fetch handed to `aggregate`
+    # Bytes per balances partition per fetch. A fetch response is held about four times over while it is read and
+    # decoded, so this is most of the worker's memory beyond its state; 1 MiB keeps up with the worker.
+    fetch_bytes: int = 1024 * 1024
+    # No change waits longer than the coalescing interval: half of it for partials, half for figures.
     coalesce_ms: int = 50
     web_host: str = "127.0.0.1"
     web_port: int = 8702
     datadir: str = ""
+    # Static group membership (KIP-345): a worker restarted with the same id takes its partitions back at once
+    # instead of waiting for the broker to expire the old member's session. Stable per worker (a StatefulSet
+    # pod name); unset: dynamic membership.
+    instance_id: str = ""
 
     @classmethod
     def from_env(cls) -> CalculatorConfig:
@@ -67,10 +84,11 @@ class CalculatorConfig:
         return cls(
             partitions=spec[topics.BALANCES].partitions,
             coalesce_ms=int(env.get("SEGWATCH_COALESCE_MS", "50")),
-            batch_max=int(env.get("SEGWATCH_CALCULATOR_BATCH", "5000")),
+            batch_max=int(env.get("SEGWATCH_CALCULATOR_BATCH", "10000")),
             web_host=env.get("SEGWATCH_BIND", "127.0.0.1"),
             web_port=int(env.get("SEGWATCH_CALCULATOR_PORT", "8702")),
             datadir=env.get("SEGWATCH_CALCULATOR_DATADIR", ""),
+            instance_id=env.get("SEGWATCH_CALCULATOR_INSTANCE_ID", "").strip(),
         )
 
 
@@ -96,12 +114,12 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "segwatch_calculator_batch_events", "Balance events per batch", registry=self.registry,
-            buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000),
+            buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 20000, 50000),
         )
 
 
-BALANCE_TYPES = (AccountBalance, DepositoryBalance)
 SETTING_TYPES = (ManagementTarget, ForeignRequirement, FxRate)
+MAX_IN_FLIGHT = 2  # fetches whose changelog writes may be unacknowledged while the next one is applied
 
 
 def _ts(message: Any) -> datetime | None:
@@ -109,10 +127,211 @@ def _ts(message: Any) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts else None
 
 
+class Throttle:
+    """Runs `action` at most once per `interval` seconds: at once when the last run is that old, else when it
+    will be. A request while a run is scheduled joins it."""
+
+    def __init__(self, interval: float, action: Callable[[], Awaitable[None]], on_error: Callable[[BaseException],
+                 Awaitable[None]]) -> None:
+        self.interval = interval
+        self.action = action
+        self.on_error = on_error
+        self.last = float("-inf")
+        self.timer: asyncio.Task[None] | None = None
+        self.lock = asyncio.Lock()
+
+    async def request(self) -> None:
+        if self.timer is not None:
+            return
+        wait = self.last + self.interval - time.monotonic()
+        if wait <= 0:
+            await self.run()
+        else:
+            self.timer = asyncio.create_task(self._later(wait))
+
+    async def _later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self.timer = None
+        try:
+            await self.run()
+        except Exception as exc:
+            await self.on_error(exc)
+
+    async def run(self) -> None:
+        async with self.lock:
+            self.last = time.monotonic()
+            await self.action()
+
+
+class Aggregate:
+    """The `aggregate` stage: each fetch of balances → partition states, changelog writes, partials."""
+
+    def __init__(self, app: CalculatorApp, cfg: CalculatorConfig, metrics: Metrics, states: PartitionStates,
+                 writer: ChangelogWriter, tables: Mapping[str, StoreTable], partials: faust.TopicT,
+                 to_dlq: Callable[..., Awaitable[None]]) -> None:
+        self.app, self.cfg, self.metrics, self.states, self.writer = app, cfg, metrics, states, writer
+        self.partials = partials
+        self.to_dlq = to_dlq
+        # the changelog topic and store of each kind of balance ("acct|" and "depo|" keys)
+        self.changelogs: dict[str, tuple[str, ChangelogStore]] = {
+            prefix: (t.changelog_topic.get_topic_name(), t.data) for prefix, t in tables.items()  # type: ignore[misc]
+        }
+        self.in_flight: deque[asyncio.Task[None]] = deque()
+        self.dirty: set[int] = set()
+        self.publish = Throttle(cfg.coalesce_ms / 2000, self._publish_partials, self._crash)
+        self.counts = {"applied": 0, "unchanged": 0, "dead_lettered": 0}
+
+    async def __call__(self, batch: Mapping[TP, Sequence[Any]]) -> None:
+        started = time.perf_counter()
+        await self._wait_in_flight(MAX_IN_FLIGHT - 1)  # the changelog is the bottleneck: wait for it
+        changes: dict[tuple[int, str], dict[str, bytes]] = {}  # (partition, "acct|" or "depo|") -> rows
+        applied = unchanged = dead = events = 0
+        for tp, records in batch.items():
+            partition = tp.partition
+            state = self.states.get(partition)
+            if state is None:
+                raise RuntimeError(f"balances partition {partition} is assigned but its tables were not loaded")
+            put = state.aggregate.put
+            last_event = state.batch_last_event
+            accounts = changes.setdefault((partition, "acct|"), {})
+            depositories = changes.setdefault((partition, "depo|"), {})
+            newest = -1
+            events += len(records)
+            for r in records:
+                raw = r.value if r.value is not None else b""
+                try:
+                    balance = read_balance(raw)
+                except ValidationError as exc:
+                    err = first_error(exc)
+                    dead += 1
+                    await self.to_dlq(f"{tp.topic}[{partition}]@{r.offset}", err.reason, raw, err.field)
+                    continue
+                if not isinstance(balance, tuple):
+                    dead += 1
+                    await self.to_dlq(f"{tp.topic}[{partition}]@{r.offset}",
+                                      f"a {balance.type} event belongs on {self.cfg.settings}", raw, "type")
+                    continue
+                key, held_key, held = balance
+                if r.key != key.encode():
+                    # Partitioning by another key would split one account's state across partitions.
+                    dead += 1
+                    await self.to_dlq(f"{tp.topic}[{partition}]@{r.offset}",
+                                      f"record key {r.key!r} is not the event's key {key!r}", raw, "key")
+                    continue
+                if r.timestamp > newest:
+                    newest = r.timestamp
+                if put(held_key, held):
+                    last_event[held.segment] = held.event_id
+                    if held_key[0] == "a":
+                        accounts[held_key] = raw
+                    else:
+                        depositories[held_key] = raw
+                    applied += 1
+                else:
+                    unchanged += 1
+            if records:
+                state.advance(records[-1].offset, newest if newest >= 0 else None)
+        await self._write(changes, {tp: records[-1].offset + 1 for tp, records in batch.items() if records})
+
+        touched = {p for (p, _), rows in changes.items() if rows}
+        if touched:
+            self.dirty |= touched
+            await self.publish.request()
+        m = self.metrics
+        m.balances.labels("applied").inc(applied)
+        m.balances.labels("unchanged").inc(unchanged)
+        if dead:
+            m.balances.labels("dead_lettered").inc(dead)
+        m.batch.observe(time.perf_counter() - started)
+        m.batch_size.observe(events)
+        consumer = self.app.consumer
+        for tp, records in batch.items():
+            if records:
+                with contextlib.suppress(Exception):  # highwater is unknown until the first fetch completes
+                    lag = consumer.highwater(tp) - records[-1].offset - 1
+                    m.lag.labels(tp.topic, str(tp.partition)).set(max(0, lag))
+
+    async def _write(self, changes: Mapping[tuple[int, str], Mapping[str, bytes]],
+                     offsets: Mapping[TP, int]) -> None:
+        """Queue the changelog records; once Kafka has them all, the offsets may be committed."""
+        await self.writer.start()
+        pending: list[tuple[asyncio.Future[Any], int, ChangelogStore]] = []
+        dumps = orjson.dumps
+        for (partition, prefix), rows in changes.items():
+            if rows:
+                topic, store = self.changelogs[prefix]
+                records = [(dumps(k), v) for k, v in rows.items()]
+                for future, count in await self.writer.write(topic, partition, records):
+                    pending.append((future, count, store))
+        previous = self.in_flight[-1] if self.in_flight else None
+        self.in_flight.append(asyncio.create_task(self._durable(previous, pending, offsets)))
+
+    async def _wait_in_flight(self, most: int) -> None:
+        """Until at most `most` batches' changelog writes are unacknowledged. (Awaiting a finished task does
+        not yield to the loop, so finished ones are taken off here, not by a done-callback.)"""
+        in_flight = self.in_flight
+        while in_flight and in_flight[0].done():
+            in_flight.popleft().result()
+        while len(in_flight) > most:
+            await in_flight[0]
+            in_flight.popleft().result()
+
+    async def _durable(self, previous: asyncio.Task[None] | None,
+                       pending: Sequence[tuple[asyncio.Future[Any], int, ChangelogStore]],
+                       offsets: Mapping[TP, int]) -> None:
+        try:
+            if previous is not None:
+                await previous  # offsets are committed in order
+            results = await asyncio.wait_for(asyncio.gather(*(f for f, _, _ in pending)), 60)
+            for (_, count, store), meta in zip(pending, results, strict=True):
+                store.set_persisted_offset(TP(meta.topic, meta.partition), meta.offset + count - 1)
+            consumer = self.app.consumer
+            if isinstance(consumer, BulkConsumer):
+                for tp, offset in offsets.items():
+                    consumer.processed(tp, offset)
+        except Exception as exc:
+            # Not durable: never commit past it. A restarted worker reads these balances again.
+            log.error("changelog_write_failed", error=str(exc) or type(exc).__name__)
+            await self._crash(exc)
+            raise
+
+    async def _publish_partials(self) -> None:
+        dirty, self.dirty = self.dirty, set()
+        assigned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.cfg.balances}
+        for partition in sorted(dirty):
+            state = self.states.get(partition)
+            if state is not None and partition in assigned:
+                await self.partials.send(key=str(partition).encode(), value=state.partial().to_json())
+
+    async def close(self) -> None:
+        """Before the consumer's last commit: publish what is pending and let the changelog writes land."""
+        with contextlib.suppress(Exception):
+            if self.dirty:
+                await self.publish.run()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._wait_in_flight(0), 30)
+        await self.writer.stop()
+
+    async def _crash(self, exc: BaseException) -> None:
+        log.error("calculator_failed", error=str(exc) or type(exc).__name__)
+        await self.app.crash(exc)
+
+
+def _return_large_buffers(threshold: int = 256 * 1024) -> None:
+    """glibc keeps freed large blocks (fetch responses, produce requests: megabytes each, several a second)
+    in its heap and raises its mmap threshold past them, so the worker's RSS creeps up with fragmentation.
+    A fixed threshold maps such blocks and gives them back on free. No-op where there is no glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        m_mmap_threshold = -3  # <malloc.h>
+        ctypes.CDLL("libc.so.6").mallopt(m_mmap_threshold, threshold)
+
+
 def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None = None) -> faust.App:
     cfg = cfg or CalculatorConfig.from_env()
     kafka = kafka or KafkaSettings.from_env()
-    app = faust.App(
+    app = CalculatorApp(
         cfg.app_id,
         **kafka.faust_kwargs(),
         store="memory://",
@@ -120,10 +339,14 @@ def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None 
         topic_partitions=cfg.partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=cfg.instance_id or None,
+        consumer_max_fetch_size=cfg.fetch_bytes,
+        broker_max_poll_records=cfg.batch_max,
+        # Standbys would tail the other workers' changelogs through Faust's slow path; a partition that moves
+        # is loaded in bulk instead (store.py).
+        table_standby_replicas=0,
         producer_acks=-1,
         producer_linger=0.002,
-        stream_buffer_maxsize=max(4096, cfg.batch_max * 2),
-        broker_max_poll_records=max(500, cfg.batch_max),
         web_enabled=True,
         web_host=cfg.web_host,
         web_port=cfg.web_port,
@@ -131,6 +354,10 @@ def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None 
     )
     metrics = Metrics()
     app.segwatch_metrics = metrics  # type: ignore[attr-defined]
+    # A balance per account stays for the worker's life: collect young garbage less often, so the collector
+    # does not walk them all several times a second.
+    gc.set_threshold(50_000, 20, 100)
+    _return_large_buffers()
 
     def raw(name: str, partitions: int | None = None) -> faust.TopicT:
         return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
@@ -141,97 +368,44 @@ def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None 
     figures_topic = raw(cfg.figures, 1)
     dlq_topic = raw(cfg.deadletter, 1)
 
-    # Keyed by the balance's Kafka key, so with the producer's partitioner each entry's changelog partition
-    # is its balances partition. The value records the partition and the balance per currency.
-    table_kwargs: dict[str, Any] = {
-        "default": None,
-        "schema": faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
-        "use_partitioner": True,
-    }
-    accounts = app.Table("accounts", partitions=cfg.partitions, **table_kwargs)
-    depositories = app.Table("depositories", partitions=cfg.partitions, **table_kwargs)
-    store = app.Table("combiner", partitions=1, **table_kwargs)
+    # The two balance tables: keyed by the key of the balance held ("acct|4d2|C-1|USD"), each record in the
+    # changelog partition of its balances partition, so their partitions are the balances' partitions.
+    states = PartitionStates()
+    table_kwargs: dict[str, Any] = {"default": None, "use_partitioner": True, "key_type": str}
 
-    states: dict[int, PartitionState] = {}
+    def table(name: str, partitions: int, make_store: Callable[[StoreTable], Any]) -> StoreTable:
+        t = StoreTable(app, name=name, partitions=partitions, beacon=app.tables.beacon, make_store=make_store,
+                       **table_kwargs)
+        app.tables.add(t)
+        return t
+
+    accounts = table("accounts", cfg.partitions, store_factory(HeldStore, kafka=kafka, states=states, prefix="acct|"))
+    depositories = table("depositories", cfg.partitions,
+                         store_factory(HeldStore, kafka=kafka, states=states, prefix="depo|"))
     combiner = Combiner()
     restored = False
+
+    def combiner_loaded() -> None:
+        # The combiner's partition was (re)assigned and its table loaded: rebuild from it at the next input.
+        nonlocal restored
+        restored = False
+
+    store = table("combiner", 1, store_factory(ChangelogStore, kafka=kafka, on_loaded=combiner_loaded))
 
     async def to_dlq(source: str, reason: str, payload: bytes, field: str | None = None) -> None:
         record = dead_letter("calculator", source, reason, payload, field=field)
         await dlq_topic.send(key=b"calculator", value=record.model_dump_json().encode())
         log.warning("dead_lettered", source=source, reason=reason, field=field)
 
-    def partition_state(partition: int) -> PartitionState:
-        state = states.get(partition)
-        if state is None:
-            state = PartitionState(partition)
-            for table in (accounts, depositories):
-                for key, value in table.items():
-                    if value and value.get("p") == partition:
-                        state.load((f"{key}|{ccy}", Held.from_wire(wire)) for ccy, wire in value["h"].items())
-            states[partition] = state
-            log.info("partition_state_loaded", partition=partition, keys=len(state.aggregate.held))
-        return state
+    writer = ChangelogWriter(kafka, client_id=f"{cfg.app_id}-changelog")
+    aggregate = Aggregate(app, cfg, metrics, states, writer, {"acct|": accounts, "depo|": depositories},
+                          partials_topic, to_dlq)
+    app.bulk_topic(balances_topic, aggregate)
 
-    async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # Another worker owns these partitions now; it rebuilds their state from the changelog.
-        revoked = args[0] if args else kwargs.get("revoked", ())
-        for tp in revoked:
-            if tp.topic == cfg.balances:
-                states.pop(tp.partition, None)
+    # A partition given to another worker is dropped by the stores (store.py, ChangelogStore.on_rebalance, on
+    # what a rebalance really revoked; Faust's revoked signal lists every partition, kept ones too).
 
-    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode's stub rejects any coroutine
-
-    @app.agent(balances_topic, name="aggregate")
-    async def aggregate(stream: AsyncIterable[Any]) -> None:
-        async for events in stream.take_events(cfg.batch_max, within=cfg.coalesce_ms / 2000):  # type: ignore[attr-defined]
-            await apply_balances(events)
-
-    async def apply_balances(events: Sequence[Any]) -> None:
-        started = time.perf_counter()
-        touched: dict[tuple[int, str, str], AccountBalance | DepositoryBalance] = {}
-        for event in events:
-            message = event.message
-            where = f"{message.topic}[{message.partition}]@{message.offset}"
-            try:
-                ev = EVENT_ADAPTER.validate_json(event.value)
-            except ValidationError as exc:
-                err = first_error(exc)
-                metrics.balances.labels("dead_lettered").inc()
-                await to_dlq(where, err.reason, event.value, err.field)
-                continue
-            if not isinstance(ev, BALANCE_TYPES):
-                metrics.balances.labels("dead_lettered").inc()
-                await to_dlq(where, f"a {ev.type} event belongs on {cfg.settings}", event.value, "type")
-                continue
-            if event.key != ev.key.encode():
-                # Partitioning by another key would split one account's state across partitions.
-                metrics.balances.labels("dead_lettered").inc()
-                await to_dlq(where, f"record key {event.key!r} is not the event's key {ev.key!r}", event.value, "key")
-                continue
-            state = partition_state(message.partition)
-            if state.apply(ev, message.offset, _ts(message)):
-                touched[(message.partition, ev.key, ev.currency)] = ev
-                metrics.balances.labels("applied").inc()
-            else:
-                metrics.balances.labels("unchanged").inc()
-        # One table write per key touched in this batch (coalesced), then one partial per partition.
-        for (partition, key, currency), ev in touched.items():
-            table = accounts if isinstance(ev, AccountBalance) else depositories
-            held = states[partition].aggregate.held[f"{key}|{currency}"]
-            current = table.get(key) or {"p": partition, "h": {}}
-            table[key] = {"p": partition, "h": {**current["h"], currency: held.to_wire()}}
-        for partition in {p for p, _, _ in touched}:
-            await partials_topic.send(key=str(partition).encode(), value=states[partition].partial().to_json())
-        metrics.batch.observe(time.perf_counter() - started)
-        metrics.batch_size.observe(len(events))
-        last: dict[int, int] = {}
-        for event in events:
-            last[event.message.partition] = max(last.get(event.message.partition, -1), event.message.offset)
-        for partition, offset in last.items():
-            with contextlib.suppress(Exception):  # highwater is unknown until the first fetch completes
-                highwater = app.consumer.highwater(TP(cfg.balances, partition))
-                metrics.lag.labels(cfg.balances, str(partition)).set(max(0, highwater - offset - 1))
+    app.before_stop.append(aggregate.close)
 
     def restore() -> None:
         partials: dict[int, Partial] = {}
@@ -248,44 +422,7 @@ def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None 
         combiner.restore(partials, settings, emitted)  # type: ignore[arg-type]
         log.info("combiner_restored", partitions=len(partials), settings=len(settings), emitted=emitted)
 
-    @app.agent(inputs_topic, name="consolidate")
-    async def consolidate(stream: AsyncIterable[Any]) -> None:
-        nonlocal restored
-        async for events in stream.take_events(1000, within=cfg.coalesce_ms / 2000):  # type: ignore[attr-defined]
-            if not restored:
-                restore()
-                restored = True
-            await combine_inputs(events)
-
-    async def combine_inputs(events: Sequence[Any]) -> None:
-        for event in events:
-            message = event.message
-            where = f"{message.topic}[{message.partition}]@{message.offset}"
-            if message.topic == cfg.partials:
-                try:
-                    partial = Partial.from_json(event.value)
-                except (ValueError, KeyError, TypeError) as exc:
-                    await to_dlq(where, f"unreadable partial: {exc}", event.value)
-                    continue
-                if combiner.on_partial(partial):
-                    store[f"partial|{partial.partition}"] = orjson.loads(event.value)
-                continue
-            try:
-                ev = EVENT_ADAPTER.validate_json(event.value)
-            except ValidationError as exc:
-                err = first_error(exc)
-                metrics.settings.labels("dead_lettered").inc()
-                await to_dlq(where, err.reason, event.value, err.field)
-                continue
-            if not isinstance(ev, SETTING_TYPES):
-                metrics.settings.labels("dead_lettered").inc()
-                await to_dlq(where, f"a {ev.type} event belongs on {cfg.balances}", event.value, "type")
-                continue
-            if combiner.on_setting(ev, _ts(message)):
-                store[f"setting|{ev.key}"] = orjson.loads(ev.model_dump_json())
-                metrics.settings.labels("applied").inc()
-            else:
-                metrics.settings.labels("unchanged").inc()
+    async def flush_figures() -> None:
         for figures in combiner.flush(datetime.now(UTC)):
             await figures_topic.send(key=figures.segment.encode(), value=figures.model_dump_json().encode())
             store[f"emitted|{figures.segment}"] = combiner.emitted[figures.segment].to_json()
@@ -295,6 +432,54 @@ def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None 
                 requirement=str(figures.requirement), funds=str(figures.funds), excess=str(figures.excess),
                 excess_over_target=str(figures.excess_over_target),
             )
+
+    async def crash(exc: BaseException) -> None:
+        log.error("calculator_failed", error=str(exc) or type(exc).__name__)
+        await app.crash(exc)
+
+    figures_throttle = Throttle(cfg.coalesce_ms / 2000, flush_figures, crash)
+
+    @app.agent(inputs_topic, name="consolidate")
+    async def consolidate(stream: AsyncIterable[Any]) -> None:
+        nonlocal restored
+        async for event in stream.events():  # type: ignore[attr-defined]
+            if not restored:
+                restore()
+                restored = True
+            if await combine_input(event):
+                await figures_throttle.request()
+
+    async def combine_input(event: Any) -> bool:
+        """Take one partial or setting; True when a figure may have changed."""
+        message = event.message
+        where = f"{message.topic}[{message.partition}]@{message.offset}"
+        value = event.value if event.value is not None else b""
+        if message.topic == cfg.partials:
+            try:
+                partial = Partial.from_json(value)
+            except (ValueError, KeyError, TypeError) as exc:
+                await to_dlq(where, f"unreadable partial: {exc}", value)
+                return False
+            if combiner.on_partial(partial):
+                store[f"partial|{partial.partition}"] = orjson.loads(value)
+            return bool(combiner.dirty)
+        try:
+            ev = EVENT_ADAPTER.validate_json(value)
+        except ValidationError as exc:
+            err = first_error(exc)
+            metrics.settings.labels("dead_lettered").inc()
+            await to_dlq(where, err.reason, value, err.field)
+            return False
+        if not isinstance(ev, SETTING_TYPES):
+            metrics.settings.labels("dead_lettered").inc()
+            await to_dlq(where, f"a {ev.type} event belongs on {cfg.balances}", value, "type")
+            return False
+        if combiner.on_setting(ev, _ts(message)):
+            store[f"setting|{ev.key}"] = orjson.loads(ev.model_dump_json())
+            metrics.settings.labels("applied").inc()
+            return True
+        metrics.settings.labels("unchanged").inc()
+        return False
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

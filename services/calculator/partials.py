@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,7 @@ import orjson
 from schemas.events import AccountBalance, DepositoryBalance
 from segwatch.core.aggregate import Aggregate
 from segwatch.core.catalogue import SEGMENT_IDS
-from segwatch.core.ledger import Held
+from segwatch.core.ledger import Held, held_of
 
 
 @dataclass(slots=True)
@@ -89,24 +89,45 @@ def _dt(raw: object) -> datetime | None:
 class PartitionState:
     """The balances one partition has seen: latest per key, running sums, freshness per source."""
 
+    __slots__ = ("_ingested_ms", "aggregate", "batch_last_event", "offset", "partition")
+
     def __init__(self, partition: int) -> None:
         self.partition = partition
         self.aggregate = Aggregate()
         self.offset = -1
-        self.ingested_at: datetime | None = None
+        self._ingested_ms: int | None = None  # Kafka timestamp (ms) of the newest balance applied
         self.batch_last_event: dict[str, str] = {}
+
+    @property
+    def ingested_at(self) -> datetime | None:
+        return None if self._ingested_ms is None else datetime.fromtimestamp(self._ingested_ms / 1000, UTC)
 
     def load(self, items: Iterable[tuple[str, Held]]) -> None:
         self.aggregate.load(items)
 
+    def load_one(self, key: str, held: Held) -> None:
+        """A balance recovered from the changelog (not a new input: no offset, no timestamp)."""
+        self.aggregate.put(key, held)
+
     def apply(self, ev: AccountBalance | DepositoryBalance, offset: int, ingested_at: datetime | None) -> bool:
-        self.offset = max(self.offset, offset)
-        if ingested_at and (self.ingested_at is None or ingested_at > self.ingested_at):
-            self.ingested_at = ingested_at
-        changed = self.aggregate.apply(ev)
-        if changed:
-            self.batch_last_event[ev.segment] = ev.event_id
-        return changed
+        key, held = held_of(ev)
+        return self.put(key, held, offset, None if ingested_at is None else round(ingested_at.timestamp() * 1000))
+
+    def put(self, key: str, held: Held, offset: int, timestamp_ms: int | None) -> bool:
+        """Apply one balance read at `offset` with Kafka timestamp `timestamp_ms`; True when it changed a sum."""
+        self.advance(offset, timestamp_ms)
+        if self.aggregate.put(key, held):
+            self.batch_last_event[held.segment] = held.event_id
+            return True
+        return False
+
+    def advance(self, offset: int, timestamp_ms: int | None) -> None:
+        """Balances up to `offset`, the newest with Kafka timestamp `timestamp_ms`, have been read (the
+        calculator applies a fetch with `aggregate.put` and calls this once)."""
+        if offset > self.offset:
+            self.offset = offset
+        if timestamp_ms is not None and (self._ingested_ms is None or timestamp_ms > self._ingested_ms):
+            self._ingested_ms = timestamp_ms
 
     def partial(self) -> Partial:
         """The partial to publish; its last_event_id per segment is the newest event this batch applied."""
