@@ -8,34 +8,40 @@ from datetime import datetime
 from decimal import Decimal
 
 from schemas.events import AccountBalance, DepositoryBalance
-from segwatch.core.catalogue import SEGMENT_IDS, ZERO
+from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.core.ledger import Held, held_of
+from segwatch.core.money import from_cents
 
 # currency -> line code -> amount
 CurrencyTotals = Mapping[str, Mapping[str, Decimal]]
+# the same, in integer cents (how the aggregate keeps them: see segwatch/core/ledger.py)
+CentTotals = dict[str, dict[str, int]]
+
 
 @dataclass(slots=True)
 class SegmentState:
     """One segment's running sums, counts and latest input, as one partition (or one book) sees it."""
 
-    totals: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    cents: CentTotals = field(default_factory=dict)
     accounts: int = 0
     depositories: int = 0
     as_of: datetime | None = None
     last_event_id: str | None = None
     sources: dict[str, datetime] = field(default_factory=dict)  # source -> newest as-of it has sent
 
+    @property
+    def totals(self) -> dict[str, dict[str, Decimal]]:
+        """The sums as Decimal amounts."""
+        return {currency: {code: from_cents(c) for code, c in per_line.items()}
+                for currency, per_line in self.cents.items()}
+
     def add(self, held: Held, sign: int) -> None:
-        per_line = self.totals.get(held.currency)
+        per_line = self.cents.get(held.currency)
         if per_line is None:
-            per_line = self.totals[held.currency] = {}
+            per_line = self.cents[held.currency] = {}
         get = per_line.get
-        if sign > 0:
-            for code, amount in zip(held.codes, held.amounts, strict=False):  # same lengths
-                per_line[code] = get(code, ZERO) + amount
-        else:
-            for code, amount in zip(held.codes, held.amounts, strict=False):
-                per_line[code] = get(code, ZERO) - amount
+        for code, amount in zip(held.codes, held.amounts, strict=False):  # same lengths
+            per_line[code] = get(code, 0) + sign * amount
 
 
 class Aggregate:
@@ -65,33 +71,30 @@ class Aggregate:
                 state.depositories += 1
             state.add(new, +1)
         elif old.codes is new.codes and old.segment == new.segment and old.currency == new.currency:
-            # The same lines of the same sums: per line, take the old amount off and put the new one on (the
-            # same two operations, in the same order, as the general case below). A line whose old and new
-            # amount are the same object (the shared zeros) is left as it is: the sum took that amount in
-            # before, so its exponent is already at most the amount's, and t - a + a is exactly t.
-            per_line = state.totals[new.currency]
+            # The same lines of the same sums: per line, the difference.
+            per_line = state.cents[new.currency]
             if len(new.codes) == 7:  # a customer account (ACCOUNT_CODES): the same, unrolled, as this runs most
                 c0, c1, c2, c3, c4, c5, c6 = new.codes
                 b0, b1, b2, b3, b4, b5, b6 = old.amounts
                 a0, a1, a2, a3, a4, a5, a6 = new.amounts
-                if b0 is not a0:
-                    per_line[c0] = per_line[c0] - b0 + a0
-                if b1 is not a1:
-                    per_line[c1] = per_line[c1] - b1 + a1
-                if b2 is not a2:
-                    per_line[c2] = per_line[c2] - b2 + a2
-                if b3 is not a3:
-                    per_line[c3] = per_line[c3] - b3 + a3
-                if b4 is not a4:
-                    per_line[c4] = per_line[c4] - b4 + a4
-                if b5 is not a5:
-                    per_line[c5] = per_line[c5] - b5 + a5
-                if b6 is not a6:
-                    per_line[c6] = per_line[c6] - b6 + a6
+                if b0 != a0:
+                    per_line[c0] += a0 - b0
+                if b1 != a1:
+                    per_line[c1] += a1 - b1
+                if b2 != a2:
+                    per_line[c2] += a2 - b2
+                if b3 != a3:
+                    per_line[c3] += a3 - b3
+                if b4 != a4:
+                    per_line[c4] += a4 - b4
+                if b5 != a5:
+                    per_line[c5] += a5 - b5
+                if b6 != a6:
+                    per_line[c6] += a6 - b6
             else:
                 for code, before, after in zip(new.codes, old.amounts, new.amounts, strict=False):  # same lengths
-                    if before is not after:
-                        per_line[code] = per_line[code] - before + after
+                    if before != after:
+                        per_line[code] += after - before
         else:
             self.segments[old.segment].add(old, -1)
             state.add(new, +1)

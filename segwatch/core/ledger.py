@@ -1,13 +1,18 @@
-"""What one balance contributes to its segment's leaf lines, and the ordering rule for balances."""
+"""What one balance contributes to its segment's leaf lines, and the ordering rule for balances.
+
+Amounts are held as integer cents: money has at most two decimal places (segwatch.core.money), so cents are
+exact, and a calculator adds and holds millions of them: an int is about three times faster to add than a
+Decimal and a third of its size. They become Decimal again where sums leave the aggregate.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from schemas.events import AccountBalance, DepositoryBalance
-from segwatch.core.catalogue import LEDGER_FIELDS, SEGMENTS, ZERO
+from segwatch.core.catalogue import LEDGER_FIELDS, SEGMENTS
+from segwatch.core.money import from_cents, to_cents
 
 # (line code, amount) pairs; only the lines a balance touches.
 Contribution = tuple[tuple[str, Decimal], ...]
@@ -18,7 +23,6 @@ ACCOUNT_CODES: dict[str, tuple[str, ...]] = {
     sid: tuple(seg.ledger[f] for f in LEDGER_FIELDS) for sid, seg in SEGMENTS.items()
 }
 _LINE_CODES: dict[str, tuple[str]] = {}
-_NEGATIVE_ZERO = -ZERO  # what `-offset` gives when the offset is the shared ZERO
 
 
 def line_codes(code: str) -> tuple[str]:
@@ -32,14 +36,14 @@ class Held:
     """The balance held for one key: when it was true, which event said so, and what it adds to each line.
 
     Compact (a calculator holds one per account): the line codes are a tuple shared by every balance of the
-    same kind, the amounts a tuple alongside them; `contribution` pairs them up.
+    same kind, the amounts (integer cents) a tuple alongside them; `contribution` pairs them up as Decimals.
     """
 
     __slots__ = ("amounts", "as_of", "codes", "currency", "event_id", "segment", "source")
 
     def __init__(
         self, as_of: datetime, event_id: str, segment: str, currency: str, codes: tuple[str, ...],
-        amounts: tuple[Decimal, ...], source: str = "",
+        amounts: tuple[int, ...], source: str = "",
     ) -> None:
         self.as_of = as_of
         self.event_id = event_id
@@ -51,7 +55,7 @@ class Held:
 
     @property
     def contribution(self) -> Contribution:
-        return tuple(zip(self.codes, self.amounts, strict=True))
+        return tuple((code, from_cents(cents)) for code, cents in zip(self.codes, self.amounts, strict=True))
 
     def supersedes(self, other: Held | None) -> bool:
         """Newer as-of wins; at equal as-of the greater event id wins, so arrival order never matters."""
@@ -60,8 +64,8 @@ class Held:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Held):
             return NotImplemented
-        return (self.as_of, self.event_id, self.segment, self.currency, self.contribution, self.source) == (
-            other.as_of, other.event_id, other.segment, other.currency, other.contribution, other.source)
+        return (self.as_of, self.event_id, self.segment, self.currency, self.codes, self.amounts, self.source) == (
+            other.as_of, other.event_id, other.segment, other.currency, other.codes, other.amounts, other.source)
 
     __hash__ = None  # type: ignore[assignment]  # mutable slots: compared by value, never hashed
 
@@ -69,48 +73,33 @@ class Held:
         return (f"Held(as_of={self.as_of!r}, event_id={self.event_id!r}, segment={self.segment!r}, "
                 f"currency={self.currency!r}, contribution={self.contribution!r}, source={self.source!r})")
 
-    def to_wire(self) -> list[object]:
-        return [
-            self.as_of.isoformat(), self.event_id, self.segment, self.currency,
-            [[code, str(amount)] for code, amount in self.contribution],
-            self.source,
-        ]
-
-    @classmethod
-    def from_wire(cls, data: list[Any]) -> Held:
-        as_of, event_id, segment, currency, contribution, source = data
-        codes = tuple(str(c) for c, _ in contribution)
-        if codes == ACCOUNT_CODES.get(str(segment)):
-            codes = ACCOUNT_CODES[str(segment)]
-        elif len(codes) == 1:
-            codes = line_codes(codes[0])
-        return cls(
-            datetime.fromisoformat(str(as_of)), str(event_id), str(segment), str(currency), codes,
-            tuple(Decimal(str(a)) for _, a in contribution), str(source),
-        )
-
 
 def net_liquidating_equity(ev: AccountBalance) -> Decimal:
     return ev.cash + ev.securities + ev.unrealized + ev.long_options + ev.short_options
 
 
 def account_amounts(
-    cash: Decimal, securities: Decimal, unrealized: Decimal, long_options: Decimal, short_options: Decimal,
-    offset_securities: Decimal,
-) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]:
+    cash: int, securities: int, unrealized: int, long_options: int, short_options: int, offset_securities: int,
+) -> tuple[int, int, int, int, int, int, int]:
     """Lines 1-3 take every account as it is; line 5 adds back its deficit less the 1.32(b) offset,
-    which uses only this customer's own securities and never exceeds the deficit. In ACCOUNT_CODES order."""
+    which uses only this customer's own securities and never exceeds the deficit. In cents, in ACCOUNT_CODES
+    order."""
     nle = cash + securities + unrealized + long_options + short_options
-    deficit = -nle if nle < ZERO else ZERO
-    offset = min(deficit, offset_securities)
+    if nle >= 0:
+        return (cash, securities, unrealized, long_options, short_options, 0, 0)
+    deficit = -nle
     return (cash, securities, unrealized, long_options, short_options, deficit,
-            _NEGATIVE_ZERO if offset is ZERO else -offset)
+            -(deficit if offset_securities > deficit else offset_securities))
 
 
 def account_contribution(ev: AccountBalance) -> Contribution:
-    amounts = account_amounts(ev.cash, ev.securities, ev.unrealized, ev.long_options, ev.short_options,
-                              ev.offset_securities)
-    return tuple(zip(ACCOUNT_CODES[ev.segment], amounts, strict=True))
+    return tuple((code, from_cents(cents)) for code, cents in zip(ACCOUNT_CODES[ev.segment], _cents_of(ev),
+                                                                   strict=True))
+
+
+def _cents_of(ev: AccountBalance) -> tuple[int, ...]:
+    return account_amounts(to_cents(ev.cash), to_cents(ev.securities), to_cents(ev.unrealized),
+                           to_cents(ev.long_options), to_cents(ev.short_options), to_cents(ev.offset_securities))
 
 
 def account_key(ev: AccountBalance) -> str:
@@ -123,11 +112,9 @@ def depository_key(ev: DepositoryBalance) -> str:
 
 def held_of(ev: AccountBalance | DepositoryBalance) -> tuple[str, Held]:
     if isinstance(ev, AccountBalance):
-        amounts = account_amounts(ev.cash, ev.securities, ev.unrealized, ev.long_options, ev.short_options,
-                                  ev.offset_securities)
         return account_key(ev), Held(
-            ev.as_of, ev.event_id, ev.segment, ev.currency, ACCOUNT_CODES[ev.segment], amounts, ev.source
+            ev.as_of, ev.event_id, ev.segment, ev.currency, ACCOUNT_CODES[ev.segment], _cents_of(ev), ev.source
         )
     return depository_key(ev), Held(
-        ev.as_of, ev.event_id, ev.segment, ev.currency, line_codes(ev.line), (ev.amount,), ev.source
+        ev.as_of, ev.event_id, ev.segment, ev.currency, line_codes(ev.line), (to_cents(ev.amount),), ev.source
     )

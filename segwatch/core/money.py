@@ -15,6 +15,16 @@ MAX_AMOUNT = Decimal(10) ** 15
 WIDE = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN, traps=[InvalidOperation])
 
 
+def to_cents(amount: Decimal) -> int:
+    """An amount of at most two decimal places (a checked amount) as integer cents, exactly."""
+    return int(amount.scaleb(2))
+
+
+def from_cents(cents: int) -> Decimal:
+    """Integer cents as a Decimal amount with two places: 1234 -> Decimal("12.34")."""
+    return Decimal(cents).scaleb(-2)
+
+
 def parse_amount(value: object, field: str) -> Decimal:
     """A money amount from a decimal string, an int or a Decimal; rejects floats, NaN, Infinity, sub-cents."""
     if isinstance(value, bool):

@@ -61,6 +61,7 @@ _DEPOSITORY_FORM: Final = re.compile(
 # Zeros are most amounts: one shared object each (immutable), which saves parsing and memory.
 _ZEROS: Final = {text: Decimal(text) for text in ("0", "0.0", "0.00", "-0", "-0.0", "-0.00")}
 _ZERO: Final = _ZEROS["0"]  # AccountBalance.offset_securities' default, Decimal(0)
+_ZERO_CENTS: Final = dict.fromkeys(_ZEROS, 0)
 _CURRENCIES: Final = {code: code for code in ISO_4217}  # membership and one shared string per currency
 # As-of times repeat (one per ledger extract), and sources are few: shared too. Bounded; emptied when full.
 _CACHE_LIMIT: Final = 4096
@@ -108,8 +109,18 @@ def read_balance(raw: bytes) -> Balance | Event:
     return event
 
 
+def _cents(text: str) -> int:
+    """Integer cents of an amount matched by _AMT (at most two places)."""
+    point = text.find(".")
+    if point < 0:
+        return int(text) * 100
+    if len(text) - point == 3:
+        return int(text[:point] + text[point + 1:])
+    return int(text[:point] + text[point + 1:]) * 10
+
+
 def _canonical(text: str) -> Balance | None:
-    zeros = _ZEROS
+    cents, zeros = _cents, _ZERO_CENTS
     m = _ACCOUNT_FORM.fullmatch(text)
     if m is not None:
         event_id, source, as_of_text, segment, account, currency, c, s, u, lo, sh, off = m.groups()
@@ -117,30 +128,30 @@ def _canonical(text: str) -> Balance | None:
         as_of = _times.get(as_of_text) or _timestamp(as_of_text)
         if shared is None or as_of is None:
             return None
+        # Most amounts are zeros (a dict lookup) or have two places (ingest's form); _cents does the rest.
         cash = zeros.get(c)
         if cash is None:
-            cash = Decimal(c)
+            cash = int(c.replace(".", "")) if c[-3:-2] == "." else cents(c)
         securities = zeros.get(s)
         if securities is None:
-            securities = Decimal(s)
+            securities = int(s.replace(".", "")) if s[-3:-2] == "." else cents(s)
         unrealized = zeros.get(u)
         if unrealized is None:
-            unrealized = Decimal(u)
+            unrealized = int(u.replace(".", "")) if u[-3:-2] == "." else cents(u)
         long_options = zeros.get(lo)
         if long_options is None:
-            long_options = Decimal(lo)
-            if long_options < 0:
-                return None
+            long_options = int(lo.replace(".", "")) if lo[-3:-2] == "." else cents(lo)
         short_options = zeros.get(sh)
         if short_options is None:
-            short_options = Decimal(sh)
-            if short_options > 0:
-                return None
-        offset = _ZERO if off is None else zeros.get(off)
-        if offset is None:
-            offset = Decimal(off)
-            if offset < 0:
-                return None
+            short_options = int(sh.replace(".", "")) if sh[-3:-2] == "." else cents(sh)
+        if off is None:
+            offset = 0
+        else:
+            offset = zeros.get(off)
+            if offset is None:
+                offset = int(off.replace(".", "")) if off[-3:-2] == "." else cents(off)
+        if long_options < 0 or short_options > 0 or offset < 0:
+            return None
         key = f"acct|{segment}|{account}"
         return key, f"{key}|{shared}", Held(
             as_of, event_id, segment, shared, ACCOUNT_CODES[segment],
@@ -152,9 +163,7 @@ def _canonical(text: str) -> Balance | None:
         event_id, source, as_of_text, segment, depository, code, currency, _, _, amount_text = m.groups()
         shared = _CURRENCIES.get(currency)
         as_of = _timestamp(as_of_text)
-        amount = zeros.get(amount_text)
-        if amount is None:
-            amount = Decimal(amount_text)
+        amount = _cents(amount_text)
         line = LINES.get(code)  # the model's own check (_line_of_segment): a depository line of this segment
         if (shared is None or as_of is None or line is None or line.segment != segment
                 or line.source is not Source.DEPOSITORY or (line.sign is Sign.NONPOSITIVE and amount > 0)
