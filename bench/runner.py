@@ -65,7 +65,7 @@ class BenchConfig:
     ingest_clients: int = 4
     single_posts: int = 2000
     seed: int = 7
-    coalesce_ms: int = 50
+    coalesce_ms: int | None = None  # the calculator's default (SEGWATCH_COALESCE_MS)
     phases: tuple[str, ...] = PHASES
     workdir: Path = Path("var/bench")
     keep_topics: bool = False

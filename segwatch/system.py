@@ -66,7 +66,7 @@ class LocalSystem:
     workdir: Path = field(default_factory=lambda: Path("var"))
     ports: dict[str, int] = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    coalesce_ms: int = 50
+    coalesce_ms: int | None = None  # None: the calculator's default
     keep_topics: bool = False
     run: tuple[str, ...] = SERVICES  # which services to start
     out: Callable[[str], None] = print
@@ -82,10 +82,11 @@ class LocalSystem:
             "KAFKA_BOOTSTRAP": self.bootstrap,
             "SEGWATCH_INGEST_TOKENS": self.token,
             "SEGWATCH_LOG_FORMAT": "json",
-            "SEGWATCH_COALESCE_MS": str(self.coalesce_ms),
             "SEGWATCH_CALCULATOR_DATADIR": str(self.workdir / "calculator-data"),
             "PYTHONUNBUFFERED": "1",
         })
+        if self.coalesce_ms is not None:
+            env["SEGWATCH_COALESCE_MS"] = str(self.coalesce_ms)
         return env
 
     def topic(self, name: str) -> str:

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ingest-clients", type=int, help="concurrent HTTP clients posting batches (4)")
     p.add_argument("--single-posts", type=int, help="single-event POSTs, one at a time (2,000)")
     p.add_argument("--seed", type=int, help="the workload's random seed (7)")
+    p.add_argument("--coalesce-ms", type=int, help="the calculator's coalescing interval (its default, 50)")
     p.add_argument("--skip", default="", help="comma-separated phases to leave out: "
                    "ceilings, throughput, recovery, latency, ingest, idle")
     p.add_argument("--workdir", default="var/bench", help="where service logs go (var/bench/<timestamp>/)")
@@ -69,7 +70,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     overrides = {
         name: getattr(args, name)
         for name in ("events", "accounts", "partitions", "rate", "latency_seconds", "dip_every", "ingest_events",
-                     "ingest_clients", "single_posts", "seed")
+                     "ingest_clients", "single_posts", "seed", "coalesce_ms")
         if getattr(args, name) is not None
     }
     for name, value in overrides.items():

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
@@ -36,6 +37,7 @@ from schemas.errors import first_error
 from schemas.events import EVENT_ADAPTER, ForeignRequirement, FxRate, ManagementTarget
 from segwatch.config import KafkaSettings
 from segwatch.deadletter import dead_letter
+from segwatch.envvars import positive_int
 from segwatch.kafka import topics
 from segwatch.logs import configure
 from services.calculator.bulk import BulkConsumer, CalculatorApp
@@ -54,6 +56,11 @@ from services.calculator.store import (
 log = configure("calculator")
 
 
+COALESCE_MS = 50
+BATCH_MAX = 10_000
+FETCH_BYTES = 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class CalculatorConfig:
     app_id: str = topics.CALCULATOR_APP_ID
@@ -63,12 +70,14 @@ class CalculatorConfig:
     figures: str = topics.FIGURES
     deadletter: str = topics.DEADLETTER
     partitions: int = topics.DEFAULT_BALANCE_PARTITIONS
-    batch_max: int = 10_000  # balance records per fetch handed to `aggregate`
+    batch_max: int = BATCH_MAX  # balance records per fetch handed to `aggregate`
     # Bytes per balances partition per fetch. A fetch response is held about four times over while it is read and
     # decoded, so this is most of the worker's memory beyond its state; 1 MiB keeps up with the worker.
-    fetch_bytes: int = 1024 * 1024
-    # No change waits longer than the coalescing interval: half of it for partials, half for figures.
-    coalesce_ms: int = 50
+    fetch_bytes: int = FETCH_BYTES
+    # No change waits longer than the coalescing interval: half of it for partials, half for figures. Shorter
+    # means fresher figures and more records (at most 1000/coalesce_ms a second per segment); see
+    # docs/PERFORMANCE.md for the latency it gives.
+    coalesce_ms: int = COALESCE_MS
     web_host: str = "127.0.0.1"
     web_port: int = 8702
     datadir: str = ""
@@ -83,8 +92,9 @@ class CalculatorConfig:
         spec = topics.by_name()
         return cls(
             partitions=spec[topics.BALANCES].partitions,
-            coalesce_ms=int(env.get("SEGWATCH_COALESCE_MS", "50")),
-            batch_max=int(env.get("SEGWATCH_CALCULATOR_BATCH", "10000")),
+            coalesce_ms=positive_int(env, "SEGWATCH_COALESCE_MS", COALESCE_MS),
+            batch_max=positive_int(env, "SEGWATCH_CALCULATOR_BATCH", BATCH_MAX),
+            fetch_bytes=positive_int(env, "SEGWATCH_CALCULATOR_FETCH_BYTES", FETCH_BYTES),
             web_host=env.get("SEGWATCH_BIND", "127.0.0.1"),
             web_port=int(env.get("SEGWATCH_CALCULATOR_PORT", "8702")),
             datadir=env.get("SEGWATCH_CALCULATOR_DATADIR", ""),
@@ -502,5 +512,10 @@ def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None 
 def run_worker(app: faust.App, loglevel: str = "warning") -> None:
     """Run the worker in this process until SIGTERM/SIGINT."""
     from faust.worker import Worker
+
+    # Faust's consumer runs in a thread of its own. A thread waiting for the GIL gets it after the switch
+    # interval at the latest (5 ms by default); each record crosses threads twice on its way to figures,
+    # so 1 ms takes several milliseconds off event → figures (docs/PERFORMANCE.md) at no measurable cost.
+    sys.setswitchinterval(0.001)
 
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

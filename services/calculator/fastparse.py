@@ -144,12 +144,9 @@ def _canonical(text: str) -> Balance | None:
         short_options = zeros.get(sh)
         if short_options is None:
             short_options = int(sh.replace(".", "")) if sh[-3:-2] == "." else cents(sh)
-        if off is None:
-            offset = 0
-        else:
-            offset = zeros.get(off)
-            if offset is None:
-                offset = int(off.replace(".", "")) if off[-3:-2] == "." else cents(off)
+        offset = 0 if off is None else zeros.get(off)
+        if offset is None:
+            offset = int(off.replace(".", "")) if off[-3:-2] == "." else cents(off)
         if long_options < 0 or short_options > 0 or offset < 0:
             return None
         key = f"acct|{segment}|{account}"
