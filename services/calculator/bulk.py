@@ -13,8 +13,8 @@ recovery, flow control around rebalances, seeking, the other topics' events.
 What it relies on in faust-streaming 0.15.3 (pinned in pyproject.toml): `Consumer._wait_next_records`
 (returns a fetch: records per partition and the active partitions), `Consumer._new_offset` (the offset the
 next commit takes for a partition, considered for the partitions in `_acked`), `_read_offset`,
-`_buffered_partitions`, `flow_active` and `Consumer.on_partitions_revoked`. `check_faust` fails the worker at
-start if any is missing.
+`_buffered_partitions`, `flow_active` and `Consumer.on_partitions_revoked`; and `TableManager._update_channels`
+(below, `TableManager`). `check_faust` fails the worker at start if any is missing.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
+from faust.tables.manager import TableManager as FaustTableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -32,6 +33,7 @@ BulkHandler = Callable[[Mapping[TP, Sequence[Any]]], Awaitable[None]]
 
 FETCH_MAX_WAIT_MS = 20
 _REQUIRED = ("_wait_next_records", "_new_offset", "on_partitions_revoked", "on_stop")
+_REQUIRED_TABLES = ("_update_channels",)
 _REQUIRED_STATE = ("_read_offset", "_buffered_partitions", "_acked", "flow_active")
 
 
@@ -120,6 +122,24 @@ def check_faust() -> None:
     if missing:
         raise RuntimeError(f"faust {faust.__version__}: Consumer lacks {', '.join(missing)}; BulkConsumer needs "
                            "faust-streaming 0.15.x")
+    missing = [name for name in _REQUIRED_TABLES if not callable(getattr(FaustTableManager, name, None))]
+    if missing:
+        raise RuntimeError(f"faust {faust.__version__}: TableManager lacks {', '.join(missing)}; the calculator's "
+                           "TableManager needs faust-streaming 0.15.x")
+
+
+class TableManager(FaustTableManager):
+    """Faust's table manager without its one-second wait at start.
+
+    Faust sleeps a second before it registers the tables' changelogs, for tables an app defines late; the
+    calculator defines all of its tables in `create_app`, so the wait only delays every start and every
+    recovery by a second.
+    """
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 class CalculatorApp(faust.App):
@@ -127,6 +147,7 @@ class CalculatorApp(faust.App):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         check_faust()
+        kwargs.setdefault("TableManager", TableManager)
         self.bulk_handlers: dict[str, BulkHandler] = {}
         self.before_stop: list[Callable[[], Awaitable[None]]] = []  # see BulkConsumer.before_stop
         super().__init__(*args, **kwargs)
