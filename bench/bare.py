@@ -8,7 +8,7 @@ calculator does; prints one JSON object.
 
 The cluster is the one KAFKA_BOOTSTRAP (and the other KAFKA_* variables) name. No consumer group: the
 partitions are assigned directly and read from their first offsets. The fetch size per partition and the
-records per poll are the calculator's (`FETCH`, services/calculator/app.py CalculatorConfig).
+records per poll are the calculator's (services/calculator/defaults.py).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from segwatch.config import KafkaSettings
+from services.calculator.defaults import BATCH_MAX, FETCH_BYTES
 
-FETCH = {"max_partition_fetch_bytes": 1024 * 1024, "max_poll_records": 10_000}
+FETCH = {"max_partition_fetch_bytes": FETCH_BYTES, "max_poll_records": BATCH_MAX}
 
 
 def parser(kind: str) -> Callable[[bytes], Any]:

@@ -42,6 +42,7 @@ from segwatch.kafka import topics
 from segwatch.logs import configure
 from services.calculator.bulk import BulkConsumer, CalculatorApp
 from services.calculator.combiner import Combiner
+from services.calculator.defaults import BATCH_MAX, COALESCE_MS, FETCH_BYTES
 from services.calculator.fastparse import read_balance
 from services.calculator.partials import Partial
 from services.calculator.store import (
@@ -56,9 +57,6 @@ from services.calculator.store import (
 log = configure("calculator")
 
 
-COALESCE_MS = 50
-BATCH_MAX = 10_000
-FETCH_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +69,7 @@ class CalculatorConfig:
     deadletter: str = topics.DEADLETTER
     partitions: int = topics.DEFAULT_BALANCE_PARTITIONS
     batch_max: int = BATCH_MAX  # balance records per fetch handed to `aggregate`
-    # Bytes per balances partition per fetch. A fetch response is held about four times over while it is read and
-    # decoded, so this is most of the worker's memory beyond its state; 1 MiB keeps up with the worker.
-    fetch_bytes: int = FETCH_BYTES
+    fetch_bytes: int = FETCH_BYTES  # per balances partition per fetch
     # No change waits longer than the coalescing interval: half of it for partials, half for figures. Shorter
     # means fresher figures and more records (at most 1000/coalesce_ms a second per segment); see
     # docs/PERFORMANCE.md for the latency it gives.
