@@ -11,7 +11,7 @@ Three tiers, each only for what it recognises with certainty; everything else go
    segment) are checked on the values, and the `Held` is built without any model;
 2. any other JSON object of a balance is read with orjson and each field checked against the schema's rules
    (plain ASCII identifiers, amounts of at most two places with no exponent), then the model is built from the
-   checked values without pydantic's validation;
+   checked values with `model_construct` (no second validation);
 3. pydantic: anything else, and every invalid record.
 The fast tiers only ever accept what pydantic accepts, and build the same values: Decimal(text) of the same
 text, the same instant and UTC offset. tests/integration/test_bench_smoke.py checks that against pydantic.
@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import orjson
 
@@ -189,7 +189,6 @@ _DEPOSITORY_REQUIRED: Final = frozenset((
     "event_id", "source", "as_of", "type", "segment", "depository", "line", "currency", "location", "amount",
 ))
 _DEPOSITORY_ALLOWED: Final = _DEPOSITORY_REQUIRED | {"schema_version", "instrument"}
-M = TypeVar("M", AccountBalance, DepositoryBalance)
 
 
 def parse_event(raw: bytes) -> Event:
@@ -270,7 +269,7 @@ def _account(data: dict[str, Any]) -> AccountBalance | None:
     if (cash is None or securities is None or unrealized is None or long_options is None or short_options is None
             or offset is None or long_options < 0 or short_options > 0 or offset < 0):
         return None
-    return _trusted(AccountBalance, keys, {
+    return AccountBalance.model_construct(set(keys), **{
         "schema_version": 1, "event_id": event_id, "source": source, "as_of": as_of, "type": "account_balance",
         "segment": segment, "account": account, "currency": currency, "cash": cash, "securities": securities,
         "unrealized": unrealized, "long_options": long_options, "short_options": short_options,
@@ -297,18 +296,8 @@ def _depository(data: dict[str, Any]) -> DepositoryBalance | None:
     if (line is None or line.segment != segment or line.source is not Source.DEPOSITORY
             or (line.sign is Sign.NONPOSITIVE and amount > 0) or (line.sign is Sign.NONNEGATIVE and amount < 0)):
         return None
-    return _trusted(DepositoryBalance, keys, {
+    return DepositoryBalance.model_construct(set(keys), **{
         "schema_version": 1, "event_id": event_id, "source": source, "as_of": as_of, "type": "depository_balance",
         "segment": segment, "depository": depository, "line": code, "currency": currency, "location": location,
         "instrument": instrument, "amount": amount,
     })
-
-
-def _trusted(cls: type[M], given: Any, values: dict[str, Any]) -> M:
-    """The model with these (already checked) values, as pydantic would have built it, minus the checking."""
-    model = cls.__new__(cls)
-    object.__setattr__(model, "__dict__", values)
-    object.__setattr__(model, "__pydantic_fields_set__", set(given))
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(model, "__pydantic_private__", None)
-    return model

@@ -1,0 +1,53 @@
+"""The benchmark's arithmetic: nearest-rank percentiles, the summary, and targets met or missed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.report import TARGETS, Target, evaluate, table
+from bench.stats import percentile, summary
+
+
+def test_nearest_rank_percentiles():
+    samples = list(range(1, 101))  # 1..100
+    assert percentile(samples, 50) == 50
+    assert percentile(samples, 99) == 99
+    assert percentile(samples, 100) == 100
+    assert percentile(samples, 0) == 1
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_percentile_ignores_order():
+    assert percentile([3, 1, 2], 50) == 2
+
+
+def test_no_samples_is_an_error_not_a_zero():
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    assert summary([]) == {"count": 0}
+
+
+def test_summary_in_milliseconds():
+    assert summary([0.001, 0.002, 0.010]) == {"count": 3, "p50": 2.0, "p95": 10.0, "p99": 10.0, "max": 10.0}
+
+
+def test_a_target_is_met_on_its_own_side_of_the_limit():
+    at_least = Target("rate", ("r",), "events/s", 50_000, True)
+    at_most = Target("p99", ("p",), "ms", 200, False)
+    assert at_least.met(50_000) and not at_least.met(49_999)
+    assert at_most.met(200) and not at_most.met(200.5)
+
+
+def test_missing_measurements_are_neither_met_nor_missed():
+    rows = evaluate({"throughput": {"events_per_second": 60_000}})
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["calculator throughput"]["met"] is True
+    assert all(r["met"] is None for r in rows if r["name"] != "calculator throughput")
+    assert len(rows) == len(TARGETS)
+
+
+def test_the_table_marks_a_missed_target():
+    text = table({"throughput": {"events_per_second": 40_000}, "checks": {"figures equal": True}})
+    line = next(x for x in text.splitlines() if x.startswith("calculator: events → correct figures"))
+    assert "40,000 events/s" in line and line.endswith("MISSED")
+    assert "check: figures equal: yes" in text
