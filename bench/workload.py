@@ -35,6 +35,7 @@ from schemas.events import (
 )
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.core.money import from_cents
 
 T0 = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
 SHARES = {"4d2": 0.60, "30.7": 0.25, "4df": 0.15}
@@ -55,9 +56,8 @@ DUPLICATE_SHARE = 0.005
 
 
 def money(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    cents = abs(cents)
-    return f"{sign}{cents // 100}.{cents % 100:02d}"
+    """Cents as the wire's decimal string: 150 -> "1.50"."""
+    return str(from_cents(cents))
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,8 +58,8 @@ class Aggregate:
 
     def put(self, key: str, new: Held) -> bool:
         old = self.held.get(key)
-        # Held.supersedes, spelled out (this runs once per balance): newer as-of, or the same and a greater
-        # event id; otherwise it is older or the same event again and changes nothing.
+        # The ordering rule for balances: a newer as-of wins, and at the same as-of the greater event id, so
+        # arrival order never matters; an older balance or the same event again changes nothing.
         if old is not None and (new.as_of < old.as_of or (new.as_of == old.as_of and new.event_id <= old.event_id)):
             return False
         self.held[key] = new

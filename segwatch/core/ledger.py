@@ -1,4 +1,4 @@
-"""What one balance contributes to its segment's leaf lines, and the ordering rule for balances.
+"""What one balance contributes to its segment's leaf lines.
 
 Amounts are held as integer cents: money has at most two decimal places (segwatch.core.money), so cents are
 exact, and a calculator adds and holds millions of them: an int is about three times faster to add than a
@@ -57,10 +57,6 @@ class Held:
     def contribution(self) -> Contribution:
         return tuple((code, from_cents(cents)) for code, cents in zip(self.codes, self.amounts, strict=True))
 
-    def supersedes(self, other: Held | None) -> bool:
-        """Newer as-of wins; at equal as-of the greater event id wins, so arrival order never matters."""
-        return other is None or (self.as_of, self.event_id) > (other.as_of, other.event_id)
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Held):
             return NotImplemented
@@ -72,10 +68,6 @@ class Held:
     def __repr__(self) -> str:
         return (f"Held(as_of={self.as_of!r}, event_id={self.event_id!r}, segment={self.segment!r}, "
                 f"currency={self.currency!r}, contribution={self.contribution!r}, source={self.source!r})")
-
-
-def net_liquidating_equity(ev: AccountBalance) -> Decimal:
-    return ev.cash + ev.securities + ev.unrealized + ev.long_options + ev.short_options
 
 
 def account_amounts(
@@ -90,11 +82,6 @@ def account_amounts(
     deficit = -nle
     return (cash, securities, unrealized, long_options, short_options, deficit,
             -(deficit if offset_securities > deficit else offset_securities))
-
-
-def account_contribution(ev: AccountBalance) -> Contribution:
-    return tuple((code, from_cents(cents)) for code, cents in zip(ACCOUNT_CODES[ev.segment], _cents_of(ev),
-                                                                   strict=True))
 
 
 def _cents_of(ev: AccountBalance) -> tuple[int, ...]:

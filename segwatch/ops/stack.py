@@ -33,7 +33,7 @@ import yaml
 from aiohttp import web
 
 from segwatch.ops.metrics import JOBS
-from segwatch.system import free_port
+from segwatch.system import Service, free_port
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR: Final = ROOT / "deploy" / "prometheus"
@@ -178,29 +178,12 @@ def alertmanager_config(
     return cfg
 
 
-@dataclass
-class Process:
+class Process(Service):
     """A server process: started with `start`, ready when GET <url>/-/ready answers 200, stopped by SIGTERM."""
-
-    name: str
-    argv: list[str]
-    port: int
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

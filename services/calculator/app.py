@@ -141,6 +141,12 @@ def _ts(record: Any) -> datetime | None:
     return datetime.fromtimestamp(ts / 1000, UTC) if ts else None
 
 
+async def crash(app: faust.App, exc: BaseException) -> None:
+    """Stop the worker: a stage failed in a way that must not be skipped (its offsets stay uncommitted)."""
+    log.error("calculator_failed", error=str(exc) or type(exc).__name__)
+    await app.crash(exc)
+
+
 class Throttle:
     """Runs `action` at most once per `interval` seconds: at once when the last run is that old, else when it
     will be. A request while a run is scheduled joins it."""
@@ -195,7 +201,6 @@ class Aggregate:
         self.in_flight: deque[asyncio.Task[None]] = deque()
         self.dirty: set[int] = set()
         self.publish = Throttle(cfg.coalesce_ms / 2000, self._publish_partials, self._crash)
-        self.counts = {"applied": 0, "unchanged": 0, "dead_lettered": 0}
 
     async def __call__(self, batch: Mapping[TP, Sequence[Any]]) -> None:
         started = time.perf_counter()
@@ -333,8 +338,7 @@ class Aggregate:
         await self.writer.stop()
 
     async def _crash(self, exc: BaseException) -> None:
-        log.error("calculator_failed", error=str(exc) or type(exc).__name__)
-        await self.app.crash(exc)
+        await crash(self.app, exc)
 
 
 def _return_large_buffers(threshold: int = 256 * 1024) -> None:
@@ -461,11 +465,7 @@ def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None 
                 excess_over_target=str(figures.excess_over_target),
             )
 
-    async def crash(exc: BaseException) -> None:
-        log.error("calculator_failed", error=str(exc) or type(exc).__name__)
-        await app.crash(exc)
-
-    figures_throttle = Throttle(cfg.coalesce_ms / 2000, flush_figures, crash)
+    figures_throttle = Throttle(cfg.coalesce_ms / 2000, flush_figures, lambda exc: crash(app, exc))
 
     async def consolidate(fetch: Mapping[TP, Sequence[Any]]) -> None:
         """Each fetch of partials and settings, in Kafka's order per partition."""

@@ -134,7 +134,7 @@ class PartitionState:
         segments = {}
         for sid, state in self.aggregate.segments.items():
             segments[sid] = SegmentPartial(
-                totals={c: dict(t) for c, t in state.totals.items()},
+                totals=state.totals,  # a fresh Decimal copy of the cent sums
                 accounts=state.accounts,
                 depositories=state.depositories,
                 as_of=state.as_of,

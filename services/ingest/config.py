@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,8 +50,8 @@ def _positive_float(env: Mapping[str, str], var: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise InputError(var, f"must be a number of seconds, got {raw!r}") from None
-    if not value > 0:
-        raise InputError(var, f"must be more than 0, got {raw}")
+    if not 0 < value < math.inf:  # also refuses nan
+        raise InputError(var, f"must be a finite number more than 0, got {raw}")
     return value
 
 

@@ -170,6 +170,14 @@ def test_config_refuses_to_start_without_tokens(tmp_path: Path) -> None:
         IngestConfig.from_env({"SEGWATCH_INGEST_TOKENS": "x", "SEGWATCH_INGEST_MAX_BYTES": "lots"})
 
 
+@pytest.mark.parametrize("raw", ["0", "-1", "inf", "nan", "soon"])
+def test_ack_timeout_must_be_a_finite_positive_number(raw: str) -> None:
+    with pytest.raises(InputError, match="SEGWATCH_INGEST_ACK_TIMEOUT"):
+        IngestConfig.from_env({"SEGWATCH_INGEST_TOKENS": "x", "SEGWATCH_INGEST_ACK_TIMEOUT": raw})
+    config = IngestConfig.from_env({"SEGWATCH_INGEST_TOKENS": "x", "SEGWATCH_INGEST_ACK_TIMEOUT": "2.5"})
+    assert config.ack_timeout == 2.5
+
+
 async def test_mixed_batch_accepts_the_good_and_reports_each_bad_line() -> None:
     body = "\n".join([
         account("b-1", account="C-1"),
