@@ -371,7 +371,7 @@ def ensure_kafka(config: BrokerConfig, out: Out = _quiet) -> Path:
     if mvn is None:
         raise BrokerError(
             f"Apache Kafka {config.kafka_version} is not cached in {libs} and Maven (mvn) is not installed "
-            "to fetch it from Maven Central (apt-get install maven; scripts/ci-prereqs does this)"
+            "to fetch it from Maven Central (apt-get install maven; scripts/prereqs does this)"
         )
     if not POM_FILE.exists():
         raise BrokerError(f"{POM_FILE} is missing; the local broker runs from a segwatch source checkout")

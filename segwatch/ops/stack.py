@@ -56,7 +56,7 @@ def find_binary(env_var: str, *candidates: str) -> str:
             return found
     raise MissingBinary(
         f"{explicit or ' / '.join(candidates)} not found: install the Debian packages prometheus and "
-        f"prometheus-alertmanager (scripts/ci-prereqs) or set {env_var}"
+        f"prometheus-alertmanager (scripts/prereqs) or set {env_var}"
     )
 
 

@@ -1,6 +1,6 @@
 """Operations tests: deploy/ configuration checked with the real tools (promtool, amtool, Kubernetes schemas),
 the dashboard against its generator, and the alerting path end to end with real Prometheus and Alertmanager.
-A missing tool FAILS these tests; it never skips them (scripts/ci-prereqs installs the tools)."""
+A missing tool FAILS these tests; it never skips them (scripts/prereqs installs the tools)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def tool(name: str) -> str:
     """The path of a required command-line tool; fails the test (never skips) when it is missing."""
     found = shutil.which(name)
     if found is None:
-        pytest.fail(f"{name} is not installed: run scripts/ci-prereqs (Debian packages prometheus, "
+        pytest.fail(f"{name} is not installed: run scripts/prereqs (Debian packages prometheus, "
                     "prometheus-alertmanager)", pytrace=False)
     return found
 

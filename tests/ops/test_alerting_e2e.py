@@ -128,7 +128,7 @@ async def wait_scraped(
 async def test_deficiency_pages_oncall_resolves_and_dashboard_has_data(
     kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    try:  # never skipped: CI installs them (scripts/ci-prereqs)
+    try:  # never skipped: CI installs them (scripts/prereqs)
         prometheus_binary()
         alertmanager_binary()
     except MissingBinary as exc:
