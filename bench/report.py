@@ -50,8 +50,10 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for t in TARGETS:
         value = t.value(results)
+        missed = results.get("missed", {}).get(t.path[0])
         rows.append({"name": t.name, "value": value, "unit": t.unit, "target": t.text,
-                     "met": None if value is None else t.met(value)})
+                     "met": (False if missed else None) if value is None else t.met(value),
+                     **({"missed": missed} if value is None and missed else {})})
     return rows
 
 
@@ -79,11 +81,14 @@ def table(results: dict[str, Any]) -> str:
     get: Callable[..., Any] = lambda *p: _get(results, *p)  # noqa: E731
     rows: list[tuple[str, str, str, str]] = []
     targets = {t.path: t for t in TARGETS}
+    missed: dict[str, str] = results.get("missed", {})
 
     def row(name: str, path: tuple[str, ...], unit: str = "") -> None:
         value = get(*path)
         target = targets.get(path)
-        if target is None or value is None:
+        if value is None and path[0] in missed:
+            rows.append((name, "missed", target.text if target else "", "MISSED"))
+        elif target is None or value is None:
             rows.append((name, _fmt(value, unit), "", ""))
         else:
             rows.append((name, _fmt(value, unit), target.text, "met" if target.met(float(value)) else "MISSED"))
@@ -118,6 +123,9 @@ def table(results: dict[str, Any]) -> str:
     lines = [f"{'measurement':<{widths[0]}}  {'result':>{widths[1]}}  {'target':<{widths[2]}}  ",
              "-" * (sum(widths) + 6)]
     lines += [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows]
+    if missed:
+        lines.append("")
+        lines += [f"missed: {phase}: {reason.splitlines()[0]}" for phase, reason in missed.items()]
     checks = results.get("checks", {})
     if checks:
         lines.append("")

@@ -28,7 +28,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,18 +134,18 @@ async def run(cfg: BenchConfig, out: Out = print) -> dict[str, Any]:
         try:
             await preload(ctx, out)
             if "ceilings" in cfg.phases:
-                await ceilings(ctx, out)
+                await measure(ctx, "ceilings", ceilings, out)
             await follower.start()
             if {"throughput", "recovery", "latency"} & set(cfg.phases):
-                await throughput(ctx, out)
+                await measure(ctx, "throughput", throughput, out)
             if "recovery" in cfg.phases:
-                await recovery(ctx, out)
+                await measure(ctx, "recovery", recovery, out)
             if "latency" in cfg.phases:
-                await latency(ctx, out)
+                await measure(ctx, "latency", latency, out)
             results["dead_letters"] = len(follower.dead_letters)
             ctx.checks["no dead letters"] = not follower.dead_letters and not follower.unreadable
             if "ingest" in cfg.phases:
-                await ingest(ctx, out)
+                await measure(ctx, "ingest", ingest, out)
         finally:
             await follower.stop()
             await producer.stop()
@@ -164,6 +164,24 @@ async def run(cfg: BenchConfig, out: Out = print) -> dict[str, Any]:
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return results
+
+
+# What ends one measurement without ending the run: it is reported as missed, with the reason.
+MISSABLE: tuple[type[BaseException], ...] = (BenchError, TimeoutError, aiohttp.ClientError, OSError)
+
+
+async def measure(ctx: Context, phase: str, step: Callable[[Context, Out], Awaitable[None]], out: Out) -> bool:
+    """Run one phase; one it cannot finish (a time-out at a rate the machine cannot carry, a service that
+    died) is recorded under `missed` with the reason and fails the run's checks, and the next phase goes on."""
+    try:
+        await step(ctx, out)
+    except MISSABLE as exc:
+        reason = (str(exc) or type(exc).__name__).strip()
+        ctx.results.setdefault("missed", {})[phase] = reason
+        ctx.checks[f"{phase}: measured"] = False
+        out(f"{phase}: MISSED: {reason.splitlines()[0]}")
+        return False
+    return True
 
 
 # -- 1. preload ----------------------------------------------------------------------------------------

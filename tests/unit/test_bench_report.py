@@ -51,3 +51,41 @@ def test_the_table_marks_a_missed_target():
     line = next(x for x in text.splitlines() if x.startswith("calculator: events → correct figures"))
     assert "40,000 events/s" in line and line.endswith("MISSED")
     assert "check: figures equal: yes" in text
+
+
+def test_a_phase_that_could_not_finish_is_missed_with_its_reason():
+    results = {
+        "throughput": {"events_per_second": 60_000},
+        "missed": {"latency": "timed out after 30s waiting for 4 deficiency alert transitions"},
+        "checks": {"latency: measured": False},
+    }
+    by_name = {r["name"]: r for r in evaluate(results)}
+    assert by_name["event → alert p99"]["met"] is False
+    assert by_name["event → alert p99"]["missed"].startswith("timed out after 30s")
+    assert by_name["recovery after SIGKILL"]["met"] is None  # not run, not missed
+    text = table(results)
+    line = next(x for x in text.splitlines() if x.startswith("event → alert p99"))
+    assert "missed" in line and line.endswith("MISSED")
+    assert "missed: latency: timed out after 30s waiting for 4 deficiency alert transitions" in text
+    assert "check: latency: measured: NO" in text
+
+
+async def test_measure_records_a_timeout_as_missed_and_goes_on():
+    from types import SimpleNamespace
+
+    from bench.runner import measure
+
+    ctx = SimpleNamespace(results={}, checks={})
+    said: list[str] = []
+
+    async def times_out(ctx: object, out: object) -> None:
+        raise TimeoutError("timed out after 60s waiting for the figures after the steady load")
+
+    async def works(ctx: object, out: object) -> None:
+        said.append("ran")
+
+    assert await measure(ctx, "latency", times_out, said.append) is False  # type: ignore[arg-type]
+    assert await measure(ctx, "ingest", works, said.append) is True  # type: ignore[arg-type]
+    assert ctx.results["missed"] == {"latency": "timed out after 60s waiting for the figures after the steady load"}
+    assert ctx.checks == {"latency: measured": False}
+    assert said == ["latency: MISSED: timed out after 60s waiting for the figures after the steady load", "ran"]
