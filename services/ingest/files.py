@@ -80,7 +80,7 @@ def detect_format(data: bytes, path: str) -> str:
 def timezone_of(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory of zones ("America")
         raise InputError("--timezone", f"unknown time zone {name!r} (an IANA name such as America/New_York)") from None
 
 
