@@ -31,12 +31,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from segwatch.deadletter import dead_letter
 from services.ingest.config import DEFAULT_MAX_SOURCES, OTHER_SOURCE, IngestConfig
-from services.ingest.publisher import Publisher, PublisherError
+from services.ingest.publisher import InFlight, Publisher, PublisherError, final_outcome
 from services.ingest.records import Bad, Parsed, parse_event
 
 JSON_TYPES = frozenset(("application/json",))
 NDJSON_TYPES = frozenset(("application/x-ndjson", "application/ndjson", "application/jsonl"))
-OUTCOMES = ("accepted", "rejected", "dead_lettered", "failed")
+OUTCOMES = ("accepted", "rejected", "dead_lettered", "failed", "published_late")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
                    5.0, 10.0, 30.0)
 REALM = 'Bearer realm="segwatch-ingest"'
@@ -75,7 +75,8 @@ class IngestMetrics:
         self.events = Counter(
             "segwatch_ingest_events", "Events received over HTTP, by outcome (accepted: acknowledged by Kafka; "
             "rejected: invalid; dead_lettered: valid but not published, on the dead-letter topic; failed: "
-            "neither published nor dead-lettered)", ["outcome"], registry=self.registry,
+            "neither published nor dead-lettered; published_late: acknowledged only after the answer said "
+            "503)", ["outcome"], registry=self.registry,
         )
         for outcome in OUTCOMES:
             self.events.labels(outcome)
@@ -117,6 +118,7 @@ CONFIG = web.AppKey("config", IngestConfig)
 PUBLISHER = web.AppKey("publisher", Publisher)
 METRICS = web.AppKey("metrics", IngestMetrics)
 LOG = web.AppKey("log", structlog.stdlib.BoundLogger)
+LATE = web.AppKey("late", set[asyncio.Task[None]])  # events in flight after their answer, followed to the end
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
@@ -300,10 +302,41 @@ async def _publish(request: web.Request, events: list[Parsed], rejected: list[Ba
     body: dict[str, Any] = {"accepted": accepted, "rejected": [bad.as_dict() for bad in rejected]}
     metrics.events.labels("accepted").inc(len(accepted))
     metrics.events.labels("rejected").inc(len(rejected))
+    in_flight = [(parsed, error) for parsed, error in failed if isinstance(error, InFlight)]
+    refused = [(parsed, error) for parsed, error in failed if not isinstance(error, InFlight)]
     if failed:
-        body["failed"] = await _dead_letter_failed(request, failed)
+        body["failed"] = await _dead_letter_failed(request, refused) if refused else []
+        for parsed, error in in_flight:
+            # Not dead-lettered now: Kafka may still take it. Followed in the background: a dead letter only
+            # if Kafka finally refuses it.
+            task = asyncio.create_task(_follow_late(app, parsed, error, request.remote or "unknown"))
+            app[LATE].add(task)
+            task.add_done_callback(app[LATE].discard)
+            body["failed"].append({"line": parsed.line, "event_id": parsed.event.event_id, "reason": error,
+                                   "dead_lettered": False, "in_flight": True})
+        body["failed"].sort(key=lambda f: f["line"])
         return _json(503, body, {"Retry-After": RETRY_AFTER_SECONDS})
     return _json(202 if accepted else 422, body)
+
+
+async def _follow_late(app: web.Application, parsed: Parsed, error: str, client: str) -> None:
+    publisher, metrics, log = app[PUBLISHER], app[METRICS], app[LOG]
+    event_id = parsed.event.event_id
+    final = await final_outcome(error)
+    if final is None:
+        metrics.events.labels("published_late").inc()
+        metrics.accepted_from([parsed.event.source])
+        log.warning("event acknowledged by Kafka after its answer (503); not dead-lettered", correlation_id=event_id)
+        return
+    [dl_error] = await publisher.dead_letter(
+        [dead_letter("ingest", f"http {client} line {parsed.line}", final, parsed.raw)])
+    if dl_error is None:
+        metrics.events.labels("dead_lettered").inc()
+        log.warning("event not published; dead-lettered", correlation_id=event_id, reason=final)
+    else:
+        metrics.events.labels("failed").inc()
+        log.error("event neither published nor dead-lettered", correlation_id=event_id, reason=final,
+                  dead_letter_error=dl_error)
 
 
 async def _dead_letter_failed(request: web.Request, failed: list[tuple[Parsed, str]]) -> list[dict[str, Any]]:
@@ -373,6 +406,7 @@ def create_app(
     app[PUBLISHER] = publisher
     app[METRICS] = IngestMetrics(config.sources)
     app[LOG] = log if log is not None else structlog.get_logger().bind(service="ingest")
+    app[LATE] = set()
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -384,6 +418,9 @@ def create_app(
         starter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await starter
+        late: set[asyncio.Task[None]] = app[LATE]
+        if late:  # their final answers (and any dead letter) before the producer goes
+            await asyncio.wait(list(late), timeout=config.ack_timeout)
         await publisher.stop()
         app[LOG].info("kafka producer stopped (flushed)")
 
