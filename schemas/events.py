@@ -24,6 +24,7 @@ from schemas.types import (
     Name,
     NonNegativeMoney,
     NonPositiveMoney,
+    PositiveMoney,
     Rate,
     SegmentId,
     Timestamp,
@@ -38,6 +39,14 @@ class EventBase(BaseModel):
     event_id: Identifier = Field(description="Unique id of this event; also the correlation id downstream.")
     source: Name = Field(description="The upstream system or file the event came from.")
     as_of: Timestamp = Field(description="When the stated balance was true (timezone required).")
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _schema_version_is_an_integer(cls, value: object) -> object:
+        # Literal[1] alone takes true and 1.0 (both == 1); a version is the integer 1 or nothing.
+        if type(value) is not int:
+            raise ValueError(f"must be the integer 1, got {value!r}")
+        return value
 
 
 class AccountBalance(EventBase):
@@ -148,7 +157,6 @@ class FxRate(EventBase):
         return f"fx|{self.currency}"
 
 
-PositiveMoney = Annotated[Money, Field(gt=0)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 

@@ -5,20 +5,44 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 
 from schemas.currencies import ISO_4217
 
 SegmentId = Literal["4d2", "30.7", "4df"]
 
+
+
+def _plain_digits(value: object) -> object:
+    """A decimal string in ASCII only: Python's Decimal() also reads other scripts' digits ("١٢٣" is 123),
+    digit separators ("1_000") and Unicode blanks, none of which an amount on the wire may contain."""
+    if isinstance(value, str):
+        if not value.isascii():
+            bad = next(ch for ch in value if not ch.isascii())
+            raise ValueError(f"an amount is written with the ASCII digits 0-9, got {bad!r} (U+{ord(bad):04X})")
+        if "_" in value:
+            raise ValueError(f"an amount has no digit separators, got {value!r}")
+    return value
+
+
 # Exact money: a decimal string (preferred) or JSON number, at most 2 decimal places, |x| < 10^15.
-# JSON numbers are parsed from their text, never through a binary float.
-Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=17, decimal_places=2)]
-NonNegativeMoney = Annotated[Money, Field(ge=0)]
-NonPositiveMoney = Annotated[Money, Field(le=0)]
+# Strings in ASCII only (see _plain_digits); JSON numbers are parsed by pydantic from their text.
+# (The check comes after the constraints: pydantic then keeps them on the Decimal, JSON Schema included.)
+Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=17, decimal_places=2), BeforeValidator(_plain_digits)]
+NonNegativeMoney = Annotated[
+    Decimal, Field(allow_inf_nan=False, max_digits=17, decimal_places=2, ge=0), BeforeValidator(_plain_digits)
+]
+NonPositiveMoney = Annotated[
+    Decimal, Field(allow_inf_nan=False, max_digits=17, decimal_places=2, le=0), BeforeValidator(_plain_digits)
+]
+PositiveMoney = Annotated[
+    Decimal, Field(allow_inf_nan=False, max_digits=17, decimal_places=2, gt=0), BeforeValidator(_plain_digits)
+]
 # Aggregates can exceed one amount's range; they are sums of Money, so still exact cents.
 Total = Annotated[Decimal, Field(allow_inf_nan=False, decimal_places=2)]
-Rate = Annotated[Decimal, Field(allow_inf_nan=False, gt=0, max_digits=20, decimal_places=12)]
+Rate = Annotated[
+    Decimal, Field(allow_inf_nan=False, gt=0, max_digits=20, decimal_places=12), BeforeValidator(_plain_digits)
+]
 
 
 def _currency(code: str) -> str:

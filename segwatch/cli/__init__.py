@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib
 import sys
 from collections.abc import Sequence
@@ -55,4 +56,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.status
     except BrokenPipeError:
         return 1
+    except (ValueError, ArithmeticError, RecursionError, MemoryError, UnicodeError, csv.Error, OSError) as exc:
+        # Input no reader anticipated (a number past Python's limits, nesting past the recursion limit, ...):
+        # still one line naming the problem and exit 2, never a traceback.
+        print(f"segwatch: error: {args.command}: cannot process the input: {_describe(exc)}", file=sys.stderr)
+        return 2
     return status
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    text = str(exc) or type(exc).__name__
+    text = text if len(text) <= 300 else text[:300] + "..."
+    return f"{type(exc).__name__}: {text}"

@@ -16,7 +16,7 @@ from segwatch.errors import InputError
 _AMOUNT_CODE = re.compile(r"<u>([^<]*)</u>\s*(?:</b>\s*)?\[(\d{4})\]")
 _TOP = re.compile(r"^\s*(\d{1,2})\.\s")
 _SUB = re.compile(r"^\s*([A-Ea-e])\.\s")
-_NUMBER = re.compile(r"^\(?-?[\d,]+(?:\.\d+)?\)?$")
+_NUMBER = re.compile(r"^\(?-?[0-9,]*[0-9][0-9,]*(?:\.[0-9]+)?\)?$")  # ASCII digits, at least one
 
 # Lines 11B, 11C and 12 of the 4d(2) statement, by their position on the form.
 _4D2_BY_POSITION = {"11B": "7160", "11C": "7170", "12": "7150"}
@@ -24,8 +24,8 @@ _4D2_BY_POSITION = {"11B": "7160", "11C": "7170", "12": "7150"}
 
 def parse_amount_text(text: str, where: str) -> Decimal:
     token = text.split()[-1] if text.split() else ""
-    if not _NUMBER.match(token):
-        raise InputError(where, f"{text!r} is not an amount")
+    if not _NUMBER.match(token) or len(token) > 40:
+        raise InputError(where, f"{text[:40]!r} is not an amount")
     negative = token.startswith("(") or token.startswith("-")
     digits = token.strip("()-").replace(",", "")
     amount = Decimal(digits)

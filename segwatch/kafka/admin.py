@@ -4,6 +4,12 @@
 (the declaration is the whole truth: dynamic configs it does not name are removed), adds partitions
 when the declaration asks for more, and never removes partitions or changes the replication factor —
 it reports those instead. A second run reports every topic "unchanged".
+
+The partition count of a keyed topic (segwatch.balances and the changelogs co-partitioned with it) is never
+changed: more partitions would send an account's new balances to another partition while its old balance
+stays in the old one's changelog, and both would be summed. A declaration that differs from the cluster
+there is refused before anything is changed (KafkaAdminError naming each topic and both counts); the
+migration is a new namespace and a replay (docs/KAFKA.md).
 """
 
 from __future__ import annotations
@@ -145,6 +151,18 @@ def _config_changes(declared: Mapping[str, str], actual: Mapping[str, str]) -> t
     return tuple(changes)
 
 
+MIGRATION = "docs/KAFKA.md, \"Changing the number of balance partitions\""
+
+
+def keyed_partition_changes(specs: Sequence[TopicSpec], states: Mapping[str, TopicState]) -> list[str]:
+    """Each existing keyed topic whose declared partition count differs from the cluster's."""
+    return [
+        f"{spec.name} has {states[spec.name].partitions} partitions, declared {spec.partitions}"
+        for spec in specs
+        if spec.keyed and spec.name in states and states[spec.name].partitions != spec.partitions
+    ]
+
+
 async def apply_topics(
     settings: KafkaSettings, specs: Sequence[TopicSpec], *, dry_run: bool = False, timeout: float = 30.0
 ) -> list[TopicResult]:
@@ -154,6 +172,14 @@ async def apply_topics(
 
     async with admin_client(settings, timeout=timeout) as client:
         states = await describe_topics(client, [spec.name for spec in specs])
+        refused = keyed_partition_changes(specs, states)
+        if refused:
+            raise KafkaAdminError(
+                f"refusing to change the partition count of keyed topics ({'; '.join(refused)}; "
+                "SEGWATCH_BALANCE_PARTITIONS): an account's new balances would land in another partition while "
+                "its old balance stays in the old changelog, and both would be counted. Nothing was changed. "
+                f"Keep the count, or move to a new SEGWATCH_NAMESPACE and replay the balances ({MIGRATION})"
+            )
         missing = [spec for spec in specs if spec.name not in states]
         if missing and not dry_run:
             response = await client.create_topics(

@@ -86,6 +86,9 @@ class TopicSpec:
     replication: int
     configs: Mapping[str, str] = field(hash=False)
     purpose: str
+    # Keyed like segwatch.balances, with state per partition: its partition count is fixed once created
+    # (more partitions re-home keys while their old records stay behind). `topics apply` refuses to change it.
+    keyed: bool = False
 
     @property
     def compacted(self) -> bool:
@@ -98,10 +101,10 @@ def topics(env: Mapping[str, str] | None = None) -> tuple[TopicSpec, ...]:
     balance_partitions = positive_int(env, "SEGWATCH_BALANCE_PARTITIONS", DEFAULT_BALANCE_PARTITIONS)
     replication = positive_int(env, "SEGWATCH_REPLICATION", DEFAULT_REPLICATION)
 
-    def spec(name: str, partitions: int, configs: dict[str, str], purpose: str) -> TopicSpec:
+    def spec(name: str, partitions: int, configs: dict[str, str], purpose: str, keyed: bool = False) -> TopicSpec:
         if replication >= 3:
             configs = {**configs, "min.insync.replicas": "2"}
-        return TopicSpec(name, partitions, replication, MappingProxyType(dict(configs)), purpose)
+        return TopicSpec(name, partitions, replication, MappingProxyType(dict(configs)), purpose, keyed)
 
     compact = {"cleanup.policy": "compact"}
 
@@ -114,6 +117,7 @@ def topics(env: Mapping[str, str] | None = None) -> tuple[TopicSpec, ...]:
             balance_partitions,
             delete_after(7),
             "input: account and depository balance events, keyed by entity",
+            keyed=True,
         ),
         spec(SETTINGS, 1, compact, "management targets, FX rates and the 30.7 foreign requirement"),
         spec(PARTIALS, 1, compact, "calculator-internal partial sums, one per balances partition"),
@@ -127,7 +131,8 @@ def topics(env: Mapping[str, str] | None = None) -> tuple[TopicSpec, ...]:
             "input: disbursements from the segments (CBOT Rule 971.E), compliance records kept 400 days",
         ),
         *(
-            spec(table.topic, balance_partitions if table.copartitioned else 1, compact, table.purpose)
+            spec(table.topic, balance_partitions if table.copartitioned else 1, compact, table.purpose,
+                 keyed=table.copartitioned)
             for table in TABLES
         ),
     )

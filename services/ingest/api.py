@@ -4,7 +4,9 @@
                       202 {"accepted": [event ids], "rejected": [{"line", "field", "reason"}]} once Kafka has
                       acknowledged every accepted event; 422 (same body) when nothing was accepted; 503 when a
                       valid event could not be published (listed under "failed", sent to the dead-letter
-                      topic); 400 malformed body; 401 no valid bearer token; 413 too large; 415 other types.
+                      topic); 400 malformed body or a body its Content-Encoding cannot decode; 401 no valid
+                      bearer token; 408 body not received within SEGWATCH_INGEST_BODY_TIMEOUT; 413 too large
+                      (compressed or not); 415 other types, charsets or Content-Encodings (gzip, deflate only).
     GET /healthz      200 while the process runs.
     GET /readyz       200 when the producer is started and Kafka (with segwatch's topics) reachable, else 503.
     GET /metrics      Prometheus: segwatch_ingest_events_total{outcome}, segwatch_ingest_request_seconds,
@@ -18,6 +20,7 @@ import contextlib
 import hmac
 import signal
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -27,13 +30,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from segwatch.deadletter import dead_letter
-from services.ingest.config import IngestConfig
-from services.ingest.publisher import Publisher, PublisherError
+from services.ingest.config import DEFAULT_MAX_SOURCES, OTHER_SOURCE, IngestConfig
+from services.ingest.publisher import InFlight, Publisher, PublisherError, final_outcome
 from services.ingest.records import Bad, Parsed, parse_event
 
 JSON_TYPES = frozenset(("application/json",))
 NDJSON_TYPES = frozenset(("application/x-ndjson", "application/ndjson", "application/jsonl"))
-OUTCOMES = ("accepted", "rejected", "dead_lettered", "failed")
+OUTCOMES = ("accepted", "rejected", "dead_lettered", "failed", "published_late")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
                    5.0, 10.0, 30.0)
 REALM = 'Bearer realm="segwatch-ingest"'
@@ -42,17 +45,38 @@ REALM = 'Bearer realm="segwatch-ingest"'
 # source's cadence" can be alerted on (deploy/prometheus/rules/segwatch.rules.yml, alert SegwatchInputStale).
 SOURCE_LAST_SEEN = "segwatch_ingest_source_last_seen_timestamp_seconds"
 RETRY_AFTER_SECONDS = "5"
+# Content-Encodings ingest decodes itself (aiohttp's own decoding is off, see runner_options): zlib window bits.
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def runner_options(config: IngestConfig) -> dict[str, Any]:
+    """How the app must be served (AppRunner / TestServer keyword arguments).
+
+    - Bodies are decoded by the handler, not by aiohttp, so an undecodable or unknown Content-Encoding is a
+      4xx naming the header, and a compressed body is bounded by SEGWATCH_INGEST_MAX_BYTES once decoded.
+    - aiohttp closes a connection that has not sent a whole request head within its keep-alive timeout of
+      connecting or of its previous response: that is the header-read timeout for half-open and slow
+      connections (SEGWATCH_INGEST_HEADER_TIMEOUT).
+    """
+    return {"auto_decompress": False, "keepalive_timeout": config.header_timeout}
 
 
 class IngestMetrics:
-    """The service's Prometheus metrics, in a registry of its own (several apps can live in one process)."""
+    """The service's Prometheus metrics, in a registry of its own (several apps can live in one process).
 
-    def __init__(self) -> None:
+    The `source` label is bounded: clients choose `source`, so only the configured sources (or, without a
+    configuration, the first DEFAULT_MAX_SOURCES seen) get a label of their own; any other is `other`."""
+
+    def __init__(self, sources: frozenset[str] | None = None) -> None:
+        self._known = sources
+        self._labelled: set[str] = set()
+        self._overflow_logged = False
         self.registry = CollectorRegistry(auto_describe=True)
         self.events = Counter(
             "segwatch_ingest_events", "Events received over HTTP, by outcome (accepted: acknowledged by Kafka; "
             "rejected: invalid; dead_lettered: valid but not published, on the dead-letter topic; failed: "
-            "neither published nor dead-lettered)", ["outcome"], registry=self.registry,
+            "neither published nor dead-lettered; published_late: acknowledged only after the answer said "
+            "503)", ["outcome"], registry=self.registry,
         )
         for outcome in OUTCOMES:
             self.events.labels(outcome)
@@ -69,16 +93,32 @@ class IngestMetrics:
             ["source"], registry=self.registry,
         )
 
+    def source_label(self, source: str) -> str:
+        if self._known is not None:
+            return source if source in self._known else OTHER_SOURCE
+        if source in self._labelled:
+            return source
+        if len(self._labelled) < DEFAULT_MAX_SOURCES and source != OTHER_SOURCE:
+            self._labelled.add(source)
+            return source
+        if not self._overflow_logged:
+            self._overflow_logged = True
+            structlog.get_logger().bind(service="ingest").warning(
+                "more sources than metric labels; the rest are counted as other (set SEGWATCH_INGEST_SOURCES)",
+                labels=DEFAULT_MAX_SOURCES, source=source[:64])
+        return OTHER_SOURCE
+
     def accepted_from(self, sources: Iterable[str]) -> None:
         now = time.time()
-        for source in sources:
-            self.source_last_seen.labels(source).set(now)
+        for label in {self.source_label(source) for source in sources}:
+            self.source_last_seen.labels(label).set(now)
 
 
 CONFIG = web.AppKey("config", IngestConfig)
 PUBLISHER = web.AppKey("publisher", Publisher)
 METRICS = web.AppKey("metrics", IngestMetrics)
 LOG = web.AppKey("log", structlog.stdlib.BoundLogger)
+LATE = web.AppKey("late", set[asyncio.Task[None]])  # events in flight after their answer, followed to the end
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
@@ -141,15 +181,28 @@ async def _post_events(request: web.Request) -> web.Response:
     if charset not in ("utf-8", "utf8"):
         return _error(415, f"unsupported charset {charset!r}: send UTF-8")
 
+    encoding = _encoding(request.headers.getall("Content-Encoding", []))
+    if isinstance(encoding, web.Response):
+        return encoding
+
     too_large = f"the body is larger than {config.max_bytes} bytes (SEGWATCH_INGEST_MAX_BYTES)"
     if request.content_length is not None and request.content_length > config.max_bytes:
         return _error(413, too_large)
     try:
-        body = await request.read()
+        async with asyncio.timeout(config.body_timeout):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _error(413, too_large)
+    except TimeoutError:
+        return _error(408, f"the body was not received within {config.body_timeout:g}s "
+                           "(SEGWATCH_INGEST_BODY_TIMEOUT)", {"Connection": "close"})
     if len(body) > config.max_bytes:
         return _error(413, too_large)
+    if encoding is not None:
+        decoded = _decode(body, encoding, config.max_bytes)
+        if isinstance(decoded, web.Response):
+            return decoded
+        body = decoded
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -187,6 +240,44 @@ async def _post_events(request: web.Request) -> web.Response:
     return await _publish(request, events, rejected)
 
 
+def _encoding(values: list[str]) -> str | web.Response | None:
+    """The one Content-Encoding to undo (None: none), or the 415 answer."""
+    codings = [c.strip().lower() for value in values for c in value.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if not codings:
+        return None
+    if len(codings) == 1 and codings[0] in ENCODINGS:
+        return codings[0]
+    given = ", ".join(codings)
+    return _error(415, f"Content-Encoding {given[:100]!r} is not supported: send the body as is (identity), "
+                       "or with one of gzip, deflate")
+
+
+def _decode(body: bytes, encoding: str, limit: int) -> bytes | web.Response:
+    """The body with its Content-Encoding undone, never more than `limit` bytes of it; or the 4xx answer."""
+    wbits = ENCODINGS[encoding]
+    attempts = (wbits, -zlib.MAX_WBITS) if encoding == "deflate" else (wbits,)  # deflate: zlib, or raw as sent
+    reason = ""
+    for bits in attempts:
+        decoder = zlib.decompressobj(bits)
+        try:
+            out = decoder.decompress(body, limit + 1)
+        except zlib.error as exc:
+            reason = str(exc)
+            continue
+        if len(out) > limit:
+            return _error(413, f"the body is larger than {limit} bytes once decoded (Content-Encoding {encoding}; "
+                               "SEGWATCH_INGEST_MAX_BYTES)")
+        if not decoder.eof:
+            reason = "the compressed data is truncated"
+            continue
+        if decoder.unused_data.strip(b"\0"):
+            reason = "data follows the end of the compressed stream"
+            continue
+        return out
+    return _error(400, f"Content-Encoding {encoding}: the body cannot be decoded ({reason})")
+
+
 async def _publish(request: web.Request, events: list[Parsed], rejected: list[Bad]) -> web.Response:
     app = request.app
     publisher, metrics, log = app[PUBLISHER], app[METRICS], app[LOG]
@@ -211,10 +302,41 @@ async def _publish(request: web.Request, events: list[Parsed], rejected: list[Ba
     body: dict[str, Any] = {"accepted": accepted, "rejected": [bad.as_dict() for bad in rejected]}
     metrics.events.labels("accepted").inc(len(accepted))
     metrics.events.labels("rejected").inc(len(rejected))
+    in_flight = [(parsed, error) for parsed, error in failed if isinstance(error, InFlight)]
+    refused = [(parsed, error) for parsed, error in failed if not isinstance(error, InFlight)]
     if failed:
-        body["failed"] = await _dead_letter_failed(request, failed)
+        body["failed"] = await _dead_letter_failed(request, refused) if refused else []
+        for parsed, error in in_flight:
+            # Not dead-lettered now: Kafka may still take it. Followed in the background: a dead letter only
+            # if Kafka finally refuses it.
+            task = asyncio.create_task(_follow_late(app, parsed, error, request.remote or "unknown"))
+            app[LATE].add(task)
+            task.add_done_callback(app[LATE].discard)
+            body["failed"].append({"line": parsed.line, "event_id": parsed.event.event_id, "reason": error,
+                                   "dead_lettered": False, "in_flight": True})
+        body["failed"].sort(key=lambda f: f["line"])
         return _json(503, body, {"Retry-After": RETRY_AFTER_SECONDS})
     return _json(202 if accepted else 422, body)
+
+
+async def _follow_late(app: web.Application, parsed: Parsed, error: str, client: str) -> None:
+    publisher, metrics, log = app[PUBLISHER], app[METRICS], app[LOG]
+    event_id = parsed.event.event_id
+    final = await final_outcome(error)
+    if final is None:
+        metrics.events.labels("published_late").inc()
+        metrics.accepted_from([parsed.event.source])
+        log.warning("event acknowledged by Kafka after its answer (503); not dead-lettered", correlation_id=event_id)
+        return
+    [dl_error] = await publisher.dead_letter(
+        [dead_letter("ingest", f"http {client} line {parsed.line}", final, parsed.raw)])
+    if dl_error is None:
+        metrics.events.labels("dead_lettered").inc()
+        log.warning("event not published; dead-lettered", correlation_id=event_id, reason=final)
+    else:
+        metrics.events.labels("failed").inc()
+        log.error("event neither published nor dead-lettered", correlation_id=event_id, reason=final,
+                  dead_letter_error=dl_error)
 
 
 async def _dead_letter_failed(request: web.Request, failed: list[tuple[Parsed, str]]) -> list[dict[str, Any]]:
@@ -282,8 +404,9 @@ def create_app(
     app = web.Application(client_max_size=config.max_bytes)
     app[CONFIG] = config
     app[PUBLISHER] = publisher
-    app[METRICS] = IngestMetrics()
+    app[METRICS] = IngestMetrics(config.sources)
     app[LOG] = log if log is not None else structlog.get_logger().bind(service="ingest")
+    app[LATE] = set()
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -295,6 +418,9 @@ def create_app(
         starter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await starter
+        late: set[asyncio.Task[None]] = app[LATE]
+        if late:  # their final answers (and any dead letter) before the producer goes
+            await asyncio.wait(list(late), timeout=config.ack_timeout)
         await publisher.stop()
         app[LOG].info("kafka producer stopped (flushed)")
 
@@ -305,7 +431,7 @@ def create_app(
 async def serve(app: web.Application, host: str, port: int, *, shutdown_timeout: float = 10.0) -> None:
     """Serve `app` until SIGTERM or SIGINT, then stop accepting, finish in-flight requests and flush Kafka."""
     log = app[LOG]
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, **runner_options(app[CONFIG]))
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -59,6 +59,9 @@ MINOR_UNITS: dict[str, int] = {
 
 GROUP_STATUS = {"1": "update", "2": "deletion", "3": "correction", "4": "test only"}
 _AMOUNT = re.compile(r"^[+-]?[0-9]+$")
+# Far above any balance or control total (10^18 dollars in cents), far below Python's 4,300-digit int limit;
+# an amount past it is a corrupt file, not a balance.
+MAX_AMOUNT_DIGITS = 20
 _SIMPLE_FUNDS = frozenset(("", "Z", "0", "1", "2"))
 
 
@@ -163,8 +166,11 @@ def _amount(raw: str, where: str, what: str) -> int | None:
     raw = raw.strip()
     if not raw:
         return None
+    shown = raw if len(raw) <= 40 else f"{raw[:24]}... ({len(raw)} characters)"
     if not _AMOUNT.match(raw):
-        raise InputError(where, f"{what}: {raw!r} is not a whole number of minor units (no decimal point)")
+        raise InputError(where, f"{what}: {shown!r} is not a whole number of minor units (no decimal point)")
+    if len(raw.lstrip("+-")) > MAX_AMOUNT_DIGITS:
+        raise InputError(where, f"{what}: {shown} has more than {MAX_AMOUNT_DIGITS} digits")
     return int(raw)
 
 

@@ -9,6 +9,15 @@
     SEGWATCH_INGEST_PORT             port of `segwatch ingest serve` (default 8701)
     SEGWATCH_INGEST_ACK_TIMEOUT      seconds a request waits for Kafka's acknowledgements (default 20)
     SEGWATCH_INGEST_LINGER_MS        how long the producer lets small sends gather into one batch (default 2)
+    SEGWATCH_INGEST_HEADER_TIMEOUT   seconds a connection has to send a request's headers, from connecting or
+                                     from its previous response (default 15); then it is closed. Also the
+                                     idle keep-alive time.
+    SEGWATCH_INGEST_BODY_TIMEOUT     seconds a request has to send its whole body once its headers are in
+                                     (default 60; slower → 408)
+    SEGWATCH_INGEST_SOURCES          the known event sources, comma-separated: each gets its own `source` label
+                                     on segwatch_ingest_source_last_seen_timestamp_seconds, any other source is
+                                     counted as `other`. Unset: the first 50 sources seen get a label each, the
+                                     rest `other` (the label stays bounded whatever clients send).
 """
 
 from __future__ import annotations
@@ -27,10 +36,15 @@ DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_PORT = 8701
 DEFAULT_ACK_TIMEOUT = 20.0
 DEFAULT_LINGER_MS = 2
+DEFAULT_HEADER_TIMEOUT = 15.0
+DEFAULT_BODY_TIMEOUT = 60.0
+DEFAULT_MAX_SOURCES = 50  # labels given to the first sources seen when SEGWATCH_INGEST_SOURCES is unset
+OTHER_SOURCE = "other"
 
 TOKENS = "SEGWATCH_INGEST_TOKENS"
 TOKENS_FILE = "SEGWATCH_INGEST_TOKENS_FILE"
 ALLOW_ANONYMOUS = "SEGWATCH_INGEST_ALLOW_ANONYMOUS"
+SOURCES = "SEGWATCH_INGEST_SOURCES"
 
 
 def _non_negative_int(env: Mapping[str, str], var: str, default: int) -> int:
@@ -72,6 +86,19 @@ def _tokens(env: Mapping[str, str]) -> tuple[bytes, ...]:
     return tuple(dict.fromkeys(t.encode() for t in tokens))
 
 
+def _sources(env: Mapping[str, str]) -> frozenset[str] | None:
+    raw = env.get(SOURCES)
+    if raw is None or not raw.strip():
+        return None
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    for name in names:
+        if len(name) > 64:
+            raise InputError(SOURCES, f"a source is 1 to 64 characters, got {name[:20]!r}... ({len(name)})")
+        if name == OTHER_SOURCE:
+            raise InputError(SOURCES, f"{OTHER_SOURCE!r} is the label of the sources not listed; do not list it")
+    return frozenset(names)
+
+
 @dataclass(frozen=True)
 class IngestConfig:
     tokens: tuple[bytes, ...] = field(default=(), repr=False)
@@ -80,6 +107,9 @@ class IngestConfig:
     max_events: int = DEFAULT_MAX_EVENTS
     ack_timeout: float = DEFAULT_ACK_TIMEOUT
     linger_ms: int = DEFAULT_LINGER_MS
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    sources: frozenset[str] | None = None  # known sources (metric labels); None: the first DEFAULT_MAX_SOURCES
 
     def __post_init__(self) -> None:
         if not self.tokens and not self.allow_anonymous:
@@ -108,6 +138,9 @@ class IngestConfig:
             max_events=positive_int(env, "SEGWATCH_INGEST_MAX_EVENTS", DEFAULT_MAX_EVENTS),
             ack_timeout=_positive_float(env, "SEGWATCH_INGEST_ACK_TIMEOUT", DEFAULT_ACK_TIMEOUT),
             linger_ms=_non_negative_int(env, "SEGWATCH_INGEST_LINGER_MS", DEFAULT_LINGER_MS),
+            header_timeout=_positive_float(env, "SEGWATCH_INGEST_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
+            body_timeout=_positive_float(env, "SEGWATCH_INGEST_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT),
+            sources=_sources(env),
         )
 
 

@@ -47,7 +47,10 @@ def parse_ledger_csv(text: str, *, where: str, file_name: str, source: str | Non
         if not line.strip():
             continue
         if header is None:
-            header = [name.lower() for name in _row(line)]
+            try:
+                header = [name.lower() for name in _row(line)]
+            except csv.Error as exc:  # e.g. a field over the csv module's 128 KB limit
+                raise InputError(f"{where}:{number}", f"the header row is not CSV: {exc}") from None
             _check_header(header, f"{where}:{number}")
             continue
         try:

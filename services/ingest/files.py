@@ -20,7 +20,7 @@ from segwatch.errors import InputError
 from services.ingest.bai2 import CLOSING_LEDGER, bai2_events, parse_bai2
 from services.ingest.csvledger import parse_ledger_csv
 from services.ingest.depositories import load_depositories
-from services.ingest.publisher import Publisher
+from services.ingest.publisher import Publisher, final_outcome
 from services.ingest.records import Bad, Parse, Parsed, parse_ndjson
 
 FORMATS = ("auto", "ndjson", "csv", "bai2")
@@ -80,7 +80,7 @@ def detect_format(data: bytes, path: str) -> str:
 def timezone_of(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory of zones ("America")
         raise InputError("--timezone", f"unknown time zone {name!r} (an IANA name such as America/New_York)") from None
 
 
@@ -146,7 +146,8 @@ async def publish_parse(parse: Parse, publisher: Publisher, where: str, *, chunk
     for start in range(0, len(parse.events), chunk):
         part = parse.events[start : start + chunk]
         outcomes = await publisher.publish([p.event for p in part])
-        for parsed, error in zip(part, outcomes, strict=True):
+        for parsed, outcome in zip(part, outcomes, strict=True):
+            error = await final_outcome(outcome)  # one still in flight: its final answer, not a guess
             if error is None:
                 report.accepted.append(parsed)
             else:

@@ -4,7 +4,10 @@
 published by sending every record first and then awaiting all their futures, so one batch costs about
 one broker round trip (large batches are packed into one closed record batch per partition, which skips
 the per-record overhead of `send()`). Every event reports its own outcome: None when Kafka acknowledged
-it, else the reason it was not published.
+it, else the reason it was not published. A record Kafka has neither acknowledged nor refused when the ack
+timeout ends is not "not published": the client may still deliver it (and does, retrying). Its outcome is an
+`InFlight` reason whose `settled` future gives the final outcome, so a dead letter is only ever written for a
+record Kafka refused or that expired unsent.
 
 Routing: account and depository balances → segwatch.balances, settings (management targets, FX rates,
 the 30.7 foreign requirement) → segwatch.settings, disbursements → segwatch.disbursements (read by the
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -54,6 +58,35 @@ DEFAULT_REQUEST_TIMEOUT_MS = 15_000
 SMALL_REQUEST = 16  # up to this many records per call: send() (shares lingering batches); more: own batches
 HASH_CACHE_SIZE = 200_000
 DEAD_LETTER_TIMEOUT = 5.0  # seconds (plus 1 ms per letter)
+
+
+class InFlight(str):
+    """The reason of a record still in flight after the ack timeout: it may yet be published. `settled`
+    resolves to its final outcome (None: Kafka acknowledged it after all; else why it was not published)."""
+
+    settled: asyncio.Future[str | None]
+
+    def __new__(cls, reason: str, settled: asyncio.Future[str | None]) -> InFlight:
+        self = super().__new__(cls, reason)
+        self.settled = settled
+        return self
+
+
+async def final_outcome(outcome: str | None) -> str | None:
+    """The outcome once settled: an `InFlight` waits for Kafka's final answer; anything else is final."""
+    return await asyncio.shield(outcome.settled) if isinstance(outcome, InFlight) else outcome
+
+
+def _ack_outcome(future: asyncio.Future[Any]) -> str | None:
+    if future.cancelled():
+        return "not acknowledged by Kafka: cancelled"
+    failure = future.exception()
+    return None if failure is None else f"not acknowledged by Kafka: {_reason(failure)}"
+
+
+def _settle(settled: asyncio.Future[str | None], future: asyncio.Future[Any]) -> None:
+    if not settled.done():
+        settled.set_result(_ack_outcome(future))
 
 
 class PublisherError(Exception):
@@ -283,17 +316,20 @@ class KafkaPublisher:
         if pending:
             done, not_done = await asyncio.wait(pending, timeout=timeout)
             for future in done:
-                if future.cancelled():
-                    error: str | None = "not acknowledged by Kafka: cancelled"
-                elif (failure := future.exception()) is not None:
-                    error = f"not acknowledged by Kafka: {_reason(failure)}"
-                else:
-                    continue
-                for i in pending[future]:
-                    outcomes[i] = error
+                error = _ack_outcome(future)
+                if error is not None:
+                    for i in pending[future]:
+                        outcomes[i] = error
+            loop = asyncio.get_running_loop()
             for future in not_done:
+                # Still in the producer: cancelling the future would not stop a batch already on the wire, so
+                # the final answer is followed instead of guessed.
+                settled: asyncio.Future[str | None] = loop.create_future()
+                future.add_done_callback(functools.partial(_settle, settled))
+                late = InFlight(f"not acknowledged by Kafka within {timeout:g}s (still in flight: it may yet be "
+                                "published)", settled)
                 for i in pending[future]:
-                    outcomes[i] = f"not acknowledged by Kafka within {timeout:g}s"
+                    outcomes[i] = late
         return outcomes
 
     async def publish(self, events: Sequence[EventBase]) -> list[str | None]:

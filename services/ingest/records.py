@@ -65,13 +65,47 @@ def json_reason(exc: ValidationError) -> str:
     return "not valid JSON"
 
 
+class _Number(str):
+    """A JSON number's text, as read by `_oversized_number`."""
+
+
+def _oversized_number(raw: bytes) -> tuple[str, str] | None:
+    """The field and text of a number too large for pydantic's JSON parser (it only says "number out of
+    range at column N"), found by reading the JSON again with every number kept as text; None when the JSON
+    cannot be read that way either."""
+    try:
+        data = json.loads(raw, parse_int=_Number, parse_float=_Number, parse_constant=_Number)
+    except (ValueError, RecursionError):
+        return None
+    found: tuple[str, str] | None = None
+    longest = -1
+    todo: list[tuple[tuple[str, ...], Any]] = [((), data)]
+    while todo:  # depth first, in document order
+        path, value = todo.pop()
+        if isinstance(value, _Number):
+            whole = value.lstrip("-").partition(".")[0].partition("e")[0].partition("E")[0]
+            if len(whole) > longest:
+                found, longest = (".".join(path) or "(record)", str(value)), len(whole)
+        elif isinstance(value, dict):
+            todo.extend(((*path, str(k)), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            todo.extend(((*path, str(i)), v) for i, v in reversed(list(enumerate(value))))
+    return found
+
+
 def parse_event(line: int, raw: bytes) -> Parsed | Bad:
     """One JSON event (bytes of one NDJSON line or one request body), validated by the event schemas."""
     try:
         return Parsed(line, EVENT_ADAPTER.validate_json(raw), raw)
     except ValidationError as exc:
         if is_malformed_json(exc):
-            return Bad(line, "(record)", json_reason(exc), raw, malformed=True)
+            reason = json_reason(exc)
+            if "number out of range" in reason and (number := _oversized_number(raw)) is not None:
+                field_name, text = number
+                digits = len(text.lstrip("-"))
+                return Bad(line, field_name, f"a number of {digits} characters is out of range (an amount has at "
+                           "most 17 digits)", raw)
+            return Bad(line, "(record)", reason, raw, malformed=True)
         err = error_of(exc)
         return Bad(line, err.field, err.reason, raw)
 

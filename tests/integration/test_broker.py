@@ -258,3 +258,41 @@ async def test_faust_worker_table_is_changelog_backed(
     finally:
         faust_topics = [changelog, f"{app_id}-__assignor-__leader"]
         await delete_topics(kafka_settings, faust_topics)
+
+
+def test_apply_refuses_to_change_the_partition_count_of_keyed_topics(
+    kafka_bootstrap: str, kafka_settings: KafkaSettings
+) -> None:
+    namespace = unique_name("parts") + "."
+
+    def apply(partitions: int) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap, "SEGWATCH_NAMESPACE": namespace,
+               "SEGWATCH_BALANCE_PARTITIONS": str(partitions)}
+        return subprocess.run([sys.executable, "-m", "segwatch.cli", "topics", "apply"], env=env,
+                              capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+
+    balances = f"{namespace}segwatch.balances"
+    keyed = [balances, changelog_topic(f"{namespace}segwatch-calculator", "accounts"),
+             changelog_topic(f"{namespace}segwatch-calculator", "depositories")]
+
+    async def partitions() -> dict[str, int]:
+        async with admin_client(kafka_settings) as client:
+            names = [n for n in await client.list_topics() if n.startswith(namespace)]
+            return {name: state.partitions for name, state in (await describe_topics(client, names)).items()}
+
+    try:
+        first = apply(2)
+        assert first.returncode == 0, first.stderr
+        before = run_sync(partitions)
+        assert all(before[name] == 2 for name in keyed), before
+        for count in (3, 1):
+            refused = apply(count)
+            assert refused.returncode == 1, refused.stdout + refused.stderr
+            for name in keyed:
+                assert f"{name} has 2 partitions, declared {count}" in refused.stderr
+            assert "SEGWATCH_NAMESPACE" in refused.stderr and "docs/KAFKA.md" in refused.stderr
+            assert "Traceback" not in refused.stderr
+            assert run_sync(partitions) == before  # nothing changed, on any topic
+        assert apply(2).returncode == 0
+    finally:
+        run_sync(lambda: delete_topics(kafka_settings, list(run_sync(partitions))))

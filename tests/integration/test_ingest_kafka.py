@@ -27,10 +27,10 @@ from aiokafka.partitioner import murmur2
 from segwatch.config import KafkaSettings
 from segwatch.kafka.admin import admin_client, describe_topics
 from segwatch.kafka.topics import BALANCES, DEADLETTER, SETTINGS, TopicSpec
-from services.ingest.api import create_app
+from services.ingest.api import create_app, runner_options
 from services.ingest.config import IngestConfig
-from services.ingest.files import FileOptions, load_file
-from services.ingest.publisher import KafkaPublisher, PublisherError
+from services.ingest.files import FileOptions, load_file, publish_parse
+from services.ingest.publisher import InFlight, KafkaPublisher, PublisherError
 
 from .conftest import NewTopic, unique_name
 
@@ -418,3 +418,72 @@ async def test_missing_topics_keep_the_publisher_from_starting(
     assert not publisher.started
     async with admin_client(kafka_settings) as admin:  # and checking did not auto-create it
         assert missing not in await admin.list_topics()
+
+
+async def test_events_still_in_flight_at_the_ack_timeout_are_followed_not_dead_lettered(
+    kafka_settings: KafkaSettings, kafka_topics: tuple[TopicSpec, ...], new_topic: NewTopic
+) -> None:
+    # No broker acknowledges within a microsecond: every event is still in flight when the answer is due,
+    # and Kafka then takes them all. None may be dead-lettered as "not published".
+    balances = new_topic("ingest-late", partitions=2)
+    letters_topic = new_topic("ingest-late-dl", partitions=1)
+    publisher = KafkaPublisher(kafka_settings, topic_map={BALANCES: balances, DEADLETTER: letters_topic},
+                               ack_timeout=1e-6)
+    run = uuid.uuid4().hex[:12]
+    ids = [f"late-{run}-{i}" for i in range(20)]
+    body = "\n".join(json.dumps(_account(event_id, f"LT-{i % 3}", "2026-11-20T22:00:00Z", "1.00"))
+                     for i, event_id in enumerate(ids))
+    config = IngestConfig(tokens=(TOKEN.encode(),))
+    server = TestServer(create_app(config, publisher))
+    await server.start_server(**runner_options(config))
+    client = TestClient(server)
+    await client.start_server()
+    try:
+        await _ready(client)
+        async with Tail(kafka_settings, [balances]) as tail:
+            response = await client.post(
+                "/v1/events", data=body,
+                headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"},
+            )
+            assert response.status == 503, await response.text()
+            failed = (await response.json())["failed"]
+            assert [f["event_id"] for f in failed] == ids
+            assert all(f["in_flight"] and not f["dead_lettered"] and "still in flight" in f["reason"] for f in failed)
+            published = await tail.collect(lambda r: _event_id(r) in ids, lambda kept: len(kept) >= len(ids))
+        deadline = time.monotonic() + 30
+        while 'segwatch_ingest_events_total{outcome="published_late"} 20.0' not in (
+                metrics := await (await client.get("/metrics")).text()):
+            assert time.monotonic() < deadline, metrics
+            await asyncio.sleep(0.1)
+        assert 'segwatch_ingest_events_total{outcome="dead_lettered"} 0.0' in metrics
+        assert 'segwatch_ingest_events_total{outcome="failed"} 0.0' in metrics
+    finally:
+        await client.close()
+    assert sorted(_event_id(r) for r in published) == sorted(ids)  # each once
+    async with admin_client(kafka_settings) as admin:
+        assert (await describe_topics(admin, [letters_topic]))[letters_topic].partitions == 1
+    consumer = AIOKafkaConsumer(**kafka_settings.aiokafka_kwargs(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(letters_topic, 0)])
+    finally:
+        await consumer.stop()
+    assert list(ends.values()) == [0]  # no dead letter at all
+
+
+async def test_a_file_waits_for_the_final_answer_of_events_in_flight(
+    kafka_settings: KafkaSettings, kafka_topics: tuple[TopicSpec, ...], new_topic: NewTopic
+) -> None:
+    balances = new_topic("ingest-late-file", partitions=2)
+    letters_topic = new_topic("ingest-late-file-dl", partitions=1)
+    publisher = KafkaPublisher(kafka_settings, topic_map={BALANCES: balances, DEADLETTER: letters_topic},
+                               ack_timeout=1e-6)
+    parse = load_file(str(EXAMPLES / "ledger.csv"), FileOptions())
+    await publisher.start()
+    try:
+        outcomes = await publisher.publish([p.event for p in parse.events])
+        assert outcomes and all(isinstance(o, InFlight) for o in outcomes)
+        report = await publish_parse(parse, publisher, "ledger.csv")
+    finally:
+        await publisher.stop()
+    assert len(report.accepted) == len(parse.events) and report.dead_lettered == [] and report.lost == []

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from schemas.events import EVENT_ADAPTER, AccountBalance, EventBase, FxRate
 from schemas.records import DeadLetter
 from segwatch.errors import InputError
-from services.ingest.api import create_app
+from services.ingest.api import create_app, runner_options
 from services.ingest.config import IngestConfig
 from services.ingest.publisher import (
     KafkaPublisher,
@@ -96,7 +96,9 @@ async def serving(
 ) -> AsyncIterator[tuple[TestClient[Any, Any], FakePublisher]]:
     publisher = publisher if publisher is not None else FakePublisher()
     config = config if config is not None else IngestConfig(tokens=(TOKEN.encode(),))
-    client = TestClient(TestServer(create_app(config, publisher)))
+    server = TestServer(create_app(config, publisher))
+    await server.start_server(**runner_options(config))  # as `serve` runs it
+    client = TestClient(server)
     await client.start_server()
     try:
         yield client, publisher

@@ -94,3 +94,9 @@ def test_declaration_is_immutable() -> None:
 
 def test_the_namespace_prefixes_the_disbursements_topic() -> None:
     assert t.namespaced(t.DISBURSEMENTS, "uat.") == "uat.segwatch.disbursements"
+
+
+def test_keyed_topics_are_the_balances_and_their_co_partitioned_changelogs() -> None:
+    keyed = {spec.name for spec in t.topics() if spec.keyed}
+    assert keyed == {t.BALANCES, *(table.topic for table in t.TABLES if table.copartitioned)}
+    assert t.CALCULATOR_ACCOUNTS_CHANGELOG in keyed and t.CALCULATOR_DEPOSITORIES_CHANGELOG in keyed
