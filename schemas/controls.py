@@ -234,9 +234,12 @@ class ProForma(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     excess: Total = Field(description="The excess the basis starts from.")
-    withdrawn: Total = Field(description="Disbursements not for customers since the last daily computation.")
-    deposits: Total
-    estimated_debits: Total
+    withdrawn: Total = Field(
+        description="Disbursements not for customers since the last daily computation: in the 25% aggregate on"
+        " both bases, subtracted on the daily basis only (the live figures already reflect it)."
+    )
+    deposits: Total = Field(description="Deposits of residual interest since the daily computation (daily basis).")
+    estimated_debits: Total = Field(description="Debits and deficits estimated since then (daily basis).")
     proposed: Total
     pro_forma_excess: Total
     target: Total | None
