@@ -242,7 +242,7 @@ class UndermarginedAmounts(EventBase):
 
     @property
     def key(self) -> str:
-        return f"undermargined|{self.segment}"
+        return f"undermargined|{self.segment}|{self.business_day.isoformat()}"  # one per close: two may be held
 
 
 Balance = AccountBalance | DepositoryBalance

@@ -91,3 +91,7 @@ def test_a_replayed_or_older_statement_of_amounts_changes_nothing() -> None:
     assert not state.on_amounts(amounts(FRI, 10 * M, event_id="u-2"))
     assert not state.on_amounts(amounts(FRI, 99 * M, event_id="u-1"))  # same as-of, lower event id
     assert ResidualInterest.from_json(state.to_json()).to_json() == state.to_json()
+
+
+def test_each_close_has_its_own_key_so_compaction_keeps_the_pending_and_the_in_force() -> None:
+    assert amounts(FRI, M).key == "undermargined|4d2|2026-11-20" != amounts(MON, M).key
