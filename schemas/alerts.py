@@ -25,11 +25,14 @@ ExactAmount = Annotated[Decimal, Field(allow_inf_nan=False)]
 
 Severity = Literal["critical", "warning", "info"]
 State = Literal["firing", "resolved", "notice"]
-RuleName = Literal["deficiency", "under_target", "missing_fx", "disbursement_25pct"]
+RuleName = Literal[
+    "deficiency", "under_target", "missing_fx", "disbursement_25pct", "disbursement_violation",
+    "residual_interest_undermargined",
+]
 # Rules whose alerts fire and resolve with a condition on the figures (the alert state).
 StateRuleName = Literal["deficiency", "under_target", "missing_fx"]
 # Rules that publish one-off notices (state "notice"), never firing/resolved.
-NoticeRuleName = Literal["disbursement_25pct"]
+NoticeRuleName = Literal["disbursement_25pct", "disbursement_violation"]
 NOTICE_RULES: frozenset[str] = frozenset(get_args(NoticeRuleName))
 # What the alerter did with a disbursement (also the `outcome` label of segwatch_disbursements_total):
 # within_limit / needs_approval (checked against the excess), unchecked (no excess known: a warning notice),

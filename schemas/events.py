@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal, Self
 
@@ -195,6 +196,11 @@ class Disbursement(EventBase):
         description="Reference to the written pre-approval by the CEO, CFO or their authorized representative "
         "(document id, ticket); null when there is none.",
     )
+    proposal_id: Identifier | None = Field(
+        default=None,
+        description="The what-if proposal (POST /v1/what-if) this disbursement executes, if any: an approval of "
+        "that proposal matches it.",
+    )
 
     @field_validator("currency")
     @classmethod
@@ -211,13 +217,51 @@ class Disbursement(EventBase):
         return f"disb|{self.segment}"
 
 
+ApprovalRole = Literal["ceo", "cfo", "authorized_representative"]
+
+
+class DisbursementApproval(EventBase):
+    """A written pre-approval of a disbursement not for the benefit of customers (Reg. 1.23(c), CBOT Rule
+    971.E): by the CEO, the CFO or their authorized representative, as of `as_of`. It matches a disbursement
+    of its segment that names its `reference` (the disbursement's `approval`) or its `proposal_id`."""
+
+    type: Literal["disbursement_approval"] = "disbursement_approval"
+    segment: SegmentId
+    reference: Reference = Field(description="The written approval's reference (document id, ticket).")
+    approver: Text = Field(description="Who approved (name).")
+    role: ApprovalRole
+    proposal_id: Identifier | None = Field(default=None, description="The what-if proposal it approves, if any.")
+    amount: PositiveMoney | None = Field(default=None, description="The most it approves (USD); null: not stated.")
+
+    @property
+    def key(self) -> str:
+        return f"approval|{self.segment}|{self.reference}"
+
+
+class UndermarginedAmounts(EventBase):
+    """The customers' margin deficiencies (undermargined amounts) of a segment as of a business day's close,
+    in USD: Reg. 1.22(c) (30.7(f), 22.2(f)) wants the residual interest at least this much by 6:00 pm Eastern
+    on the next business day."""
+
+    type: Literal["undermargined_amounts"] = "undermargined_amounts"
+    segment: SegmentId
+    business_day: date = Field(description="The business day whose close the amounts are computed as of.")
+    amount: NonNegativeMoney = Field(description="The sum of the customers' margin deficiencies, USD.")
+
+    @property
+    def key(self) -> str:
+        return f"undermargined|{self.segment}|{self.business_day.isoformat()}"  # one per close: two may be held
+
+
 Balance = AccountBalance | DepositoryBalance
 Setting = ManagementTarget | ForeignRequirement | FxRate
 Event = Annotated[
-    AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate | Disbursement,
+    AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate | Disbursement
+    | DisbursementApproval | UndermarginedAmounts,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_MODELS: tuple[type[EventBase], ...] = (
     AccountBalance, DepositoryBalance, ManagementTarget, ForeignRequirement, FxRate, Disbursement,
+    DisbursementApproval, UndermarginedAmounts,
 )

@@ -16,8 +16,12 @@ HERE = Path(__file__).resolve().parent
 
 def models() -> tuple[type[BaseModel], ...]:
     from schemas.alerts import Alert
+    from schemas.controls import Baseline, DisbursementDecision, DisbursementNotice, WhatIfRequest, WhatIfResponse
 
-    return (*EVENT_MODELS, Figures, DeadLetter, Alert)
+    return (
+        *EVENT_MODELS, Figures, DeadLetter, Alert,
+        Baseline, DisbursementDecision, DisbursementNotice, WhatIfRequest, WhatIfResponse,
+    )
 
 
 def file_name(model: type[BaseModel]) -> str:

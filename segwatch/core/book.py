@@ -9,10 +9,12 @@ from schemas.events import (
     AccountBalance,
     DepositoryBalance,
     Disbursement,
+    DisbursementApproval,
     EventBase,
     ForeignRequirement,
     FxRate,
     ManagementTarget,
+    UndermarginedAmounts,
 )
 from schemas.records import Figures
 from segwatch.core.aggregate import Aggregate
@@ -35,9 +37,10 @@ class Book:
             changed = frozenset({ev.segment}) if self.aggregate.apply(ev) else frozenset()
         elif isinstance(ev, ManagementTarget | ForeignRequirement | FxRate):
             changed = self.settings.apply(ev)
-        elif isinstance(ev, Disbursement):
+        elif isinstance(ev, Disbursement | DisbursementApproval | UndermarginedAmounts):
             # A compliance fact for the alerter (CBOT Rule 971.E), not a balance: the funds leaving show up
-            # in the figures through the depository balances that report them. No figure changes.
+            # in the figures through the depository balances that report them. No figure changes. Approvals and
+            # undermargined amounts are compliance facts too (issue #13).
             changed = frozenset()
         else:
             raise TypeError(f"not an event segwatch computes from: {type(ev).__name__}")
