@@ -5,14 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from schemas.errors import first_error
-from schemas.events import EVENT_ADAPTER, EventBase
+from segwatch import ndjson
 from segwatch.core import statement
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENT_IDS
@@ -103,19 +99,26 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_events(text: str, where: str) -> Iterator[EventBase]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield EVENT_ADAPTER.validate_json(line)
-        except ValidationError as exc:
-            err = first_error(exc)
-            raise InputError(f"{where} line {number}: {err.field}", err.reason) from None
+def read_events(path: str, book: Book) -> int:
+    """Apply the events of an NDJSON file (segwatch.ndjson: lines end at \\n only) to `book`. Every line that
+    is not a valid event, or that the core refuses, is reported on stderr with its line number, field and
+    reason; returns how many were."""
+    bad = 0
+    for item in ndjson.events_of(path):
+        if isinstance(item, ndjson.Event):
+            try:
+                book.apply(item.event)
+                continue
+            except InputError as exc:
+                item = ndjson.BadLine(item.line, exc.field, exc.reason)
+        bad += 1
+        print(f"segwatch: error: {item.error(path)}", file=sys.stderr)
+    return bad
 
 
 def cmd_from_events(args: argparse.Namespace) -> int:
     book = Book()
-    book.apply_all(read_events(_read(args.file), args.file))
+    if read_events(args.file, book):
+        return 2  # a statement that leaves out an event is not printed
     emit(book.statement(), args.format)
     return 0
