@@ -5,6 +5,8 @@ Each test writes an events file, runs the command and reads the NDJSON it prints
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
 import subprocess
@@ -17,6 +19,7 @@ import pytest
 
 from schemas.alerts import Alert
 from schemas.records import Figures
+from segwatch.cli import main
 from segwatch.core import statement
 from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.forms.parse import parse_filing
@@ -67,9 +70,13 @@ def ndjson(events: list[dict[str, Any]]) -> str:
 
 
 def replay(tmp_path: Path, events: list[dict[str, Any]] | str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`segwatch replay` in this process (the CLI's own entry point; the subprocess tests below check the rest)."""
     path = tmp_path / "events.ndjson"
     path.write_text(events if isinstance(events, str) else ndjson(events), encoding="utf-8")
-    return segwatch("replay", str(path), *args)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["replay", str(path), *args])
+    return subprocess.CompletedProcess(["segwatch", "replay"], status, out.getvalue(), err.getvalue())
 
 
 def alerts(result: subprocess.CompletedProcess[str]) -> list[Alert]:
@@ -199,6 +206,15 @@ def test_a_bad_clock_is_refused(tmp_path, now):
     result = replay(tmp_path, DAY, "--now", now)
     assert result.returncode == 2
     assert "--now" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_through_the_installed_command(tmp_path):
+    path = tmp_path / "events.ndjson"
+    path.write_text(ndjson(DAY))
+    result = segwatch("replay", str(path))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["rule"] for line in result.stdout.splitlines()] == [
+        "under_target", "deficiency", "deficiency", "under_target"]
 
 
 def test_a_missing_file_is_refused():
