@@ -131,8 +131,8 @@ class Twin:
     def feed(self, event: EventBase) -> list[Record]:
         """Apply one event and return every record it causes, in publication order. An event the core
         refuses raises `InputError` (the calculator would dead-letter it) and changes nothing."""
-        now = self.clock(event)
         changed = self.book.apply(event)
+        now = self.clock(event)  # after the book took it: a refused event never moves the clock
         out: list[Record] = []
         for sid in SEGMENT_IDS:
             if sid not in changed:
