@@ -20,6 +20,7 @@ COMMANDS = {
     "calculator": "segwatch.cli.calculator",
     "alerter": "segwatch.cli.alerter",
     "sample": "segwatch.cli.sample",
+    "replay": "segwatch.cli.replay",
     "run": "segwatch.cli.run",
     "bench": "segwatch.cli.bench",
 }

@@ -5,20 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from schemas.errors import first_error
-from schemas.events import EVENT_ADAPTER, EventBase
+from segwatch import ndjson
 from segwatch.core import statement
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.errors import InputError
-from segwatch.forms.parse import parse_filing
-from segwatch.forms.render import to_json, to_text
+from segwatch.forms.parse import read_filing
+from segwatch.forms.render import header_text, to_json, to_text
+
+FILING_KEY = "filing"  # the header in `statement parse` output; `compute` skips it
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,8 +29,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _format(p)
     p.set_defaults(func=cmd_compute)
 
-    p = cmds.add_parser("parse", help="read a filing like those in shared/reference/ into statement JSON")
+    p = cmds.add_parser(
+        "parse", help="read a filing like those in shared/reference/ into statement JSON",
+        description="Read a Daily Seg FOCUS II filing: its header (under \"filing\") and every amount it prints,"
+        " whatever the markup. Exit status 1, naming each one on stderr, when a line of the form (or a header"
+        " field) is not legibly stated; 2 when the file cannot be read.",
+    )
     p.add_argument("file", help="the filing's text, or - for stdin")
+    p.add_argument("--partial", action="store_true",
+                   help="accept a filing that leaves lines out: print what it states, exit 0 (the gaps still listed)")
     _format(p)
     p.set_defaults(func=cmd_parse)
 
@@ -69,17 +74,22 @@ def load_statement_json(text: str, where: str) -> dict[str, dict[str, Decimal]]:
         raise InputError(where, "no segment given; expected any of 4d2, 30.7, 4df")
     out = {}
     for segment_id, lines in data.items():
+        if segment_id == FILING_KEY:
+            continue  # the filing's header, as `statement parse` prints it
         if segment_id not in SEGMENT_IDS:
             raise InputError(f"segment {segment_id!r}", f"unknown segment; expected one of {', '.join(SEGMENT_IDS)}")
         out[segment_id] = statement.parse_statement(segment_id, lines)
     return out
 
 
-def emit(statements: dict[str, dict[str, Decimal]], fmt: str) -> None:
+def emit(statements: dict[str, dict[str, Decimal]], fmt: str, header: dict[str, str | None] | None = None) -> None:
     if fmt == "text":
+        if header is not None:
+            sys.stdout.write(header_text(header) + "\n\n")
         sys.stdout.write(to_text(statements))
     else:
-        sys.stdout.write(json.dumps(to_json(statements), indent=2) + "\n")
+        body: dict[str, object] = {FILING_KEY: header} if header is not None else {}
+        sys.stdout.write(json.dumps({**body, **to_json(statements)}, indent=2) + "\n")
 
 
 def cmd_compute(args: argparse.Namespace) -> int:
@@ -99,23 +109,36 @@ def cmd_compute(args: argparse.Namespace) -> int:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    emit(parse_filing(_read(args.file)), args.format)
+    filing = read_filing(_read(args.file))
+    for gap in filing.missing:
+        print(f"{'warning' if args.partial else 'missing'}: {gap}", file=sys.stderr)
+    if filing.missing and not args.partial:
+        print(f"parse: {len(filing.missing)} lines of the form not legibly stated (--partial accepts)", file=sys.stderr)
+        return 1
+    emit(filing.statements, args.format, filing.header)
     return 0
 
 
-def read_events(text: str, where: str) -> Iterator[EventBase]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield EVENT_ADAPTER.validate_json(line)
-        except ValidationError as exc:
-            err = first_error(exc)
-            raise InputError(f"{where} line {number}: {err.field}", err.reason) from None
+def read_events(path: str, book: Book) -> int:
+    """Apply the events of an NDJSON file (segwatch.ndjson: lines end at \\n only) to `book`. Every line that
+    is not a valid event, or that the core refuses, is reported on stderr with its line number, field and
+    reason; returns how many were."""
+    bad = 0
+    for item in ndjson.events_of(path):
+        if isinstance(item, ndjson.Event):
+            try:
+                book.apply(item.event)
+                continue
+            except InputError as exc:
+                item = ndjson.BadLine(item.line, exc.field, exc.reason)
+        bad += 1
+        print(f"segwatch: error: {item.error(path)}", file=sys.stderr)
+    return bad
 
 
 def cmd_from_events(args: argparse.Namespace) -> int:
     book = Book()
-    book.apply_all(read_events(_read(args.file), args.file))
+    if read_events(args.file, book):
+        return 2  # a statement that leaves out an event is not printed
     emit(book.statement(), args.format)
     return 0

@@ -20,6 +20,15 @@ def to_json(statements: Mapping[str, Mapping[str, Decimal]]) -> dict[str, dict[s
     return {sid: {code: fmt(amount) for code, amount in lines.items()} for sid, lines in statements.items()}
 
 
+def header_text(header: Mapping[str, str | None]) -> str:
+    """The filing's header on one line: status, form, firm, end and submit dates."""
+    def get(name: str) -> str:
+        return header.get(name) or "?"
+
+    return (f"{get('status')}  {get('form')}  {get('firm')}  end date {get('end_date')}"
+            f"  submitted {get('submit_date')}")
+
+
 def to_text(statements: Mapping[str, Mapping[str, Decimal]], width: int = 110) -> str:
     out: list[str] = []
     for sid, lines in statements.items():

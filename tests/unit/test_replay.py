@@ -1,0 +1,265 @@
+"""`segwatch replay`: the pipeline's offline twin, tested black-box through the command line.
+
+Each test writes an events file, runs the command and reads the NDJSON it prints (the alert topic's schema).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.alerts import Alert
+from schemas.records import Figures
+from segwatch.cli import main
+from segwatch.core import statement
+from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.forms.parse import parse_filing
+from tests.conftest import REFERENCE
+from tests.e2e.test_pipeline import EXPECTED_ALERTS
+
+
+def segwatch(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "segwatch.cli", *args], input=stdin, capture_output=True,
+                          text=True, check=False)
+
+
+def at(minute: int) -> str:
+    return f"2026-03-02T15:{minute:02d}:00Z"
+
+
+def account(eid: str, minute: int, cash: str, *, segment: str = "4d2", currency: str = "USD",
+            account: str = "C-1") -> dict[str, Any]:
+    return {"type": "account_balance", "event_id": eid, "source": "ledger", "as_of": at(minute), "segment": segment,
+            "account": account, "currency": currency, "cash": cash, "securities": "0", "unrealized": "0",
+            "long_options": "0", "short_options": "0"}
+
+
+def bank(eid: str, minute: int, amount: str, *, segment: str = "4d2", line: str = "7070",
+         currency: str = "USD", depository: str = "BANK-1") -> dict[str, Any]:
+    return {"type": "depository_balance", "event_id": eid, "source": "bank", "as_of": at(minute), "segment": segment,
+            "depository": depository, "line": line, "currency": currency, "location": "us", "amount": amount}
+
+
+def target(eid: str, minute: int, amount: str, segment: str = "4d2") -> dict[str, Any]:
+    return {"type": "management_target", "event_id": eid, "source": "treasury", "as_of": at(minute),
+            "segment": segment, "amount": amount}
+
+
+def fx(eid: str, minute: int, currency: str, rate: str) -> dict[str, Any]:
+    return {"type": "fx_rate", "event_id": eid, "source": "treasury", "as_of": at(minute), "currency": currency,
+            "usd_per_unit": rate}
+
+
+def disbursement(eid: str, minute: int, amount: str, approval: str | None = None) -> dict[str, Any]:
+    return {"type": "disbursement", "event_id": eid, "source": "treasury", "as_of": at(minute), "segment": "4d2",
+            "amount": amount, "recipient": "FCM proprietary account", "purpose": "return of residual interest",
+            "for_customer_benefit": False, "approval": approval}
+
+
+def ndjson(events: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(e) + "\n" for e in events)
+
+
+def replay(tmp_path: Path, events: list[dict[str, Any]] | str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`segwatch replay` in this process (the CLI's own entry point; the subprocess tests below check the rest)."""
+    path = tmp_path / "events.ndjson"
+    path.write_text(events if isinstance(events, str) else ndjson(events), encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["replay", str(path), *args])
+    return subprocess.CompletedProcess(["segwatch", "replay"], status, out.getvalue(), err.getvalue())
+
+
+def alerts(result: subprocess.CompletedProcess[str]) -> list[Alert]:
+    return [Alert.model_validate_json(line) for line in result.stdout.splitlines()]
+
+
+def transitions(result: subprocess.CompletedProcess[str]) -> list[tuple[str, str, str]]:
+    return [(a.segment, a.rule, a.state) for a in alerts(result)]
+
+
+# A segment with 1,000 owed, 1,200 held, target 100: then a bank balance drops to 900 and comes back.
+DAY = [
+    bank("b1", 0, "1200.00"),
+    account("a1", 1, "1000.00"),
+    target("t1", 2, "100.00"),
+    bank("b2", 3, "950.00"),   # excess -50: under target, deficiency
+    bank("b3", 4, "1150.00"),  # excess 150: both resolved
+]
+
+
+def test_deficiency_fires_then_resolves_with_one_incident_id(tmp_path):
+    result = replay(tmp_path, DAY)
+    assert result.returncode == 0, result.stderr
+    assert transitions(result) == [
+        ("4d2", "under_target", "firing"), ("4d2", "deficiency", "firing"),
+        ("4d2", "deficiency", "resolved"), ("4d2", "under_target", "resolved"),
+    ]
+    records = alerts(result)
+    firing, resolved = (a for a in records if a.rule == "deficiency")
+    assert firing.alert_id == resolved.alert_id
+    assert firing.page and firing.severity == "critical" and not resolved.page
+    assert firing.correlation_id == "b2" and resolved.correlation_id == "b3"
+    assert firing.figures is not None and firing.figures.excess == Decimal("-50.00")
+    assert "DEFICIENCY of $50.00" in firing.summary
+    assert "4 alert records" in result.stderr
+
+
+def test_under_target_alone(tmp_path):
+    result = replay(tmp_path, [*DAY[:3], bank("b2", 3, "1050.00")])
+    assert result.returncode == 0, result.stderr
+    [alert] = alerts(result)
+    assert (alert.rule, alert.state, alert.severity, alert.page) == ("under_target", "firing", "warning", False)
+    assert alert.figures is not None and alert.figures.excess_over_target == Decimal("-50.00")
+
+
+def test_missing_fx_fires_and_resolves_when_the_rate_arrives(tmp_path):
+    events = [*DAY[:3], bank("j1", 3, "500000", currency="JPY", depository="BANK-JP"), fx("r1", 4, "JPY", "0.0067")]
+    result = replay(tmp_path, events)
+    assert result.returncode == 0, result.stderr
+    got = alerts(result)
+    assert [(a.rule, a.state) for a in got] == [("missing_fx", "firing"), ("missing_fx", "resolved")]
+    assert got[0].figures is not None and got[0].figures.missing_fx == ["JPY"]
+    assert got[0].correlation_id == "j1"
+
+
+def test_a_disbursement_over_25_percent_gets_a_notice(tmp_path):
+    # Excess 200 → the limit is 50. 40 alone is within it; 20 more makes the aggregate 60: notice.
+    events = [*DAY[:3], disbursement("d1", 5, "40.00"), disbursement("d2", 6, "20.00", approval="CFO-7")]
+    result = replay(tmp_path, events)
+    assert result.returncode == 0, result.stderr
+    [notice] = alerts(result)
+    assert (notice.rule, notice.state, notice.severity) == ("disbursement_25pct", "notice", "warning")
+    assert notice.disbursement is not None and notice.disbursement.event_id == "d2"
+    assert notice.disbursement.aggregate == Decimal("60.00") and notice.disbursement.limit == Decimal("50.00")
+
+
+def test_a_disbursement_before_any_figures_is_noticed_as_unchecked(tmp_path):
+    result = replay(tmp_path, [disbursement("d1", 0, "40.00")])
+    assert result.returncode == 0, result.stderr
+    [notice] = alerts(result)
+    assert notice.state == "notice" and notice.figures is None and "could NOT be checked" in notice.summary
+
+
+def test_duplicates_and_reordering_within_a_state_change_nothing(tmp_path):
+    clean = replay(tmp_path, DAY)
+    # Every event twice, and older balances of the same keys arriving after newer ones: the newest as-of wins.
+    noisy = [DAY[0], DAY[0], DAY[1], account("a0", 0, "7.00"), DAY[2], DAY[1], DAY[3],
+             bank("b0", 0, "1.00"), DAY[3], DAY[4], DAY[4], DAY[2]]
+    again = replay(tmp_path, noisy)
+    assert again.returncode == 0, again.stderr
+    assert alerts(again) == alerts(clean)
+
+
+def test_figures_option_prints_each_change_once_with_growing_versions(tmp_path):
+    result = replay(tmp_path, [*DAY, DAY[4]], "--figures")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    figures = [Figures.model_validate(r) for r in lines if r["type"] == "figures"]
+    assert [f.version for f in figures] == [1, 2, 3, 4, 5]  # the duplicate at the end publishes nothing
+    assert figures[-1].excess == Decimal("150.00") and figures[-1].last_event_id == "b3"
+    assert sum(r["type"] == "alert" for r in lines) == 4
+
+
+def test_invalid_lines_are_reported_with_line_field_and_reason_and_the_rest_replayed(tmp_path):
+    bad = dict(DAY[3], amount="12.345")
+    text = ndjson(DAY[:3]) + "{not json\n" + json.dumps(bad) + "\n" + ndjson(DAY[3:])
+    result = replay(tmp_path, text)
+    assert result.returncode == 1
+    assert "line 4: (record): not valid JSON" in result.stderr
+    assert "line 5: amount: Decimal input should have no more than 2 decimal places" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "2 invalid lines" in result.stderr
+    assert len(transitions(result)) == 4  # the valid lines were all replayed
+
+
+def test_a_json_string_holding_u2028_is_one_line(tmp_path):
+    # U+2028 and U+0085 inside a JSON string must not split the line (str.splitlines would).
+    first = json.dumps(dict(DAY[1], source="ledger\u2028x\x85y"), ensure_ascii=False)
+    text = ndjson(DAY[:1]) + first + "\n" + ndjson(DAY[2:])
+    result = replay(tmp_path, text)
+    assert result.returncode == 0, result.stderr
+    assert len(transitions(result)) == 4
+
+
+def test_the_clock_is_event_time_by_default_or_fixed(tmp_path):
+    default = alerts(replay(tmp_path, DAY))
+    assert [a.at.isoformat() for a in default] == [
+        "2026-03-02T15:03:00+00:00", "2026-03-02T15:03:00+00:00",
+        "2026-03-02T15:04:00+00:00", "2026-03-02T15:04:00+00:00",
+    ]
+    fixed = alerts(replay(tmp_path, DAY, "--now", "2030-01-01T00:00:00+00:00"))
+    assert {a.at.isoformat() for a in fixed} == {"2030-01-01T00:00:00+00:00"}
+
+
+@pytest.mark.parametrize("now", ["yesterday", "2030-01-01T00:00:00"])
+def test_a_bad_clock_is_refused(tmp_path, now):
+    result = replay(tmp_path, DAY, "--now", now)
+    assert result.returncode == 2
+    assert "--now" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_through_the_installed_command(tmp_path):
+    path = tmp_path / "events.ndjson"
+    path.write_text(ndjson(DAY))
+    result = segwatch("replay", str(path))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["rule"] for line in result.stdout.splitlines()] == [
+        "under_target", "deficiency", "deficiency", "under_target"]
+
+
+def test_a_missing_file_is_refused():
+    result = segwatch("replay", "/nonexistent/events.ndjson")
+    assert result.returncode == 2
+    assert "/nonexistent/events.ndjson: No such file or directory" in result.stderr
+
+
+def test_help_states_the_difference_from_the_live_pipeline():
+    result = segwatch("replay", "--help")
+    assert result.returncode == 0
+    assert "50 ms" in result.stdout and "exit status" in result.stdout
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_the_sample_day_replays_to_the_alerts_the_live_pipeline_publishes(tmp_path, seed):
+    day = segwatch("sample", "--accounts", "300", "--events", "200", "--seed", str(seed))
+    assert day.returncode == 0, day.stderr
+    result = replay(tmp_path, day.stdout, "--figures")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    got = [Alert.model_validate(r) for r in records if r["type"] == "alert"]
+    assert [(a.segment, a.rule, a.state) for a in got] == EXPECTED_ALERTS  # what tests/e2e expects live
+    ids: dict[str, set[str]] = {}
+    for a in got:
+        ids.setdefault(a.rule, set()).add(a.alert_id)
+    assert all(len(v) == 1 for v in ids.values())
+    # And the day closes on the 2017 filing, line by line, as the live pipeline does.
+    last = {f.segment: f for f in (Figures.model_validate(r) for r in records if r["type"] == "figures")}
+    filed = parse_filing((REFERENCE / "000_a00a1cb97de91a10.txt").read_text())
+    for sid in SEGMENT_IDS:
+        assert last[sid].lines == statement.complete(sid, filed[sid]), sid
+
+
+def test_shuffling_the_sample_day_changes_no_closing_figure(tmp_path):
+    # Events are facts as of a time: any order of the same events ends on the same figures.
+    day = segwatch("sample", "--accounts", "120", "--events", "60", "--seed", "5").stdout.splitlines()
+    lines = day[:]
+    random.Random(3).shuffle(lines)
+
+    def closing(text: list[str]) -> dict[str, dict[str, Decimal]]:
+        result = replay(tmp_path, "\n".join(text) + "\n", "--figures")
+        assert result.returncode == 0, result.stderr
+        out = [json.loads(line) for line in result.stdout.splitlines()]
+        # Compared as numbers: a zero total may print as "0" or "0.00" depending on the order.
+        return {r["segment"]: {c: Decimal(a) for c, a in r["lines"].items()} for r in out if r["type"] == "figures"}
+
+    assert closing(lines) == closing(day)
