@@ -16,8 +16,9 @@ HERE = Path(__file__).resolve().parent
 
 def models() -> tuple[type[BaseModel], ...]:
     from schemas.alerts import Alert
+    from schemas.statements import DayStatus, StatementRecord
 
-    return (*EVENT_MODELS, Figures, DeadLetter, Alert)
+    return (*EVENT_MODELS, Figures, DeadLetter, Alert, StatementRecord, DayStatus)
 
 
 def file_name(model: type[BaseModel]) -> str:

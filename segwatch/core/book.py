@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from schemas.events import (
+    DAY_EVENT_MODELS,
     AccountBalance,
     DepositoryBalance,
     Disbursement,
@@ -38,6 +39,9 @@ class Book:
         elif isinstance(ev, Disbursement):
             # A compliance fact for the alerter (CBOT Rule 971.E), not a balance: the funds leaving show up
             # in the figures through the depository balances that report them. No figure changes.
+            changed = frozenset()
+        elif isinstance(ev, DAY_EVENT_MODELS):
+            # The business day's close, sign-off and filing: records about a day's statement, not figures.
             changed = frozenset()
         else:
             raise TypeError(f"not an event segwatch computes from: {type(ev).__name__}")
