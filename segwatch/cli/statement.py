@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from schemas.errors import first_error
 from schemas.events import EVENT_ADAPTER, EventBase
+from segwatch.cli import dayclose
 from segwatch.core import statement
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENT_IDS
@@ -39,7 +40,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = cmds.add_parser("from-events", help="apply balance events (NDJSON) and print the statement")
     p.add_argument("file", help="NDJSON events, or - for stdin")
     _format(p)
+    dayclose.add_close_flags(p)
     p.set_defaults(func=cmd_from_events)
+
+    dayclose.register_reconcile(cmds)
 
 
 def _format(p: argparse.ArgumentParser) -> None:
@@ -115,6 +119,8 @@ def read_events(text: str, where: str) -> Iterator[EventBase]:
 
 
 def cmd_from_events(args: argparse.Namespace) -> int:
+    if args.close is not None:
+        return dayclose.cmd_from_events_close(args)
     book = Book()
     book.apply_all(read_events(_read(args.file), args.file))
     emit(book.statement(), args.format)
