@@ -74,6 +74,10 @@ class DayRecord:
     approval: StatementApproval | None = None
     filing: StatementFiling | None = None
     amended_at: datetime | None = None  # when a version after the one filed/approved was computed
+    # The versions signed off and filed: the event's, or (none given) the latest computed when it came.
+    signed_version: int = 0
+    filed_version: int = 0
+    first_filed_at: datetime | None = None  # the deadline is the first filing's; an amendment is filed when due
 
     def publish(self, segment: str, c: Consolidated, computed_at: datetime, *, summary_form: bool = False
                 ) -> StatementRecord | None:
@@ -104,27 +108,21 @@ class DayRecord:
         if self.approval is None or (ev.approved_at, ev.event_id) > (self.approval.approved_at,
                                                                       self.approval.event_id):
             self.approval = ev
+            self.signed_version = ev.version if ev.version is not None else self.version
 
     def file(self, ev: StatementFiling) -> None:
+        if self.first_filed_at is None or ev.filed_at < self.first_filed_at:
+            self.first_filed_at = ev.filed_at
         if self.filing is None or (ev.filed_at, ev.event_id) > (self.filing.filed_at, self.filing.event_id):
             self.filing = ev
-            if self._filed_version() >= self.version:
+            self.filed_version = ev.version if ev.version is not None else self.version
+            if self.filed_version >= self.version:
                 self.amended_at = None
-
-    def _filed_version(self) -> int:
-        if self.filing is None:
-            return 0
-        return self.filing.version if self.filing.version is not None else self.version
-
-    def _signed_version(self) -> int:
-        if self.approval is None:
-            return 0
-        return self.approval.version if self.approval.version is not None else self.version
 
     @property
     def amendment_needed(self) -> bool:
         """A version later than the one filed (or, before filing, the one signed off) exists."""
-        done = self._filed_version() if self.filing is not None else self._signed_version()
+        done = self.filed_version if self.filing is not None else self.signed_version
         return (self.filing is not None or self.approval is not None) and self.version > done
 
     def status(self) -> DayStatus:
@@ -139,11 +137,11 @@ class DayRecord:
             computed_at=max(r.computed_at for r in self.statements.values()),
             approved_by=a.approved_by if a else None, approved_role=a.role if a else None,
             approved_at=a.approved_at if a else None, approval_reference=a.reference if a else None,
-            approved_version=self._signed_version() if a else None,
+            approved_version=self.signed_version if a else None,
             filed_at=f.filed_at if f else None, filed_by=f.filed_by if f else None,
-            confirmation=f.confirmation if f else None, filed_version=self._filed_version() if f else None,
+            confirmation=f.confirmation if f else None, filed_version=self.filed_version if f else None,
             due_at=self.deadlines.critical,
-            filed_late=bool(f and f.filed_at > self.deadlines.critical),
+            filed_late=self.first_filed_at is not None and self.first_filed_at > self.deadlines.critical,
             amendment_needed=self.amendment_needed,
         )
 
@@ -160,10 +158,10 @@ class DayRecord:
                 out.append(Finding("statement_not_filed", day, "warning", False,
                                    f"The statement of {day} is not filed yet; due by "
                                    f"{d.critical:%Y-%m-%d %H:%M %Z}", since=d.warning))
-        elif self.filing.filed_at > d.critical:
+        elif self.first_filed_at is not None and self.first_filed_at > d.critical:
             out.append(Finding("statement_filed_late", day, "warning", False,
-                               f"The statement of {day} was filed at {self.filing.filed_at:%Y-%m-%d %H:%M %Z}, "
-                               f"after the noon deadline", since=self.filing.filed_at))
+                               f"The statement of {day} was filed at {self.first_filed_at:%Y-%m-%d %H:%M %Z}, "
+                               f"after the noon deadline", since=self.first_filed_at))
         if self.amendment_needed:
             moved = {sid: r.moved for sid, r in self.statements.items() if r.kind == "AMENDMENT" and r.moved}
             lines = ", ".join(f"{sid} [{code}]" for sid, m in moved.items() for code in m)
