@@ -36,7 +36,7 @@ from typing import Any
 from schemas.events import AccountBalance, DepositoryBalance, ForeignRequirement, FxRate, ManagementTarget
 from segwatch.core.aggregate import Aggregate
 from segwatch.core.book import Book
-from segwatch.core.catalogue import SEGMENT_IDS, ZERO
+from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.core.ledger import ACCOUNT_CODES, Held, held_of, line_codes
 from segwatch.core.money import from_cents, to_cents
 from segwatch.core.settings import Settings
@@ -329,9 +329,6 @@ class SettingsHistory:
             history.apply(ev)
         return history
 
-
-def is_zero(totals: Mapping[str, Mapping[str, Decimal]]) -> bool:
-    return all(v == ZERO for per_line in totals.values() for v in per_line.values())
 
 
 def book_at(events: Iterable[object], cutoff: datetime) -> Book:
