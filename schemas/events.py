@@ -253,15 +253,70 @@ class UndermarginedAmounts(EventBase):
         return f"undermargined|{self.segment}|{self.business_day.isoformat()}"  # one per close: two may be held
 
 
+# The business day (Reg. 1.32, CBOT Rule 971.B): the ledger's close, and the sign-off and filing of a day's
+# statement. One statement per business day covers every segment that day has (segwatch/core/calendar.py).
+SignOffRole = Literal["ceo", "cfo"]
+
+
+class BusinessDayClose(EventBase):
+    """The ledger's end of day is complete: close `business_day` now rather than at its cut-off. Balances of
+    that day arriving afterwards still count, as amendments."""
+
+    type: Literal["business_day_close"] = "business_day_close"
+    business_day: date = Field(description="The business day to close (YYYY-MM-DD).")
+
+    @property
+    def key(self) -> str:
+        return f"close|{self.business_day.isoformat()}"
+
+
+class StatementApproval(EventBase):
+    """The sign-off of a business day's statement by the CEO or CFO (CBOT Rule 971.B), before it is filed."""
+
+    type: Literal["statement_approval"] = "statement_approval"
+    business_day: date = Field(description="The business day whose statement is approved (YYYY-MM-DD).")
+    version: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="The statement version approved; null: the latest computed."
+    )
+    approved_by: Name = Field(description="Who signed off.")
+    role: SignOffRole = Field(description="ceo or cfo.")
+    approved_at: Timestamp = Field(description="When the statement was signed off.")
+    reference: Reference = Field(description="The sign-off's reference (document id, ticket).")
+
+    @property
+    def key(self) -> str:
+        return f"statement|{self.business_day.isoformat()}"
+
+
+class StatementFiling(EventBase):
+    """A business day's statement filed with the DSRO (WinJammer), with the confirmation it returned."""
+
+    type: Literal["statement_filing"] = "statement_filing"
+    business_day: date = Field(description="The business day whose statement was filed (YYYY-MM-DD).")
+    version: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="The statement version filed; null: the latest computed."
+    )
+    filed_at: Timestamp = Field(description="When the statement was filed.")
+    confirmation: Reference = Field(description="The filing's confirmation reference.")
+    filed_by: Name | None = Field(default=None, description="Who filed it.")
+
+    @property
+    def key(self) -> str:
+        return f"statement|{self.business_day.isoformat()}"
+
+
+DAY_EVENT_MODELS: tuple[type[EventBase], ...] = (BusinessDayClose, StatementApproval, StatementFiling)
+
+
 Balance = AccountBalance | DepositoryBalance
 Setting = ManagementTarget | ForeignRequirement | FxRate
 Event = Annotated[
     AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate | Disbursement
-    | DisbursementApproval | UndermarginedAmounts,
+    | DisbursementApproval | UndermarginedAmounts | BusinessDayClose | StatementApproval | StatementFiling,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_MODELS: tuple[type[EventBase], ...] = (
     AccountBalance, DepositoryBalance, ManagementTarget, ForeignRequirement, FxRate, Disbursement,
-    DisbursementApproval, UndermarginedAmounts,
+    DisbursementApproval, UndermarginedAmounts, *DAY_EVENT_MODELS,
 )

@@ -17,9 +17,10 @@ HERE = Path(__file__).resolve().parent
 def models() -> tuple[type[BaseModel], ...]:
     from schemas.alerts import Alert
     from schemas.controls import Baseline, DisbursementDecision, DisbursementNotice, WhatIfRequest, WhatIfResponse
+    from schemas.statements import DayStatus, StatementRecord
 
     return (
-        *EVENT_MODELS, Figures, DeadLetter, Alert,
+        *EVENT_MODELS, Figures, DeadLetter, Alert, StatementRecord, DayStatus,
         Baseline, DisbursementDecision, DisbursementNotice, WhatIfRequest, WhatIfResponse,
     )
 

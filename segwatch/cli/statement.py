@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from segwatch import ndjson
+from segwatch.cli import dayclose
 from segwatch.core import statement
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENT_IDS
@@ -44,7 +45,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = cmds.add_parser("from-events", help="apply balance events (NDJSON) and print the statement")
     p.add_argument("file", help="NDJSON events, or - for stdin")
     _format(p)
+    dayclose.add_close_flags(p)
     p.set_defaults(func=cmd_from_events)
+
+    dayclose.register_reconcile(cmds)
 
 
 def _format(p: argparse.ArgumentParser) -> None:
@@ -137,6 +141,8 @@ def read_events(path: str, book: Book) -> int:
 
 
 def cmd_from_events(args: argparse.Namespace) -> int:
+    if args.close is not None:
+        return dayclose.cmd_from_events_close(args)
     book = Book()
     if read_events(args.file, book):
         return 2  # a statement that leaves out an event is not printed

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from schemas.events import (
+    DAY_EVENT_MODELS,
     AccountBalance,
     DepositoryBalance,
     Disbursement,
@@ -41,6 +42,9 @@ class Book:
             # A compliance fact for the alerter (CBOT Rule 971.E), not a balance: the funds leaving show up
             # in the figures through the depository balances that report them. No figure changes. Approvals and
             # undermargined amounts are compliance facts too (issue #13).
+            changed = frozenset()
+        elif isinstance(ev, DAY_EVENT_MODELS):
+            # The business day's close, sign-off and filing: records about a day's statement, not figures.
             changed = frozenset()
         else:
             raise TypeError(f"not an event segwatch computes from: {type(ev).__name__}")

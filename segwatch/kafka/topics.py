@@ -28,6 +28,7 @@ FIGURES = f"{NAMESPACE}segwatch.figures"
 ALERTS = f"{NAMESPACE}segwatch.alerts"
 DEADLETTER = f"{NAMESPACE}segwatch.deadletter"
 DISBURSEMENTS = f"{NAMESPACE}segwatch.disbursements"
+STATEMENTS = f"{NAMESPACE}segwatch.statements"
 
 CALCULATOR_APP_ID = f"{NAMESPACE}segwatch-calculator"
 ALERTER_APP_ID = f"{NAMESPACE}segwatch-alerter"
@@ -43,6 +44,8 @@ DEFAULT_REPLICATION = 1
 DISBURSEMENT_RETENTION_DAYS = 400  # compliance records: more than a year, for the audit of any notice
 
 _DAY_MS = 24 * 60 * 60 * 1000
+# Reg. 1.31: books and records kept five years; a year to spare for leap days and audits in progress.
+STATEMENT_RETENTION_DAYS = 6 * 366
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -129,6 +132,15 @@ def topics(env: Mapping[str, str] | None = None) -> tuple[TopicSpec, ...]:
             1,
             delete_after(DISBURSEMENT_RETENTION_DAYS),
             "input: disbursements from the segments (CBOT Rule 971.E), compliance records kept 400 days",
+        ),
+        spec(
+            STATEMENTS,
+            1,
+            # compact: the latest version of each (day, segment) and each day's status; delete: after the
+            # retention, never before it
+            {"cleanup.policy": "compact,delete", "retention.ms": str(STATEMENT_RETENTION_DAYS * _DAY_MS)},
+            "the daily statements (INITIAL, AMENDMENT) and each day's status, keyed by business day and segment; "
+            "kept over five years (Reg. 1.31)",
         ),
         *(
             spec(table.topic, balance_partitions if table.copartitioned else 1, compact, table.purpose,

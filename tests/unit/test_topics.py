@@ -25,6 +25,7 @@ def test_every_topic_is_declared_once() -> None:
         t.ALERTS,
         t.DEADLETTER,
         t.DISBURSEMENTS,
+        t.STATEMENTS,
         *CHANGELOGS,
         COMBINER_CHANGELOG,
         "segwatch-alerter-alerts-changelog",
@@ -55,7 +56,8 @@ def test_compaction_and_retention() -> None:
     specs = t.by_name({})
     compacted = {name for name, spec in specs.items() if spec.compacted}
     assert compacted == {
-        t.SETTINGS, t.PARTIALS, t.FIGURES, *CHANGELOGS, COMBINER_CHANGELOG, t.ALERTER_ALERTS_CHANGELOG
+        t.SETTINGS, t.PARTIALS, t.FIGURES, *CHANGELOGS, COMBINER_CHANGELOG, t.ALERTER_ALERTS_CHANGELOG,
+        t.STATEMENTS,
     }
     day = 24 * 3600 * 1000
     assert specs[t.BALANCES].configs == {"cleanup.policy": "delete", "retention.ms": str(7 * day)}
@@ -64,7 +66,9 @@ def test_compaction_and_retention() -> None:
     # Disbursements are compliance records (CBOT Rule 971.E notices are audited): kept more than a year.
     assert specs[t.DISBURSEMENTS].configs == {"cleanup.policy": "delete", "retention.ms": str(400 * day)}
     assert not specs[t.DISBURSEMENTS].compacted  # every disbursement kept, not only the latest per segment
-    for name in compacted:
+    # The daily statements (Reg. 1.31): the latest version per day and segment, kept over five years.
+    assert specs[t.STATEMENTS].configs == {"cleanup.policy": "compact,delete", "retention.ms": str(6 * 366 * day)}
+    for name in compacted - {t.STATEMENTS}:
         assert specs[name].configs == {"cleanup.policy": "compact"}
 
 
