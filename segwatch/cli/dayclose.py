@@ -85,6 +85,8 @@ def load_any(path: str) -> dict[str, dict[str, Decimal]]:
         raise InputError(path, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if isinstance(data, dict) and isinstance(data.get("statements"), dict):
         data = data["statements"]
+    if isinstance(data, dict):  # `statement parse` JSON: the filing's header beside the statements
+        data.pop("filing", None)
     if not isinstance(data, dict) or not data:
         raise InputError(path, "expected a JSON object keyed by segment (4d2, 30.7, 4df)")
     out = {}
