@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from schemas.events import (
     AccountBalance,
     DepositoryBalance,
+    DepositoryReference,
     Disbursement,
     EventBase,
+    ForeignMarginRequirement,
     ForeignRequirement,
     FxRate,
     ManagementTarget,
@@ -38,6 +40,9 @@ class Book:
         elif isinstance(ev, Disbursement):
             # A compliance fact for the alerter (CBOT Rule 971.E), not a balance: the funds leaving show up
             # in the figures through the depository balances that report them. No figure changes.
+            changed = frozenset()
+        elif isinstance(ev, ForeignMarginRequirement | DepositoryReference):
+            # Where and in what the money is held (segwatch.core.holdings): no figure of the statement changes.
             changed = frozenset()
         else:
             raise TypeError(f"not an event segwatch computes from: {type(ev).__name__}")

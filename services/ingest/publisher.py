@@ -27,8 +27,10 @@ from aiokafka.partitioner import murmur2
 from schemas.events import (
     AccountBalance,
     DepositoryBalance,
+    DepositoryReference,
     Disbursement,
     EventBase,
+    ForeignMarginRequirement,
     ForeignRequirement,
     FxRate,
     ManagementTarget,
@@ -44,6 +46,8 @@ TOPIC_OF: dict[type[EventBase], str] = {
     ForeignRequirement: SETTINGS,
     FxRate: SETTINGS,
     Disbursement: DISBURSEMENTS,
+    ForeignMarginRequirement: SETTINGS,
+    DepositoryReference: SETTINGS,
 }
 REQUIRED_TOPICS = (BALANCES, SETTINGS, DISBURSEMENTS, DEADLETTER)
 
