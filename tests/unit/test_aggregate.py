@@ -42,7 +42,8 @@ def depository_events(draw: st.DrawFn, n: int) -> DepositoryBalance:
     amount = abs(amount) if sign == "nonnegative" else -abs(amount) if sign == "nonpositive" else amount
     return DepositoryBalance(
         event_id=f"d{n}", source="test", as_of=draw(times), segment=sid, depository=f"B{draw(st.integers(0, 3))}",
-        line=line, currency=draw(st.sampled_from(CURRENCIES)), location=LINE_LOCATIONS.get(line) or draw(st.sampled_from(["us", "non_us"])),
+        line=line, currency=draw(st.sampled_from(CURRENCIES)),
+        location=LINE_LOCATIONS.get(line) or draw(st.sampled_from(["us", "non_us"])),
         amount=amount,
     )
 
