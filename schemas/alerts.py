@@ -28,6 +28,13 @@ State = Literal["firing", "resolved", "notice"]
 RuleName = Literal[
     "deficiency", "under_target", "missing_fx", "disbursement_25pct", "disbursement_violation",
     "residual_interest_undermargined",
+    "offshore_funds", "depository_not_acknowledged", "depository_not_qualified", "investment_not_permitted",
+    "asset_concentration", "issuer_concentration", "average_maturity", "investment_report_overdue",
+]
+# Rules on where and in what the money is held (segwatch.core.holding_rules): firing/resolved alert state.
+HoldingRuleName = Literal[
+    "offshore_funds", "depository_not_acknowledged", "depository_not_qualified", "investment_not_permitted",
+    "asset_concentration", "issuer_concentration", "average_maturity", "investment_report_overdue",
 ]
 # Rules whose alerts fire and resolve with a condition on the figures (the alert state).
 StateRuleName = Literal["deficiency", "under_target", "missing_fx"]

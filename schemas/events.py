@@ -93,8 +93,22 @@ Instrument = Literal[
 ]
 
 
+# The instruments that are no investment of customer funds (Reg. 1.25 is about the others): cash, the securities
+# customers deposited themselves, and the value of open positions.
+NOT_INVESTMENTS = frozenset({"cash", "customer_securities", "open_trade_equity"})
+# 30.7 bank lines name where the bank is: a balance whose location says otherwise is misclassified.
+LINE_LOCATIONS: dict[str, Literal["us", "non_us"]] = {
+    "7500": "us", "7540": "us", "7520": "non_us", "7560": "non_us",
+}
+Cusip = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z*@#]{8}[0-9]$")]
+
+
 class DepositoryBalance(EventBase):
-    """A balance held for customers at a bank, clearing organization or other broker, classified to one line."""
+    """A balance held for customers at a bank, clearing organization or other broker, classified to one line.
+
+    An investment (any instrument but cash, customer securities and open trade equity) may say what it is:
+    issuer, CUSIP and maturity date, for the Reg. 1.25 concentration and maturity limits.
+    """
 
     type: Literal["depository_balance"] = "depository_balance"
     segment: SegmentId
@@ -104,6 +118,9 @@ class DepositoryBalance(EventBase):
     location: Literal["us", "non_us"] = Field(description="Where the funds are held.")
     instrument: Instrument = "cash"
     amount: Money
+    issuer: Name | None = Field(default=None, description="An investment's issuer (Reg. 1.25(b) issuer limits).")
+    cusip: Cusip | None = Field(default=None, description="An investment's CUSIP.")
+    maturity: date | None = Field(default=None, description="An investment's maturity date (Reg. 1.25(b)(5)).")
 
     @model_validator(mode="after")
     def _line_of_segment(self) -> Self:
@@ -115,6 +132,16 @@ class DepositoryBalance(EventBase):
             raise ValueError(f"amount: line {self.line} ({line.label}) is never positive")
         if line.sign is Sign.NONNEGATIVE and self.amount < 0:
             raise ValueError(f"amount: line {self.line} ({line.label}) is never negative")
+        where = LINE_LOCATIONS.get(self.line)
+        if where is not None and self.location != where:
+            banks = "banks located in the United States" if where == "us" else "banks outside the United States"
+            raise ValueError(
+                f"location: line {self.line} is for {banks}; location must be {where}, not {self.location}"
+            )
+        if self.instrument in NOT_INVESTMENTS:
+            for name in ("issuer", "cusip", "maturity"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: only an investment carries one, not {self.instrument}")
         return self
 
     @property
@@ -144,6 +171,63 @@ class ForeignRequirement(EventBase):
     @property
     def key(self) -> str:
         return "foreign_requirement|30.7"
+
+
+class ForeignMarginRequirement(EventBase):
+    """What the foreign boards of trade, their clearing organizations and the foreign brokers require as margin
+    (prefunding included) for the 30.7 customers' positions, in USD: Reg. 30.7 lets the FCM hold outside the US
+    at most this plus 20%. Optionally per foreign board or foreign broker: the requirement is the sum of the
+    latest per (board, broker); an event with neither is one firm-wide figure (do not mix it with per-board ones).
+    """
+
+    type: Literal["foreign_margin_requirement"] = "foreign_margin_requirement"
+    segment: Literal["30.7"] = "30.7"
+    board: Identifier | None = Field(default=None, description="The foreign board of trade (or its clearing org).")
+    broker: Identifier | None = Field(default=None, description="The foreign broker carrying the positions.")
+    amount: NonNegativeMoney = Field(description="The margin requirement, in US dollars.")
+
+    @property
+    def key(self) -> str:
+        return f"fmr|30.7|{self.board or ''}|{self.broker or ''}"
+
+
+DEPOSITORY_KINDS = ("bank", "dco", "fcm", "foreign_broker", "foreign_clearing_organization")
+DepositoryKind = Literal["bank", "dco", "fcm", "foreign_broker", "foreign_clearing_organization"]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]  # ISO 3166-1 alpha-2
+
+
+class DepositoryReference(EventBase):
+    """Reference data of one depository account (the `depository` of its balances in `segment`): what kind of
+    institution holds it, where, and whether its acknowledgment letter is on file (Reg. 1.20(d) for 4d(2),
+    30.7(d) for 30.7, 22.5 for cleared swaps). A depository without reference data counts as before and is
+    listed as unclassified."""
+
+    type: Literal["depository_reference"] = "depository_reference"
+    segment: SegmentId
+    depository: Identifier
+    kind: DepositoryKind
+    country: Country = Field(description="ISO 3166-1 alpha-2 country of the depository.")
+    acknowledgment_letter: StrictBool = Field(description="True when its acknowledgment letter is on file.")
+    regulatory_capital_over_1bn: StrictBool | None = Field(
+        default=None,
+        description="A bank outside the US: whether it has over $1 billion of regulatory capital (required for "
+        "one holding 30.7 funds).",
+    )
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _capital_of_foreign_bank(self) -> Self:
+        if (self.segment == "30.7" and self.kind == "bank" and self.country != "US"
+                and self.regulatory_capital_over_1bn is None):
+            raise ValueError(
+                "regulatory_capital_over_1bn: required for a bank outside the US holding 30.7 funds (Reg. 30.7: "
+                "only one with over $1 billion of regulatory capital qualifies)"
+            )
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"depref|{self.segment}|{self.depository}"
 
 
 class FxRate(EventBase):
@@ -310,13 +394,15 @@ DAY_EVENT_MODELS: tuple[type[EventBase], ...] = (BusinessDayClose, StatementAppr
 
 Balance = AccountBalance | DepositoryBalance
 Setting = ManagementTarget | ForeignRequirement | FxRate
+HoldingSetting = ForeignMarginRequirement | DepositoryReference  # where and in what the money is held (#14)
 Event = Annotated[
     AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate | Disbursement
-    | DisbursementApproval | UndermarginedAmounts | BusinessDayClose | StatementApproval | StatementFiling,
+    | DisbursementApproval | UndermarginedAmounts | BusinessDayClose | StatementApproval | StatementFiling
+    | ForeignMarginRequirement | DepositoryReference,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_MODELS: tuple[type[EventBase], ...] = (
     AccountBalance, DepositoryBalance, ManagementTarget, ForeignRequirement, FxRate, Disbursement,
-    DisbursementApproval, UndermarginedAmounts, *DAY_EVENT_MODELS,
+    DisbursementApproval, UndermarginedAmounts, *DAY_EVENT_MODELS, ForeignMarginRequirement, DepositoryReference,
 )

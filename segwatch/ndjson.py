@@ -115,3 +115,12 @@ def events_of(path: str) -> Iterator[Event | BadLine]:
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+def valid_events(path: str) -> Iterator[EventBase]:
+    """The events of the file at `path`, for a command that needs all of them: the first bad line is an
+    InputError naming its line, field and reason."""
+    for item in events_of(path):
+        if isinstance(item, BadLine):
+            raise item.error(path)
+        yield item.event

@@ -14,6 +14,7 @@ from segwatch.errors import InputError
 # run is imported, so `segwatch statement` starts fast and never loads Kafka clients.
 COMMANDS = {
     "statement": "segwatch.cli.statement",
+    "report": "segwatch.cli.report",
     "broker": "segwatch.cli.broker",
     "topics": "segwatch.cli.topics",
     "ingest": "segwatch.cli.ingest",

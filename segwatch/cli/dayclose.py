@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -42,14 +42,6 @@ def _read(path: str) -> str:
         raise InputError(path, "not UTF-8 text") from None
 
 
-def _events(path: str) -> Iterator[EventBase]:
-    """The events of an NDJSON file (segwatch.ndjson); the first bad line ends the command, named."""
-    for item in ndjson.events_of(path):
-        if isinstance(item, ndjson.BadLine):
-            raise item.error(path)
-        yield item.event
-
-
 def statement_at_close(events: list[EventBase], day: date, calendar: BusinessCalendar) -> dict[str, dict[str, Decimal]]:
     """The statement of `day` as of its close, with every balance of the day however late it came: the
     latest version of the statement the pipeline publishes. Only the segments the day has a statement for."""
@@ -63,7 +55,7 @@ def statement_at_close(events: list[EventBase], day: date, calendar: BusinessCal
 def cmd_from_events_close(args: argparse.Namespace) -> int:
     calendar = BusinessCalendar(CalendarConfig.from_env())
     day: date = args.close
-    statements = statement_at_close(list(_events(args.file)), day, calendar)
+    statements = statement_at_close(list(ndjson.valid_events(args.file)), day, calendar)
     if args.format == "text":
         firm = getattr(args, "firm", None) or os.environ.get("SEGWATCH_FIRM_NAME", "").strip() or DEFAULT_FIRM
         header = FilingHeader(firm, day, calendar.next_business_day(day))

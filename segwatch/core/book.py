@@ -9,9 +9,11 @@ from schemas.events import (
     DAY_EVENT_MODELS,
     AccountBalance,
     DepositoryBalance,
+    DepositoryReference,
     Disbursement,
     DisbursementApproval,
     EventBase,
+    ForeignMarginRequirement,
     ForeignRequirement,
     FxRate,
     ManagementTarget,
@@ -45,6 +47,9 @@ class Book:
             changed = frozenset()
         elif isinstance(ev, DAY_EVENT_MODELS):
             # The business day's close, sign-off and filing: records about a day's statement, not figures.
+            changed = frozenset()
+        elif isinstance(ev, ForeignMarginRequirement | DepositoryReference):
+            # Where and in what the money is held (segwatch.core.holdings): no figure of the statement changes.
             changed = frozenset()
         else:
             raise TypeError(f"not an event segwatch computes from: {type(ev).__name__}")

@@ -31,8 +31,10 @@ from aiokafka.partitioner import murmur2
 from schemas.events import (
     AccountBalance,
     DepositoryBalance,
+    DepositoryReference,
     Disbursement,
     EventBase,
+    ForeignMarginRequirement,
     ForeignRequirement,
     FxRate,
     ManagementTarget,
@@ -48,6 +50,8 @@ TOPIC_OF: dict[type[EventBase], str] = {
     ForeignRequirement: SETTINGS,
     FxRate: SETTINGS,
     Disbursement: DISBURSEMENTS,
+    ForeignMarginRequirement: SETTINGS,
+    DepositoryReference: SETTINGS,
 }
 REQUIRED_TOPICS = (BALANCES, SETTINGS, DISBURSEMENTS, DEADLETTER)
 

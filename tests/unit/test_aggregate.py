@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import AccountBalance, DepositoryBalance, EventBase, FxRate, ManagementTarget
-from schemas.events import ForeignRequirement
+from schemas.events import LINE_LOCATIONS, ForeignRequirement
 from segwatch.core import statement
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENTS
@@ -42,7 +42,8 @@ def depository_events(draw: st.DrawFn, n: int) -> DepositoryBalance:
     amount = abs(amount) if sign == "nonnegative" else -abs(amount) if sign == "nonpositive" else amount
     return DepositoryBalance(
         event_id=f"d{n}", source="test", as_of=draw(times), segment=sid, depository=f"B{draw(st.integers(0, 3))}",
-        line=line, currency=draw(st.sampled_from(CURRENCIES)), location=draw(st.sampled_from(["us", "non_us"])),
+        line=line, currency=draw(st.sampled_from(CURRENCIES)),
+        location=LINE_LOCATIONS.get(line) or draw(st.sampled_from(["us", "non_us"])),
         amount=amount,
     )
 
