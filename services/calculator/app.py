@@ -571,7 +571,11 @@ class Calculator:
 
     async def flush_figures(self) -> None:
         """Publish a figures record for each segment whose figures changed (at most every half coalescing
-        interval, through `figures_throttle`)."""
+        interval, through `figures_throttle`). Only the owner of the combiner's partition publishes: a flush
+        that fires after it was given to another worker would repeat a version."""
+        if self.partials_tp not in self.app.consumer.assignment():
+            self.combiner.dirty.clear()
+            return
         for figures in self.combiner.flush(datetime.now(UTC)):
             await self.figures_topic.send(key=figures.segment.encode(), value=figures.model_dump_json().encode())
             self.metrics.figures.labels(figures.segment).inc()
