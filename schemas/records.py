@@ -55,6 +55,15 @@ class DeadLetter(BaseModel):
     source: str = Field(description="Where the record came from: a topic, a file and line, or an HTTP client.")
     reason: str
     field: str | None = None
-    payload: str = Field(description="The record as received (UTF-8, or base64 when it was not text).")
+    payload: str = Field(
+        description="The record as received (UTF-8, or base64 when it was not text); only its first bytes when "
+        "`payload_truncated` (so that a dead letter of any record the broker accepts can itself be published)."
+    )
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
     at: datetime
+    payload_bytes: int | None = Field(default=None, ge=0, description="Length of the whole record in bytes.")
+    payload_sha256: str | None = Field(default=None, description="SHA-256 (hex) of the whole record.")
+    payload_truncated: bool = Field(default=False, description="True when `payload` holds only a prefix.")
+    topic: str | None = Field(default=None, description="The Kafka topic the record was read from, if any.")
+    partition: int | None = Field(default=None, ge=0, description="Its partition.")
+    offset: int | None = Field(default=None, ge=0, description="Its offset.")

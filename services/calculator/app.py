@@ -12,6 +12,15 @@ Two stages:
   that arrives while the worker recovers, faust-streaming/faust#596, and a setting is not sent twice.)
 A change waits for at most the coalescing interval in all, and not at all when none was published just
 before it. Records it cannot process go to the dead-letter topic with the reason; the streams go on.
+
+What was applied is always published, across any kill (docs/OPERATIONS.md, "Delivery guarantees"):
+- `Aggregate.checkpoint`: a fetch's balances offsets are committed only once its changelog records AND a
+  partial carrying its changes are acknowledged by Kafka (flush the outputs, flush the changelogs, commit);
+- `Calculator.recover` (after every rebalance, before the streams resume): the worker publishes a partial
+  for every partition whose state it loaded, so a change whose changelog record was written but whose
+  partial never went out is published now (a loaded state's partials carry a higher epoch: partials.py);
+  the owner of the combiner restores it from its table and from the last record of each segment actually
+  on the figures topic, and flushes figures at once.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,28 +45,27 @@ from pydantic import ValidationError
 
 from schemas.errors import first_error
 from schemas.events import EVENT_ADAPTER, ForeignRequirement, FxRate, ManagementTarget
+from schemas.records import Figures
 from segwatch.config import KafkaSettings
+from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.deadletter import dead_letter
 from segwatch.envvars import positive_int
 from segwatch.kafka import topics
 from segwatch.logs import configure
-from services.calculator.bulk import BulkConsumer, CalculatorApp
 from services.calculator.combiner import Combiner
 from services.calculator.defaults import BATCH_MAX, COALESCE_MS, FETCH_BYTES
 from services.calculator.fastparse import read_balance
-from services.calculator.partials import Partial
+from services.calculator.faust_adapter import CalculatorApp, StoreTable, store_factory
+from services.calculator.partials import Partial, PartitionState
 from services.calculator.store import (
     ChangelogStore,
     ChangelogWriter,
     HeldStore,
     PartitionStates,
-    StoreTable,
-    store_factory,
+    read_last_per_key,
 )
 
 log = configure("calculator")
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +141,10 @@ class Metrics:
 
 SETTING_TYPES = (ManagementTarget, ForeignRequirement, FxRate)
 MAX_IN_FLIGHT = 2  # fetches whose changelog writes may be unacknowledged while the next one is applied
+ACK_TIMEOUT = 60.0  # seconds for Kafka to acknowledge a changelog write or a partial; then the worker stops
+# Canonical balance events are a few hundred bytes; a larger one (valid JSON with padding, say) is kept in the
+# changelog in its canonical form, so one record never approaches a producer's limit.
+CANONICAL_MAX_BYTES = 4096
 
 
 def _ts(record: Any) -> datetime | None:
@@ -199,8 +211,10 @@ class Aggregate:
             prefix: (t.changelog_topic.get_topic_name(), t.data) for prefix, t in tables.items()  # type: ignore[misc]
         }
         self.in_flight: deque[asyncio.Task[None]] = deque()
+        self.checkpoints: set[asyncio.Task[None]] = set()
         self.dirty: set[int] = set()
         self.publish = Throttle(cfg.coalesce_ms / 2000, self._publish_partials, self._crash)
+        self._acked = asyncio.Event()  # set (and replaced) whenever Kafka acknowledges a partial
 
     async def __call__(self, batch: Mapping[TP, Sequence[Any]]) -> None:
         started = time.perf_counter()
@@ -225,25 +239,25 @@ class Aggregate:
                 except ValidationError as exc:
                     err = first_error(exc)
                     dead += 1
-                    await self.to_dlq(f"{tp.topic}[{partition}]@{r.offset}", err.reason, raw, err.field)
+                    await self.to_dlq(r, err.reason, raw, err.field)
                     continue
                 if not isinstance(balance, tuple):
                     dead += 1
-                    await self.to_dlq(f"{tp.topic}[{partition}]@{r.offset}",
-                                      f"a {balance.type} event belongs on {self.cfg.home(balance.type)}", raw,
+                    await self.to_dlq(r, f"a {balance.type} event belongs on {self.cfg.home(balance.type)}", raw,
                                       "type")
                     continue
                 key, held_key, held = balance
                 if r.key != key.encode():
                     # Partitioning by another key would split one account's state across partitions.
                     dead += 1
-                    await self.to_dlq(f"{tp.topic}[{partition}]@{r.offset}",
-                                      f"record key {r.key!r} is not the event's key {key!r}", raw, "key")
+                    await self.to_dlq(r, f"record key {r.key!r} is not the event's key {key!r}", raw, "key")
                     continue
                 if r.timestamp > newest:
                     newest = r.timestamp
                 if put(held_key, held):
                     last_event[held.segment] = held.event_id
+                    if len(raw) > CANONICAL_MAX_BYTES:
+                        raw = EVENT_ADAPTER.validate_json(raw).model_dump_json().encode()
                     if held_key[0] == "a":
                         accounts[held_key] = raw
                     else:
@@ -253,11 +267,11 @@ class Aggregate:
                     unchanged += 1
             if records:
                 state.advance(records[-1].offset, newest if newest >= 0 else None)
-        await self._write(changes, {tp: records[-1].offset + 1 for tp, records in batch.items() if records})
-
-        touched = {p for (p, _), rows in changes.items() if rows}
+        touched = {p: self.states[p] for (p, _), rows in changes.items() if rows}
+        await self._write(changes, {tp: records[-1].offset + 1 for tp, records in batch.items() if records},
+                          touched)
         if touched:
-            self.dirty |= touched
+            self.dirty |= touched.keys()
             await self.publish.request()
         m = self.metrics
         m.balances.labels("applied").inc(applied)
@@ -266,16 +280,15 @@ class Aggregate:
             m.balances.labels("dead_lettered").inc(dead)
         m.batch.observe(time.perf_counter() - started)
         m.batch_size.observe(events)
-        consumer = self.app.consumer
         for tp, records in batch.items():
             if records:
-                with contextlib.suppress(Exception):  # highwater is unknown until the first fetch completes
-                    lag = consumer.highwater(tp) - records[-1].offset - 1
-                    m.lag.labels(tp.topic, str(tp.partition)).set(max(0, lag))
+                high = self.app.highwater(tp)  # unknown until the first fetch completes
+                if high is not None:
+                    m.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - records[-1].offset - 1))
 
-    async def _write(self, changes: Mapping[tuple[int, str], Mapping[str, bytes]],
-                     offsets: Mapping[TP, int]) -> None:
-        """Queue the changelog records; once Kafka has them all, the offsets may be committed."""
+    async def _write(self, changes: Mapping[tuple[int, str], Mapping[str, bytes]], offsets: Mapping[TP, int],
+                     touched: Mapping[int, PartitionState]) -> None:
+        """Queue the changelog records, and the checkpoint that commits the offsets once they are durable."""
         await self.writer.start()
         pending: list[tuple[asyncio.Future[Any], int, ChangelogStore]] = []
         dumps = orjson.dumps
@@ -286,7 +299,14 @@ class Aggregate:
                 for future, count in await self.writer.write(topic, partition, records):
                     pending.append((future, count, store))
         previous = self.in_flight[-1] if self.in_flight else None
-        self.in_flight.append(asyncio.create_task(self._durable(previous, pending, offsets)))
+        durable = asyncio.create_task(self._durable(previous, pending))
+        self.in_flight.append(durable)
+        # Not part of the back-pressure above: waiting for the partial (up to half the coalescing interval)
+        # must not hold up the next fetch.
+        targets = {p: (state, max(state.offset, 0)) for p, state in touched.items()}
+        task = asyncio.create_task(self.checkpoint(durable, offsets, targets))
+        self.checkpoints.add(task)
+        task.add_done_callback(self.checkpoints.discard)
 
     async def _wait_in_flight(self, most: int) -> None:
         """Until at most `most` batches' changelog writes are unacknowledged. (Awaiting a finished task does
@@ -299,23 +319,48 @@ class Aggregate:
             in_flight.popleft().result()
 
     async def _durable(self, previous: asyncio.Task[None] | None,
-                       pending: Sequence[tuple[asyncio.Future[Any], int, ChangelogStore]],
-                       offsets: Mapping[TP, int]) -> None:
+                       pending: Sequence[tuple[asyncio.Future[Any], int, ChangelogStore]]) -> None:
+        """The changelog records of one fetch are acknowledged (in order with the fetches before it)."""
         try:
             if previous is not None:
-                await previous  # offsets are committed in order
-            results = await asyncio.wait_for(asyncio.gather(*(f for f, _, _ in pending)), 60)
+                await previous
+            results = await asyncio.wait_for(asyncio.gather(*(f for f, _, _ in pending)), ACK_TIMEOUT)
             for (_, count, store), meta in zip(pending, results, strict=True):
                 store.set_persisted_offset(TP(meta.topic, meta.partition), meta.offset + count - 1)
-            consumer = self.app.consumer
-            if isinstance(consumer, BulkConsumer):
-                for tp, offset in offsets.items():
-                    consumer.processed(tp, offset)
         except Exception as exc:
             # Not durable: never commit past it. A restarted worker reads these balances again.
             log.error("changelog_write_failed", error=str(exc) or type(exc).__name__)
             await self._crash(exc)
             raise
+
+    async def checkpoint(self, durable: asyncio.Task[None], offsets: Mapping[TP, int],
+                         targets: Mapping[int, tuple[PartitionState, int]]) -> None:
+        """The one step that lets a fetch's offsets be committed: its changelog records are acknowledged, and
+        so is a partial of every partition it changed that carries the change (published at most half the
+        coalescing interval later). Faust's next commit then takes the offsets (BulkConsumer.processed).
+        A worker killed before this reads the fetch again, and `Calculator.recover` republishes whatever its
+        loaded state holds, so nothing applied stays unpublished."""
+        try:
+            await durable
+        except Exception:
+            return  # _durable stopped the worker
+        deadline = time.monotonic() + ACK_TIMEOUT
+        for partition, (state, offset) in targets.items():
+            while state.published < offset:
+                if self.states.get(partition) is not state:
+                    return  # revoked or reloaded meanwhile: its new owner republishes it; commit nothing
+                acked = self._acked
+                remaining = deadline - time.monotonic()
+                try:
+                    await asyncio.wait_for(acked.wait(), max(remaining, 0))
+                except TimeoutError:
+                    exc = TimeoutError(f"no partial of balances partition {partition} acknowledged in "
+                                       f"{ACK_TIMEOUT:.0f}s")
+                    log.error("partial_not_published", partition=partition, error=str(exc))
+                    await self._crash(exc)
+                    return
+        for tp, offset in offsets.items():
+            self.app.processed(tp, offset)
 
     async def _publish_partials(self) -> None:
         dirty, self.dirty = self.dirty, set()
@@ -323,10 +368,31 @@ class Aggregate:
         for partition in sorted(dirty):
             state = self.states.get(partition)
             if state is not None and partition in assigned:
-                value = state.partial().to_json()
-                await self.partials.send(key=str(partition).encode(), value=value)
+                partial = state.partial()
+                value = partial.to_json()
+                future = await self.partials.send(key=str(partition).encode(), value=value)
+                ack = asyncio.ensure_future(self._partial_acked(state, partial.offset, future))
+                self.checkpoints.add(ack)
+                ack.add_done_callback(self.checkpoints.discard)
                 if self.combine_here is not None:
                     await self.combine_here(value)
+
+    async def _partial_acked(self, state: PartitionState, offset: int, future: Awaitable[Any]) -> None:
+        try:
+            await asyncio.wait_for(future, ACK_TIMEOUT)
+        except Exception as exc:
+            log.error("partial_not_published", partition=state.partition, error=str(exc) or type(exc).__name__)
+            await self._crash(exc)
+            return
+        if offset > state.published:
+            state.published = offset
+        acked, self._acked = self._acked, asyncio.Event()
+        acked.set()
+
+    async def republish(self, partitions: Iterable[int]) -> None:
+        """Publish a partial of each of these partitions now (after their state was loaded)."""
+        self.dirty |= set(partitions)
+        await self.publish.run()
 
     async def close(self) -> None:
         """Before the consumer's last commit: publish what is pending and let the changelog writes land."""
@@ -335,6 +401,8 @@ class Aggregate:
                 await self.publish.run()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._wait_in_flight(0), 30)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*self.checkpoints, return_exceptions=True), 30)
         await self.writer.stop()
 
     async def _crash(self, exc: BaseException) -> None:
@@ -352,196 +420,264 @@ def _return_large_buffers(threshold: int = 256 * 1024) -> None:
         ctypes.CDLL("libc.so.6").mallopt(m_mmap_threshold, threshold)
 
 
-def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None = None) -> faust.App:
-    cfg = cfg or CalculatorConfig.from_env()
-    kafka = kafka or KafkaSettings.from_env()
-    app = CalculatorApp(
-        cfg.app_id,
-        **kafka.faust_kwargs(),
-        store="memory://",
-        datadir=cfg.datadir or f"/tmp/{cfg.app_id}-data",
-        topic_partitions=cfg.partitions,
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        consumer_group_instance_id=cfg.instance_id or None,
-        consumer_max_fetch_size=cfg.fetch_bytes,
-        broker_max_poll_records=cfg.batch_max,
-        # Standbys would tail the other workers' changelogs through Faust's slow path; a partition that moves
-        # is loaded in bulk instead (store.py).
-        table_standby_replicas=0,
-        producer_acks=-1,
-        producer_linger=0.002,
-        web_enabled=True,
-        web_host=cfg.web_host,
-        web_port=cfg.web_port,
-        web_in_thread=False,
-    )
-    metrics = Metrics()
-    app.segwatch_metrics = metrics  # type: ignore[attr-defined]
-    # A balance per account stays for the worker's life: collect young garbage less often, so the collector
-    # does not walk them all several times a second.
-    gc.set_threshold(50_000, 20, 100)
-    _return_large_buffers()
+class Calculator:
+    """The calculator worker: its Faust app, tables and stages, and the named steps of recovery and flush.
 
-    def raw(name: str, partitions: int | None = None) -> faust.TopicT:
-        return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
+    Recovery, after every rebalance (`recover`, before Faust resumes the streams): `restore_combiner` when
+    this worker was given the combiner's partition, `republish_loaded` for every balances partition whose
+    state it loaded, then `flush_figures` at once. Flush: `Aggregate.checkpoint` commits a fetch once its
+    changelog and its partial are acknowledged; `flush_figures` publishes each segment whose figures differ
+    from the last record on the figures topic.
+    """
 
-    balances_topic = raw(cfg.balances, cfg.partitions)
-    inputs_topic = app.topic(cfg.partials, cfg.settings, key_serializer="raw", value_serializer="raw")
-    partials_topic = raw(cfg.partials, 1)
-    figures_topic = raw(cfg.figures, 1)
-    dlq_topic = raw(cfg.deadletter, 1)
+    def __init__(self, cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None = None) -> None:
+        self.cfg = cfg = cfg or CalculatorConfig.from_env()
+        self.kafka = kafka = kafka or KafkaSettings.from_env()
+        self.app = app = CalculatorApp(
+            cfg.app_id,
+            **kafka.faust_kwargs(),
+            store="memory://",
+            datadir=cfg.datadir or f"/tmp/{cfg.app_id}-data",
+            topic_partitions=cfg.partitions,
+            topic_allow_declare=True,
+            consumer_auto_offset_reset="earliest",
+            consumer_group_instance_id=cfg.instance_id or None,
+            consumer_max_fetch_size=cfg.fetch_bytes,
+            broker_max_poll_records=cfg.batch_max,
+            # Standbys would tail the other workers' changelogs through Faust's slow path; a partition that
+            # moves is loaded in bulk instead (store.py).
+            table_standby_replicas=0,
+            producer_acks=-1,
+            producer_linger=0.002,
+            web_enabled=True,
+            web_host=cfg.web_host,
+            web_port=cfg.web_port,
+            web_in_thread=False,
+            # Only /healthz, /readyz and /metrics: Faust's own pages (/router/, /table/…: segregated totals,
+            # FX rates and targets, unauthenticated; statistics, the graph) are off.
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_stats_enabled=False,
+            web_graph_enabled=False,
+            web_metrics_enabled=False,
+        )
+        self.metrics = metrics = Metrics()
+        app.segwatch_metrics = metrics  # type: ignore[attr-defined]
+        # A balance per account stays for the worker's life: collect young garbage less often, so the collector
+        # does not walk them all several times a second.
+        gc.set_threshold(50_000, 20, 100)
+        _return_large_buffers()
 
-    # The two balance tables: keyed by the key of the balance held ("acct|4d2|C-1|USD"), each record in the
-    # changelog partition of its balances partition, so their partitions are the balances' partitions.
-    states = PartitionStates()
-    table_kwargs: dict[str, Any] = {"default": None, "use_partitioner": True, "key_type": str}
+        self.balances_topic = self._raw(cfg.balances, cfg.partitions)
+        self.inputs_topic = app.topic(cfg.partials, cfg.settings, key_serializer="raw", value_serializer="raw")
+        self.partials_topic = self._raw(cfg.partials, 1)
+        self.figures_topic = self._raw(cfg.figures, 1)
+        self.dlq_topic = self._raw(cfg.deadletter, 1)
+        self.partials_tp = TP(cfg.partials, 0)
 
-    def table(name: str, partitions: int, make_store: Callable[[StoreTable], Any]) -> StoreTable:
-        t = StoreTable(app, name=name, partitions=partitions, beacon=app.tables.beacon, make_store=make_store,
-                       **table_kwargs)
-        app.tables.add(t)
+        # The two balance tables: keyed by the key of the balance held ("acct|4d2|C-1|USD"), each record in the
+        # changelog partition of its balances partition, so their partitions are the balances' partitions.
+        self.states = PartitionStates()
+        self.accounts = self._table("accounts", cfg.partitions,
+                                    store_factory(HeldStore, kafka=kafka, states=self.states, prefix="acct|"))
+        self.depositories = self._table("depositories", cfg.partitions,
+                                        store_factory(HeldStore, kafka=kafka, states=self.states, prefix="depo|"))
+        self.combiner = Combiner()
+        self.restored = False  # the combiner was rebuilt from its table since its partition was (re)loaded
+        self._restoring = asyncio.Lock()
+        self.store = self._table("combiner", 1, store_factory(ChangelogStore, kafka=kafka,
+                                                              on_loaded=self._combiner_loaded))
+        self.writer = ChangelogWriter(kafka, client_id=f"{cfg.app_id}-changelog")
+        self.aggregate = Aggregate(app, cfg, metrics, self.states, self.writer,
+                                   {"acct|": self.accounts, "depo|": self.depositories},
+                                   self.partials_topic, self.to_dlq, self.combine_here)
+        self.figures_throttle = Throttle(cfg.coalesce_ms / 2000, self.flush_figures,
+                                         lambda exc: crash(app, exc))
+        app.bulk_topic(self.balances_topic, self.aggregate)
+        app.bulk_topic(self.inputs_topic, self.consolidate)
+        # A partition given to another worker is dropped by the stores (faust_adapter.BulkLoadedStore).
+        app.before_stop.append(self.aggregate.close)
+        app.after_rebalance(self._on_rebalance_complete)
+        self._pages()
+
+    def _raw(self, name: str, partitions: int | None = None) -> faust.TopicT:
+        return self.app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
+
+    def _table(self, name: str, partitions: int, make_store: Callable[[StoreTable], Any]) -> StoreTable:
+        t = StoreTable(self.app, name=name, partitions=partitions, beacon=self.app.tables.beacon,
+                       make_store=make_store, default=None, use_partitioner=True, key_type=str)
+        self.app.tables.add(t)
         return t
 
-    accounts = table("accounts", cfg.partitions, store_factory(HeldStore, kafka=kafka, states=states, prefix="acct|"))
-    depositories = table("depositories", cfg.partitions,
-                         store_factory(HeldStore, kafka=kafka, states=states, prefix="depo|"))
-    combiner = Combiner()
-    restored = False
+    # -- recovery ----------------------------------------------------------------------------------------------
 
-    def combiner_loaded() -> None:
-        # The combiner's partition was (re)assigned and its table loaded: rebuild from it at the next input.
-        nonlocal restored
-        restored = False
+    def _combiner_loaded(self) -> None:
+        # The combiner's partition was (re)assigned and its table loaded: rebuild from it before its next use.
+        self.restored = False
 
-    store = table("combiner", 1, store_factory(ChangelogStore, kafka=kafka, on_loaded=combiner_loaded))
+    async def _on_rebalance_complete(self) -> None:
+        try:
+            await self.recover()
+        except Exception as exc:
+            log.error("recovery_failed", error=str(exc) or type(exc).__name__)
+            await crash(self.app, exc)
+            raise
 
-    async def to_dlq(source: str, reason: str, payload: bytes, field: str | None = None) -> None:
-        record = dead_letter("calculator", source, reason, payload, field=field)
-        await dlq_topic.send(key=b"calculator", value=record.model_dump_json().encode())
-        log.warning("dead_lettered", source=source, reason=reason, field=field)
+    async def recover(self) -> None:
+        """After a rebalance, before the streams resume: publish everything the loaded state holds."""
+        if self.partials_tp in self.app.consumer.assignment():
+            await self.ensure_restored()
+        loaded = sorted(self.states.loaded)
+        self.states.loaded.clear()
+        if loaded:
+            await self.republish_loaded(loaded)
+        if self.restored and self.combiner.dirty:
+            await self.figures_throttle.run()
 
-    writer = ChangelogWriter(kafka, client_id=f"{cfg.app_id}-changelog")
-    async def combine_here(value: bytes) -> None:
-        # The worker that owns the combiner takes its own partials at once rather than a Kafka round trip and
-        # Faust's per-event path later (about 15 ms of event → figures). The copy from Kafka then changes
-        # nothing: Combiner.on_partial keeps the partial with the highest offset per partition.
-        if partials_tp in app.consumer.assignment() and await take_partial(value, "local"):
-            await figures_throttle.request()
+    async def republish_loaded(self, partitions: Sequence[int]) -> None:
+        """A partial of every balances partition whose state was loaded: a change made durable by the previous
+        owner whose partial never went out reads as unchanged when its balance is read again, so it is
+        published here or not at all."""
+        await self.aggregate.republish(partitions)
+        log.info("partials_republished", partitions=list(partitions),
+                 epochs={p: self.states[p].epoch for p in partitions if p in self.states})
 
-    partials_tp = TP(cfg.partials, 0)
-    aggregate = Aggregate(app, cfg, metrics, states, writer, {"acct|": accounts, "depo|": depositories},
-                          partials_topic, to_dlq, combine_here)
-    app.bulk_topic(balances_topic, aggregate)
+    async def ensure_restored(self) -> None:
+        if not self.restored:
+            async with self._restoring:
+                if not self.restored:
+                    await self.restore_combiner()
+                    self.restored = True
 
-    # A partition given to another worker is dropped by the stores (store.py, ChangelogStore.on_rebalance, on
-    # what a rebalance really revoked; Faust's revoked signal lists every partition, kept ones too).
-
-    app.before_stop.append(aggregate.close)
-
-    def restore() -> None:
+    async def restore_combiner(self) -> None:
+        """The combiner from its table (partials, settings) and from the last figures record of each segment
+        on the figures topic: what was really published, not what the previous owner believed it sent."""
         partials: dict[int, Partial] = {}
         settings = []
-        emitted: dict[str, Any] = {}
-        for key, value in store.items():
+        for key, value in self.store.items():
             kind, _, name = key.partition("|")
             if kind == "partial":
                 partials[int(name)] = Partial.from_json(value)
             elif kind == "setting":
                 settings.append(EVENT_ADAPTER.validate_python(value))
-            elif kind == "emitted":
-                emitted[name] = value
-        combiner.restore(partials, settings, emitted)  # type: ignore[arg-type]
-        log.info("combiner_restored", partitions=len(partials), settings=len(settings), emitted=emitted)
+        last = await read_last_per_key(self.kafka, self.cfg.figures, [sid.encode() for sid in SEGMENT_IDS])
+        published = {key.decode(): Figures.model_validate_json(value) for key, value in last.items()}
+        self.combiner = Combiner()
+        self.combiner.restore(partials, settings, published)  # type: ignore[arg-type]
+        log.info("combiner_restored", partitions=len(partials), settings=len(settings),
+                 published={sid: f.version for sid, f in published.items()})
 
-    async def flush_figures() -> None:
-        for figures in combiner.flush(datetime.now(UTC)):
-            await figures_topic.send(key=figures.segment.encode(), value=figures.model_dump_json().encode())
-            store[f"emitted|{figures.segment}"] = combiner.emitted[figures.segment].to_json()
-            metrics.figures.labels(figures.segment).inc()
+    # -- the combiner's stage and flush ------------------------------------------------------------------------
+
+    async def flush_figures(self) -> None:
+        """Publish a figures record for each segment whose figures changed (at most every half coalescing
+        interval, through `figures_throttle`). Only the owner of the combiner's partition publishes: a flush
+        that fires after it was given to another worker would repeat a version."""
+        if self.partials_tp not in self.app.consumer.assignment():
+            self.combiner.dirty.clear()
+            return
+        for figures in self.combiner.flush(datetime.now(UTC)):
+            await self.figures_topic.send(key=figures.segment.encode(), value=figures.model_dump_json().encode())
+            self.metrics.figures.labels(figures.segment).inc()
             log.info(
                 "figures", correlation_id=figures.last_event_id, segment=figures.segment, version=figures.version,
                 requirement=str(figures.requirement), funds=str(figures.funds), excess=str(figures.excess),
                 excess_over_target=str(figures.excess_over_target),
             )
 
-    figures_throttle = Throttle(cfg.coalesce_ms / 2000, flush_figures, lambda exc: crash(app, exc))
-
-    async def consolidate(fetch: Mapping[TP, Sequence[Any]]) -> None:
-        """Each fetch of partials and settings, in Kafka's order per partition."""
+    async def consolidate(self, fetch: Mapping[TP, Sequence[Any]]) -> None:
+        """Each fetch of partials and settings, in Kafka's order per partition. (Their offsets may be committed
+        before the figures go out: the combiner's table is flushed before Faust commits, and a restarted
+        combiner compares with the figures topic and publishes what is missing at once.)"""
         changed = False
-        consumer = app.consumer
         for tp, records in fetch.items():
             for record in records:
-                changed = await combine_input(record) or changed
-            if records and isinstance(consumer, BulkConsumer):
+                changed = await self.combine_input(record) or changed
+            if records:
                 # Faust flushes its producer (the combiner's changelog, dead letters) before it commits this.
-                consumer.processed(tp, records[-1].offset + 1)
+                self.app.processed(tp, records[-1].offset + 1)
         if changed:
-            await figures_throttle.request()
+            await self.figures_throttle.request()
 
-    app.bulk_topic(inputs_topic, consolidate)
+    async def combine_here(self, value: bytes) -> None:
+        """The worker that owns the combiner takes its own partials at once rather than a Kafka round trip and
+        Faust's per-event path later (about 15 ms of event → figures). The copy from Kafka then changes
+        nothing: Combiner.on_partial keeps the newest partial per partition."""
+        if self.partials_tp in self.app.consumer.assignment() and await self.take_partial(value, "local"):
+            await self.figures_throttle.request()
 
-    def ensure_restored() -> None:
-        nonlocal restored
-        if not restored:
-            restore()
-            restored = True
-
-    async def take_partial(value: bytes, where: str) -> bool:
+    async def take_partial(self, value: bytes, where: Any) -> bool:
         """Take one partial (from Kafka, or from this worker's own aggregate); True when a figure may have
         changed."""
-        ensure_restored()
+        await self.ensure_restored()
         try:
             partial = Partial.from_json(value)
         except (ValueError, KeyError, TypeError) as exc:
-            await to_dlq(where, f"unreadable partial: {exc}", value)
+            await self.to_dlq(where, f"unreadable partial: {exc}", value)
             return False
-        if combiner.on_partial(partial):
-            store[f"partial|{partial.partition}"] = orjson.loads(value)
-        return bool(combiner.dirty)
+        if self.combiner.on_partial(partial):
+            self.store[f"partial|{partial.partition}"] = orjson.loads(value)
+        return bool(self.combiner.dirty)
 
-    async def combine_input(record: Any) -> bool:
+    async def combine_input(self, record: Any) -> bool:
         """Take one partial or setting (an aiokafka record); True when a figure may have changed."""
-        where = f"{record.topic}[{record.partition}]@{record.offset}"
         value = record.value if record.value is not None else b""
-        if record.topic == cfg.partials:
-            return await take_partial(value, where)
-        ensure_restored()
+        if record.topic == self.cfg.partials:
+            return await self.take_partial(value, record)
+        await self.ensure_restored()
+        metrics = self.metrics
         try:
             ev = EVENT_ADAPTER.validate_json(value)
         except ValidationError as exc:
             err = first_error(exc)
             metrics.settings.labels("dead_lettered").inc()
-            await to_dlq(where, err.reason, value, err.field)
+            await self.to_dlq(record, err.reason, value, err.field)
             return False
         if not isinstance(ev, SETTING_TYPES):
             metrics.settings.labels("dead_lettered").inc()
-            await to_dlq(where, f"a {ev.type} event belongs on {cfg.home(ev.type)}", value, "type")
+            await self.to_dlq(record, f"a {ev.type} event belongs on {self.cfg.home(ev.type)}", value, "type")
             return False
-        if combiner.on_setting(ev, _ts(record)):
-            store[f"setting|{ev.key}"] = orjson.loads(ev.model_dump_json())
+        if self.combiner.on_setting(ev, _ts(record)):
+            self.store[f"setting|{ev.key}"] = orjson.loads(ev.model_dump_json())
             metrics.settings.labels("applied").inc()
             return True
         metrics.settings.labels("unchanged").inc()
         return False
 
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
+    async def to_dlq(self, where: Any, reason: str, payload: bytes, field: str | None = None) -> None:
+        """Dead-letter a record (`where`: the aiokafka record, or a description of where it came from)."""
+        if isinstance(where, str):
+            record = dead_letter("calculator", where, reason, payload, field=field)
+        else:
+            record = dead_letter("calculator", f"{where.topic}[{where.partition}]@{where.offset}", reason, payload,
+                                 field=field, topic=where.topic, partition=where.partition, offset=where.offset)
+        await self.dlq_topic.send(key=b"calculator", value=record.model_dump_json().encode())
+        log.warning("dead_lettered", source=record.source, reason=record.reason, field=record.field,
+                    payload_bytes=record.payload_bytes)
 
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        recovery = getattr(app.tables, "recovery", None)
-        recovered = bool(recovery and recovery.completed.is_set())
-        ready = recovered and not app.rebalancing
-        return web.json({"ready": ready, "recovered": recovered}, status=200 if ready else 503)
+    # -- web ---------------------------------------------------------------------------------------------------
 
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
+    def _pages(self) -> None:
+        app, metrics = self.app, self.metrics
 
-    return app
+        @app.page("/healthz")
+        async def healthz(web: Any, request: Any) -> Any:
+            return web.json({"status": "ok"})
+
+        @app.page("/readyz")
+        async def readyz(web: Any, request: Any) -> Any:
+            recovered = app.recovery_completed()
+            ready = recovered and not app.rebalancing
+            return web.json({"ready": ready, "recovered": recovered}, status=200 if ready else 503)
+
+        @app.page("/metrics")
+        async def metrics_page(web: Any, request: Any) -> Any:
+            return web.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
+
+
+def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None = None) -> faust.App:
+    """The calculator's Faust app (`Calculator(cfg, kafka).app`)."""
+    return Calculator(cfg, kafka).app
 
 
 def run_worker(app: faust.App, loglevel: str = "warning") -> None:

@@ -34,11 +34,20 @@ class Emitted:
 
 
 def digest(c: Consolidated) -> str:
+    return _digest(c.lines, c.by_currency, c.missing_fx)
+
+
+def figures_digest(f: Figures) -> str:
+    """The digest of a published figures record: equal to `digest` of the Consolidated it was made from."""
+    return _digest(f.lines, f.by_currency, f.missing_fx)
+
+
+def _digest(lines: Mapping[str, Any], by_currency: Mapping[str, Mapping[str, Any]], missing_fx: Any) -> str:
     body = orjson.dumps(
         {
-            "lines": {k: str(v) for k, v in c.lines.items()},
-            "by_currency": {ccy: {k: str(v) for k, v in ls.items()} for ccy, ls in c.by_currency.items()},
-            "missing_fx": list(c.missing_fx),
+            "lines": {k: str(v) for k, v in lines.items()},
+            "by_currency": {ccy: {k: str(v) for k, v in ls.items()} for ccy, ls in by_currency.items()},
+            "missing_fx": list(missing_fx),
         },
         option=orjson.OPT_SORT_KEYS,
     )
@@ -56,7 +65,7 @@ class Combiner:
 
     def on_partial(self, partial: Partial) -> bool:
         held = self.partials.get(partial.partition)
-        if held is not None and partial.offset <= held.offset:
+        if held is not None and partial.order <= held.order:
             return False  # stale or replayed
         self.partials[partial.partition] = partial
         for sid, seg in partial.segments.items():
@@ -121,15 +130,17 @@ class Combiner:
             sources=sources,
         )
 
-    # Recovery: the app persists partials, settings and what was emitted, and rebuilds from them.
+    # Recovery: the app persists partials and settings; what was emitted is the last record of each segment on
+    # the figures topic (whatever this worker or its predecessor believed it sent).
     def restore(
         self,
         partials: Mapping[int, Partial],
         settings: list[SettingEvent],
-        emitted: Mapping[str, Mapping[str, Any]],
+        published: Mapping[str, Figures],
     ) -> None:
         self.partials = dict(partials)
+        self.settings = Settings()
         for ev in sorted(settings, key=lambda e: (e.as_of, e.event_id)):
             self.settings.apply(ev)
-        self.emitted = {sid: Emitted(int(e["version"]), str(e["digest"])) for sid, e in emitted.items()}
-        self.dirty = set(SEGMENT_IDS)  # re-check once; unchanged figures are not re-sent
+        self.emitted = {sid: Emitted(f.version, figures_digest(f)) for sid, f in published.items()}
+        self.dirty = set(SEGMENT_IDS)  # flushed at once; unchanged figures are not re-sent

@@ -34,13 +34,23 @@ class SegmentPartial:
 @dataclass(slots=True)
 class Partial:
     partition: int
-    offset: int  # the highest balances offset applied; a partial with a lower one is stale
+    offset: int  # the highest balances offset applied (-1: none since the partition's state was loaded)
     ingested_at: datetime | None  # Kafka timestamp of the newest balance applied
     segments: dict[str, SegmentPartial]
+    # Which load of the partition's state this is: the sum of its changelogs' end offsets when it was loaded.
+    # It only grows (a later load has read at least what an earlier one read), and it grows whenever a
+    # worker made a change durable since the last load. Partials are ordered by (epoch, offset): one that
+    # is not newer than the combiner's is stale or replayed.
+    epoch: int = 0
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return self.epoch, self.offset
 
     def to_json(self) -> bytes:
         return orjson.dumps({
             "partition": self.partition,
+            "epoch": self.epoch,
             "offset": self.offset,
             "ingested_at": _iso(self.ingested_at),
             "segments": {
@@ -61,6 +71,7 @@ class Partial:
         data = raw if isinstance(raw, Mapping) else orjson.loads(raw)
         return cls(
             partition=int(data["partition"]),
+            epoch=int(data.get("epoch", 0)),
             offset=int(data["offset"]),
             ingested_at=_dt(data.get("ingested_at")),
             segments={
@@ -89,7 +100,7 @@ def _dt(raw: object) -> datetime | None:
 class PartitionState:
     """The balances one partition has seen: latest per key, running sums, freshness per source."""
 
-    __slots__ = ("_ingested_ms", "aggregate", "batch_last_event", "offset", "partition")
+    __slots__ = ("_ingested_ms", "aggregate", "batch_last_event", "ends", "offset", "partition", "published")
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
@@ -97,6 +108,16 @@ class PartitionState:
         self.offset = -1
         self._ingested_ms: int | None = None  # Kafka timestamp (ms) of the newest balance applied
         self.batch_last_event: dict[str, str] = {}
+        self.ends: dict[str, int] = {}  # changelog end offset per table when this state was loaded
+        self.published = -1  # the highest offset of a partial of this state that Kafka acknowledged
+
+    @property
+    def epoch(self) -> int:
+        return sum(self.ends.values())
+
+    def loaded(self, table: str, end: int) -> None:
+        """The state's rows of `table` were loaded from its changelog, read up to offset `end`."""
+        self.ends[table] = end
 
     @property
     def ingested_at(self) -> datetime | None:
@@ -142,4 +163,4 @@ class PartitionState:
                 sources=dict(state.sources),
             )
         self.batch_last_event = {}
-        return Partial(self.partition, self.offset, self.ingested_at, segments)
+        return Partial(self.partition, self.offset, self.ingested_at, segments, self.epoch)

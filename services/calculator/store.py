@@ -2,9 +2,10 @@
 
 Faust recovers a table by handing every changelog record through its consumer one message at a time; on a
 small machine that is a few thousand records a second, so a restart with 100,000 accounts took minutes. The
-Store is Faust's extension point for this (its RocksDB store uses it to skip what it already has on disk):
+Store is Faust's extension point for this (its RocksDB store uses it to skip what it already has on disk);
+the Faust side of it is `BulkLoadedStore` (services/calculator/faust_adapter.py):
 
-- when a changelog partition is assigned, `ChangelogStore.on_rebalance` reads it itself (`read_changelog`:
+- when a changelog partition is assigned, `ChangelogStore.load_partitions` reads it itself (`read_changelog`:
   a plain aiokafka consumer, large fetches, the latest record of each key kept) and reports the offset it
   read up to as `persisted_offset`, so Faust's recovery only reads what was written after that, if anything;
 - `HeldStore` (the `accounts` and `depositories` tables) keeps its rows in the calculator's partition
@@ -28,10 +29,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from faust.stores import memory
 from faust.types import TP
 from pydantic import ValidationError
 
@@ -39,6 +38,7 @@ from segwatch.config import KafkaSettings
 from segwatch.core.ledger import Held
 from segwatch.logs import configure
 from services.calculator.fastparse import read_balance
+from services.calculator.faust_adapter import BulkLoadedStore
 from services.calculator.partials import PartitionState
 
 log = configure("calculator")
@@ -52,6 +52,10 @@ CHANGELOG_BATCH_BYTES = 1024 * 1024
 class PartitionStates(dict[int, PartitionState]):
     """The state of each balances partition this worker owns, shared by the two balance tables."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded: set[int] = set()  # partitions loaded since their partials were last republished
+
     def ensure(self, partition: int) -> PartitionState:
         state = self.get(partition)
         if state is None:
@@ -64,10 +68,10 @@ class PartitionStates(dict[int, PartitionState]):
 
 async def read_changelog(
     kafka: KafkaSettings, tps: Sequence[TP], timeout: float = LOAD_TIMEOUT
-) -> AsyncIterator[tuple[TP, dict[bytes, bytes | None], int | None, int]]:
+) -> AsyncIterator[tuple[TP, dict[bytes, bytes | None], int | None, int, int]]:
     """Per partition, one after the other (so that one partition's records are in memory at a time): every
     key's latest value from the first offset to the end offset when it started, the offset of the last record
-    read (None: nothing there), and how many records were read."""
+    read (None: nothing there), how many records were read, and that end offset."""
     consumer = AIOKafkaConsumer(
         **kafka.aiokafka_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest",
         client_id="segwatch-calculator-changelog-loader", max_partition_fetch_bytes=LOAD_FETCH_BYTES,
@@ -95,7 +99,45 @@ async def read_changelog(
                             latest[record.key] = record.value
                             last = record.offset
                             count += 1
-            yield TP(atp.topic, atp.partition), latest, last, count
+            yield TP(atp.topic, atp.partition), latest, last, count, end
+    finally:
+        await consumer.stop()
+
+
+async def read_last_per_key(
+    kafka: KafkaSettings, topic: str, keys: Sequence[bytes], partition: int = 0, timeout: float = 60.0
+) -> dict[bytes, bytes]:
+    """The last record of each of `keys` on `topic`[`partition`], read backwards from the end in growing
+    windows (a compacted topic's uncompacted tail can be long; the newest records are what matter). Keys
+    never written are absent."""
+    consumer = AIOKafkaConsumer(
+        **kafka.aiokafka_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest",
+        client_id="segwatch-calculator-figures-reader", max_partition_fetch_bytes=LOAD_FETCH_BYTES,
+    )
+    deadline = time.monotonic() + timeout
+    await asyncio.wait_for(consumer.start(), timeout)
+    try:
+        atp = TopicPartition(topic, partition)
+        consumer.assign([atp])
+        begin = (await asyncio.wait_for(consumer.beginning_offsets([atp]), timeout))[atp]
+        end = (await asyncio.wait_for(consumer.end_offsets([atp]), timeout))[atp]
+        found: dict[bytes, bytes] = {}
+        stop, window = end, 64
+        while stop > begin and len(found) < len(keys):
+            start = max(begin, stop - window)
+            newest: dict[bytes, bytes] = {}
+            consumer.seek(atp, start)
+            while await consumer.position(atp) < stop:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{topic}[{partition}] not read in {timeout:.0f}s")
+                batch = await consumer.getmany(atp, timeout_ms=500)
+                for record in batch.get(atp, ()):
+                    if record.offset < stop and record.key in keys and record.value is not None:
+                        newest[record.key] = record.value
+            for key, value in newest.items():
+                found.setdefault(key, value)  # a later window is older: keep what was found first
+            stop, window = start, window * 4
+        return found
     finally:
         await consumer.stop()
 
@@ -103,70 +145,37 @@ async def read_changelog(
 # -- the stores ------------------------------------------------------------------------------------------
 
 
-class ChangelogStore(memory.Store[Any, Any]):
-    """Faust's memory store, but it loads its changelog partitions itself and knows how far it has read."""
+class ChangelogStore(BulkLoadedStore):
+    """A memory store that loads its changelog partitions itself, in bulk (the combiner's table)."""
 
     def __init__(self, *args: Any, kafka: KafkaSettings, on_loaded: Callable[[], None] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.kafka = kafka
         self.on_loaded = on_loaded  # called after partitions were loaded
-        self._offsets: dict[TP, int] = {}
 
-    @property
-    def topic(self) -> str:
-        name: str = self.table.changelog_topic.get_topic_name()
-        return name
-
-    def persisted_offset(self, tp: TP) -> int | None:
-        return self._offsets.get(TP(tp.topic, tp.partition))
-
-    def set_persisted_offset(self, tp: TP, offset: int) -> None:
-        tp = TP(tp.topic, tp.partition)
-        if offset > self._offsets.get(tp, -1):
-            self._offsets[tp] = offset
-
-    async def on_rebalance(
-        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
-    ) -> None:
-        mine = self.topic
-        for tp in revoked:
-            if tp.topic == mine:
-                self._offsets.pop(TP(tp.topic, tp.partition), None)
-                self.drop(tp.partition)
-        actives = self.app.assignor.assigned_actives()
-        load = sorted((tp for tp in newly_assigned if tp.topic == mine and tp in actives), key=lambda t: t.partition)
-        if not load:
-            return
+    async def load_partitions(self, tps: Sequence[TP]) -> None:
         started = time.monotonic()
         keys = count = 0
-        async for tp, latest, last, read in read_changelog(self.kafka, load):
-            keys += self.load(tp.partition, latest)
+        async for tp, latest, last, read, end in read_changelog(self.kafka, tps):
+            keys += self.load(tp.partition, latest, end)
             count += read
             if last is not None:
                 self.set_persisted_offset(tp, last)
-        log.info("changelog_loaded", table=self.table.name, partitions=[tp.partition for tp in load],
+        log.info("changelog_loaded", table=self.table.name, partitions=[tp.partition for tp in tps],
                  records=count, keys=keys, seconds=round(time.monotonic() - started, 3))
         if self.on_loaded is not None:
             self.on_loaded()
 
-    def load(self, partition: int, latest: Mapping[bytes, bytes | None]) -> int:
-        """Take the latest value of each key of one changelog partition; returns how many keys are held."""
-        data, where = self.data, self._key_partition
+    def load(self, partition: int, latest: Mapping[bytes, bytes | None], end: int = 0) -> int:
+        """Take the latest value of each key of one changelog partition (read up to offset `end`); returns how
+        many keys are held."""
         for raw_key, raw_value in latest.items():
-            key = orjson.loads(raw_key)
-            if raw_value is None:
-                data.pop(key, None)
-                where.pop(key, None)
-            else:
-                data[key] = orjson.loads(raw_value)
-                where[key] = partition
-        return sum(1 for p in where.values() if p == partition)
+            self.keep(orjson.loads(raw_key), None if raw_value is None else orjson.loads(raw_value), partition)
+        return self.held_in(partition)
 
-    def drop(self, partition: int) -> None:
-        for key in [k for k, p in self._key_partition.items() if p == partition]:
-            self.data.pop(key, None)
-            self._key_partition.pop(key, None)
+    def recovered(self, partition: int, key: Any, value: bytes | None) -> None:
+        self.keep(key, None if value is None else orjson.loads(value), partition)
 
 
 class HeldStore(ChangelogStore):
@@ -178,8 +187,10 @@ class HeldStore(ChangelogStore):
         self.states = states
         self.prefix = prefix
 
-    def load(self, partition: int, latest: Mapping[bytes, bytes | None]) -> int:
+    def load(self, partition: int, latest: Mapping[bytes, bytes | None], end: int = 0) -> int:
         state = self.states.ensure(partition)
+        state.loaded(self.table.name, end)
+        self.states.loaded.add(partition)
         keys = 0
         for raw_key, raw_value in latest.items():
             if raw_value is None:
@@ -204,20 +215,16 @@ class HeldStore(ChangelogStore):
                   value=raw[:200].decode(errors="replace"))
         return None
 
-    def drop(self, partition: int) -> None:
+    def drop_partition(self, partition: int) -> None:
         self.states.pop(partition, None)
 
-    def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
-                              to_value: Callable[[Any], Any]) -> None:
-        """Records Faust's recovery read after the bulk load (the table's JSON values, decoded)."""
-        for event in batch:
-            value = event.message.value
-            if value is None:
-                continue
-            key = to_key(event.key)
-            held = self._held(key, value)
-            if held is not None:
-                self.states.ensure(event.message.partition).load_one(key, held)
+    def recovered(self, partition: int, key: Any, value: bytes | None) -> None:
+        """A record Faust's recovery read after the bulk load."""
+        if value is None:
+            return
+        held = self._held(key, value)
+        if held is not None:
+            self.states.ensure(partition).load_one(key, held)
 
     # The mapping Faust's table API reads: every balance held, over the partition states.
     def _rows(self) -> Iterator[tuple[str, Held]]:
@@ -261,32 +268,11 @@ class HeldStore(ChangelogStore):
     def values(self) -> Any:
         return [held for _, held in self._rows()]
 
-    def _clear(self) -> None:
+    def clear_rows(self) -> None:
         self.states.clear()
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
         return None  # the states hold only partitions this worker owns (drop() on revocation)
-
-
-class StoreTable(faust.Table[Any, Any]):
-    """A Faust table whose store is made by `make_store` (a ChangelogStore or HeldStore)."""
-
-    def __init__(self, app: faust.App, *, make_store: Callable[[StoreTable], Any], **kwargs: Any) -> None:
-        self._make_store = make_store
-        super().__init__(app, **kwargs)
-
-    def _new_store(self) -> Any:
-        return self._make_store(self)
-
-
-def store_factory(cls: type[ChangelogStore], **extra: Any) -> Callable[[StoreTable], Any]:
-    def make(table: StoreTable) -> Any:
-        return cls(
-            "memory://", table.app, table, table_name=table.name, key_type=table.key_type,
-            value_type=table.value_type, key_serializer=table.key_serializer,
-            value_serializer=table.value_serializer, options=table.options, loop=table.loop, **extra,
-        )
-    return make
 
 
 # -- writing a changelog in bulk -----------------------------------------------------------------------

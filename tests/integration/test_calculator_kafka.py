@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -24,10 +27,10 @@ def balance(n: int, cash: str, account: str = "C-1") -> AccountBalance:
                           long_options=Decimal(0), short_options=Decimal(0))
 
 
-async def dead_letters_and_figures(system: LocalSystem, letters_wanted: int) -> tuple[list[DeadLetter],
-                                                                                       list[Figures]]:
+async def dead_letters_and_figures(system: LocalSystem, letters_wanted: int, settle: bool = False
+                                  ) -> tuple[list[DeadLetter], list[Figures]]:
     """The dead letters and figures records so far, once `letters_wanted` letters and some figures are in (or
-    after about 45 s: the assertions then say what is missing)."""
+    after about 45 s: the assertions then say what is missing); with `settle`, 2 s more (nothing may follow)."""
     letters: list[DeadLetter] = []
     figures: list[Figures] = []
     async with system.consume(topics.DEADLETTER, topics.FIGURES) as consumer:
@@ -41,6 +44,13 @@ async def dead_letters_and_figures(system: LocalSystem, letters_wanted: int) -> 
                         figures.append(Figures.model_validate_json(r.value))
             if len(letters) >= letters_wanted and figures:
                 break
+        if settle:
+            for records in (await consumer.getmany(timeout_ms=2000)).values():
+                for r in records:
+                    if r.topic.endswith("deadletter"):
+                        letters.append(DeadLetter.model_validate_json(r.value))
+                    else:
+                        figures.append(Figures.model_validate_json(r.value))
     return letters, figures
 
 
@@ -117,3 +127,55 @@ async def test_a_misrouted_disbursement_is_dead_lettered_and_changes_no_figure(c
     assert figures[-1].last_event_id == "e-after"
     assert figures[-1].lines["7010"] == Decimal("125.50")
     assert all(f.last_event_id != "d-misrouted" for f in figures)
+
+
+async def test_poison_records_up_to_the_brokers_limit_are_dead_lettered_once_and_the_stream_goes_on(calculator):
+    """Records the broker accepts but no dead letter could embed whole (issue #11, finding 2): each is
+    dead-lettered once, with its length, hash and place; a valid balance padded to near the limit is applied
+    (kept in the changelog in its canonical form); the balance after them is applied."""
+    system = calculator
+    rng = random.Random(2)
+    padded = balance(3, "7.25", account="C-9")
+    padded_raw = padded.model_dump_json().encode()[:-1] + b" " * 900_000 + b"}"
+    poison = [
+        bytes(rng.randrange(0, 32) for _ in range(170_000)),  # control characters: six bytes each escaped
+        b"x" * 1_000_000,  # 1 MB of text
+        rng.randbytes(760_000),  # binary: base64
+        b"\x00" + "é".encode() * 400_000,
+    ]
+    good = balance(4, "125.50")
+    producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap, acks="all", max_request_size=1_048_576)
+    await producer.start()
+    placed = {}
+    try:
+        for raw in poison:
+            meta = await producer.send_and_wait(system.topic(topics.BALANCES), raw, key=b"acct|4d2|C-1")
+            placed[hashlib.sha256(raw).hexdigest()] = (meta.topic, meta.partition, meta.offset, len(raw))
+        await producer.send_and_wait(system.topic(topics.BALANCES), padded_raw, key=padded.key.encode())
+        await producer.send_and_wait(system.topic(topics.BALANCES), good.model_dump_json().encode(),
+                                     key=good.key.encode())
+    finally:
+        await producer.stop()
+
+    letters, figures = await dead_letters_and_figures(system, len(poison), settle=True)
+    assert sorted(letter.payload_sha256 or "" for letter in letters) == sorted(placed)  # each once
+    for letter in letters:
+        assert (letter.topic, letter.partition, letter.offset, letter.payload_bytes) == placed[
+            letter.payload_sha256 or ""]
+        assert letter.payload_truncated and letter.field == "(record)"
+    assert figures[-1].lines["7010"] == Decimal("125.50") + Decimal("7.25")
+    assert figures[-1].last_event_id == "e4"
+
+
+async def test_faust_web_pages_are_off_and_the_services_own_pages_are_on(calculator):
+    """Faust's /router/ and /table/... pages showed segregated totals, FX rates and targets without
+    authentication (issue #11, item 3): only /healthz, /readyz and /metrics are served."""
+    url = calculator.services["calculator"].url
+    async with aiohttp.ClientSession() as http:
+        for path in ("/router/", "/table/accounts/", "/table/combiner/", "/table/accounts/acct|4d2|C-1|USD",
+                     "/graph/", "/stats/", "/performance/"):
+            async with http.get(url + path) as r:
+                assert r.status == 404, (path, r.status, await r.text())
+        for path in ("/healthz", "/readyz", "/metrics"):
+            async with http.get(url + path) as r:
+                assert r.status == 200, path

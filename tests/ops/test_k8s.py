@@ -1,5 +1,6 @@
 """deploy/k8s: every manifest validates against the Kubernetes JSON schemas (kubernetes-validate, offline), and
-the Deployments match the services: commands, ports, probes, config, secrets, scrape annotations."""
+the workloads (Deployments; the calculator's StatefulSet) match the services: commands, ports, probes, config,
+secrets, scrape annotations."""
 
 from __future__ import annotations
 
@@ -32,14 +33,19 @@ def kind(k: str, paths: list[Path] = MANIFESTS) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs(*paths) if d["kind"] == k}
 
 
+def workload(name: str) -> dict[str, Any]:
+    """The Deployment, or for the calculator the StatefulSet, that runs a service."""
+    return {**kind("Deployment"), **kind("StatefulSet")}[name]
+
+
 def container(name: str) -> dict[str, Any]:
-    [c] = kind("Deployment")[name]["spec"]["template"]["spec"]["containers"]
+    [c] = workload(name)["spec"]["template"]["spec"]["containers"]
     out: dict[str, Any] = c
     return out
 
 
 def env(c: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in c.get("env", [])}
+    return {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}
 
 
 @pytest.fixture
@@ -76,6 +82,16 @@ def test_kustomization_lists_every_manifest_but_the_secret_example() -> None:
     assert images == {container(name)["image"] for name in PORTS}
 
 
+def test_the_calculator_is_a_statefulset_whose_pod_name_is_its_group_instance_id() -> None:
+    """Static group membership: a killed calculator takes its partitions back at once, instead of after the
+    dead member's session timeout (dynamic membership, a Deployment's random pod names)."""
+    calculator = kind("StatefulSet")["calculator"]
+    assert "calculator" not in kind("Deployment")
+    assert calculator["spec"]["serviceName"] == "calculator-pods" and "calculator-pods" in kind("Service")
+    [instance] = [e for e in container("calculator")["env"] if e["name"] == "SEGWATCH_CALCULATOR_INSTANCE_ID"]
+    assert instance["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     return build_parser(argv[0]).parse_args(argv)
 
@@ -97,7 +113,7 @@ def test_deployment_runs_the_service(name: str) -> None:
     assert set(c["resources"]["requests"]) == set(c["resources"]["limits"]) == {"cpu", "memory"}
     assert c["envFrom"] == [{"configMapRef": {"name": "segwatch-config"}}]
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
-    pod = kind("Deployment")[name]["spec"]["template"]
+    pod = workload(name)["spec"]["template"]
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert pod["metadata"]["annotations"] == {
         "prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics",
@@ -107,7 +123,7 @@ def test_deployment_runs_the_service(name: str) -> None:
 def mounted_secret_files(name: str) -> dict[str, tuple[str, str]]:
     """env var → (Secret name, key) for each *_FILE variable pointing into a mounted Secret."""
     c = container(name)
-    volumes = {v["name"]: v for v in kind("Deployment")[name]["spec"]["template"]["spec"]["volumes"]}
+    volumes = {v["name"]: v for v in workload(name)["spec"]["template"]["spec"]["volumes"]}
     mounts = {m["mountPath"]: volumes[m["name"]] for m in c["volumeMounts"]}
     out = {}
     for var, value in env(c).items():
@@ -145,7 +161,7 @@ def test_config_is_what_the_services_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", PORTS)
 def test_services_select_the_pods(name: str) -> None:
-    labels = kind("Deployment")[name]["spec"]["template"]["metadata"]["labels"]
+    labels = workload(name)["spec"]["template"]["metadata"]["labels"]
     services = kind("Service")
     for svc in (services[name], services[f"{name}-pods"]):
         assert svc["spec"]["selector"].items() <= labels.items()
