@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal, Self
@@ -13,11 +14,13 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
 from schemas.types import (
+    INEXACT_NUMBER,
     Currency,
     Identifier,
     LineCode,
@@ -402,6 +405,23 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event_json(raw: bytes | str) -> Event:
+    """One event from its JSON text, every amount exact. pydantic's JSON parser reads a number with a fraction
+    or an exponent as a binary float, which has lost digits by the time the amount sees it; such an event
+    (the amount refuses the float: INEXACT_NUMBER) is read again with each such number as a Decimal of its
+    own text. Events from ingest carry amounts as strings and take the first, fast path."""
+    try:
+        return EVENT_ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        if not any(err["type"] == INEXACT_NUMBER for err in exc.errors(include_url=False)):
+            raise
+        try:
+            data = json.loads(raw, parse_float=Decimal)
+        except (ValueError, RecursionError):
+            raise exc from None
+        return EVENT_ADAPTER.validate_python(data)
 EVENT_MODELS: tuple[type[EventBase], ...] = (
     AccountBalance, DepositoryBalance, ManagementTarget, ForeignRequirement, FxRate, Disbursement,
     DisbursementApproval, UndermarginedAmounts, *DAY_EVENT_MODELS, ForeignMarginRequirement, DepositoryReference,

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from schemas.currencies import ISO_4217
 
@@ -13,9 +14,21 @@ SegmentId = Literal["4d2", "30.7", "4df"]
 
 
 
+# The error a float amount raises: a binary float has already lost the digits of a 16- or 17-digit amount
+# (90071992547409.93 reads as ...94), so money never comes from one. JSON text is re-read exactly instead
+# (schemas.events.parse_event_json) when a JSON number has a fraction or an exponent.
+INEXACT_NUMBER = "inexact_number"
+
+
 def _plain_digits(value: object) -> object:
     """A decimal string in ASCII only: Python's Decimal() also reads other scripts' digits ("١٢٣" is 123),
-    digit separators ("1_000") and Unicode blanks, none of which an amount on the wire may contain."""
+    digit separators ("1_000") and Unicode blanks, none of which an amount on the wire may contain. Never a
+    float (see INEXACT_NUMBER)."""
+    if isinstance(value, float):
+        raise PydanticCustomError(
+            INEXACT_NUMBER, "an amount is never read from a binary float ({value}): send a decimal string",
+            {"value": value},
+        )
     if isinstance(value, str):
         if not value.isascii():
             bad = next(ch for ch in value if not ch.isascii())
@@ -26,7 +39,8 @@ def _plain_digits(value: object) -> object:
 
 
 # Exact money: a decimal string (preferred) or JSON number, at most 2 decimal places, |x| < 10^15.
-# Strings in ASCII only (see _plain_digits); JSON numbers are parsed by pydantic from their text.
+# Strings in ASCII only (see _plain_digits); JSON numbers are read from their text (parse_event_json), never
+# through a float.
 # (The check comes after the constraints: pydantic then keeps them on the Decimal, JSON Schema included.)
 Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=17, decimal_places=2), BeforeValidator(_plain_digits)]
 NonNegativeMoney = Annotated[

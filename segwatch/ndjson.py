@@ -21,7 +21,7 @@ from typing import BinaryIO
 from pydantic import ValidationError
 
 from schemas.errors import input_errors
-from schemas.events import EVENT_ADAPTER, EventBase
+from schemas.events import EventBase, parse_event_json
 from segwatch.errors import InputError
 
 BOM = b"\xef\xbb\xbf"
@@ -76,7 +76,7 @@ def _json_reason(detail: str) -> str:
 def parse_line(number: int, raw: bytes) -> Event | BadLine:
     """One line as an event, or why it is not one."""
     try:
-        return Event(number, EVENT_ADAPTER.validate_json(raw))
+        return Event(number, parse_event_json(raw))
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             if err["type"] == "json_invalid":

@@ -45,7 +45,7 @@ from pydantic import ValidationError
 
 from schemas.alerts import Alert
 from schemas.errors import first_error
-from schemas.events import EVENT_ADAPTER, Disbursement
+from schemas.events import Disbursement, parse_event_json
 from schemas.records import Figures
 from segwatch.config import KafkaSettings
 from segwatch.core.rules import AlertStates, DisbursementMonitor, evaluate
@@ -382,7 +382,7 @@ class AlerterService:
             if record.value is None:
                 raise _Unreadable("(record)", "empty value (tombstone) where a disbursement was expected")
             try:
-                event = EVENT_ADAPTER.validate_json(record.value)
+                event = parse_event_json(record.value)
             except ValidationError as exc:
                 err = first_error(exc)
                 raise _Unreadable(err.field, err.reason) from None

@@ -44,7 +44,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from pydantic import ValidationError
 
 from schemas.errors import first_error
-from schemas.events import EVENT_ADAPTER, ForeignRequirement, FxRate, ManagementTarget
+from schemas.events import EVENT_ADAPTER, ForeignRequirement, FxRate, ManagementTarget, parse_event_json
 from schemas.records import Figures
 from segwatch.config import KafkaSettings
 from segwatch.core.catalogue import SEGMENT_IDS
@@ -257,7 +257,7 @@ class Aggregate:
                 if put(held_key, held):
                     last_event[held.segment] = held.event_id
                     if len(raw) > CANONICAL_MAX_BYTES:
-                        raw = EVENT_ADAPTER.validate_json(raw).model_dump_json().encode()
+                        raw = parse_event_json(raw).model_dump_json().encode()
                     if held_key[0] == "a":
                         accounts[held_key] = raw
                     else:
@@ -627,7 +627,7 @@ class Calculator:
         await self.ensure_restored()
         metrics = self.metrics
         try:
-            ev = EVENT_ADAPTER.validate_json(value)
+            ev = parse_event_json(value)
         except ValidationError as exc:
             err = first_error(exc)
             metrics.settings.labels("dead_lettered").inc()

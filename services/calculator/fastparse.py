@@ -1,6 +1,6 @@
 """Balance events off the wire, fast, with exactly the pydantic models' answers.
 
-`read_balance(raw)` gives what `held_of(EVENT_ADAPTER.validate_json(raw))` gives for a balance event (its Kafka
+`read_balance(raw)` gives what `held_of(parse_event_json(raw))` gives for a balance event (its Kafka
 key, the key of the balance held and the `Held`), the model for any other valid event, and raises the very
 `ValidationError` pydantic raises for an invalid one, so dead letters keep their exact field and reason.
 
@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Final
 
 from schemas.currencies import ISO_4217
-from schemas.events import EVENT_ADAPTER, INSTRUMENTS, AccountBalance, DepositoryBalance, Event
+from schemas.events import INSTRUMENTS, AccountBalance, DepositoryBalance, Event, parse_event_json
 from segwatch.core.catalogue import LINES, Sign, Source
 from segwatch.core.ledger import ACCOUNT_CODES, Held, account_amounts, held_of, line_codes
 
@@ -92,7 +92,7 @@ def read_balance(raw: bytes) -> Balance | Event:
         balance = _canonical(text)
         if balance is not None:
             return balance
-    event = EVENT_ADAPTER.validate_json(raw)
+    event = parse_event_json(raw)
     if isinstance(event, AccountBalance | DepositoryBalance):
         held_key, held = held_of(event)
         return event.key, held_key, held

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.errors import input_errors
-from schemas.events import EVENT_ADAPTER, EventBase
+from schemas.events import EVENT_ADAPTER, EventBase, parse_event_json
 from segwatch.errors import InputError
 
 
@@ -96,7 +96,7 @@ def _oversized_number(raw: bytes) -> tuple[str, str] | None:
 def parse_event(line: int, raw: bytes) -> Parsed | Bad:
     """One JSON event (bytes of one NDJSON line or one request body), validated by the event schemas."""
     try:
-        return Parsed(line, EVENT_ADAPTER.validate_json(raw), raw)
+        return Parsed(line, parse_event_json(raw), raw)
     except ValidationError as exc:
         if is_malformed_json(exc):
             reason = json_reason(exc)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from schemas.alerts import Alert, DisbursementCheckRecord
 from schemas.errors import input_errors
-from schemas.events import EVENT_ADAPTER, EVENT_MODELS, Disbursement
+from schemas.events import EVENT_ADAPTER, EVENT_MODELS, Disbursement, parse_event_json
 from schemas.records import Figures
 from segwatch.cli.alerter import format_alert
 from segwatch.core.book import Book
@@ -79,7 +79,7 @@ def test_a_disbursement_parses_with_an_exact_amount_and_its_key() -> None:
     plain = disbursement()
     assert plain.approval is None and plain.currency == "USD"
     # A JSON number is read from its text, never through a float.
-    exact = EVENT_ADAPTER.validate_json(json.dumps(raw()).replace('"100000.00"', "123456789012.37"))
+    exact = parse_event_json(json.dumps(raw()).replace('"100000.00"', "123456789012.37"))
     assert isinstance(exact, Disbursement) and exact.amount == Decimal("123456789012.37")
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.events import EVENT_ADAPTER, AccountBalance, DepositoryBalance
+from schemas.events import EVENT_ADAPTER, AccountBalance, DepositoryBalance, parse_event_json
 from segwatch.core.ledger import held_of
 from services.calculator.fastparse import read_balance
 from services.ingest.records import Bad, parse_event
@@ -112,7 +112,7 @@ def outcome(read: Any) -> Any:
 
 
 def reference(raw: bytes) -> Any:
-    event = EVENT_ADAPTER.validate_json(raw)
+    event = parse_event_json(raw)
     assert isinstance(event, AccountBalance | DepositoryBalance)
     return (event.key, *held_of(event))
 
@@ -121,3 +121,32 @@ def reference(raw: bytes) -> Any:
 @given(balances())
 def test_the_calculators_fast_reading_agrees_with_pydantic_on_numbers(raw):
     assert outcome(lambda: read_balance(raw)) == outcome(lambda: reference(raw))
+
+
+# 16- and 17-digit amounts that a binary float cannot hold: pydantic's JSON parser would read them as floats.
+EXACT = ["90071992547409.93", "12345678901234.57", "999999999999999.99", "-444221938123456.01", "0.07"]
+
+
+@pytest.mark.parametrize("text", EXACT)
+def test_a_json_number_amount_is_read_exactly_from_its_text(text):
+    raw = json.dumps({**ACCOUNT, "cash": "@"}).replace('"@"', text).encode()
+    assert str(parse_event_json(raw).cash) == text  # type: ignore[union-attr]
+    parsed = parse_event(1, raw)  # ingest
+    assert not isinstance(parsed, Bad) and str(parsed.event.cash) == text  # type: ignore[attr-defined]
+    held = read_balance(raw)[-1]  # the calculator
+    assert held.amounts[0] == int(text.replace(".", ""))
+    depository = json.dumps({**DEPOSITORY, "amount": "@"}).replace('"@"', text.lstrip("-")).encode()
+    assert str(parse_event_json(depository).amount) == text.lstrip("-")  # type: ignore[union-attr]
+
+
+def test_a_json_number_with_too_many_decimals_is_refused_not_rounded():
+    raw = json.dumps({**ACCOUNT, "cash": "@"}).replace('"@"', "12345678901234.561").encode()
+    result = bad(ACCOUNT, raw)
+    assert result.field == "cash" and "2 decimal places" in result.reason
+
+
+def test_an_amount_never_comes_from_a_python_float():
+    with pytest.raises(ValidationError) as exc:
+        EVENT_ADAPTER.validate_python({**ACCOUNT, "cash": 1.5})
+    [err] = exc.value.errors()
+    assert err["loc"][-1] == "cash" and err["type"] == "inexact_number"
