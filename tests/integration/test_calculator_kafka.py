@@ -163,8 +163,9 @@ async def test_poison_records_up_to_the_brokers_limit_are_dead_lettered_once_and
         assert (letter.topic, letter.partition, letter.offset, letter.payload_bytes) == placed[
             letter.payload_sha256 or ""]
         assert letter.payload_truncated and letter.field == "(record)"
-    assert figures[-1].lines["7010"] == Decimal("125.50") + Decimal("7.25")
-    assert figures[-1].last_event_id == "e4"
+    assert figures[-1].lines["7010"] == Decimal("125.50") + Decimal("7.25")  # both balances applied
+    # Both have the same as-of, on different partitions: either may be the latest applied.
+    assert figures[-1].last_event_id in {"e3", "e4"}
 
 
 async def test_faust_web_pages_are_off_and_the_services_own_pages_are_on(calculator):
