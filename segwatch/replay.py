@@ -22,10 +22,14 @@ from segwatch.system import LocalSystem, parse_output
 
 
 def describe_figures(f: Figures) -> str:
-    state = "DEFICIENCY" if f.excess < 0 else "under target" if f.excess < f.target else "ok"
+    state = ("DEFICIENCY" if f.excess < 0 else "under target" if f.target is not None and f.excess < f.target
+             else "ok")
+    if f.incomplete:
+        state += f" INCOMPLETE (no rate: {', '.join(f.missing_fx)})"
+    target = fmt_form(f.target) if f.target is not None else "none"
     return (
         f"figures {f.segment:>4} v{f.version:<4} required {fmt_form(f.requirement):>17}  held {fmt_form(f.funds):>17}"
-        f"  excess {fmt_form(f.excess):>15}  target {fmt_form(f.target):>13}  {state}"
+        f"  excess {fmt_form(f.excess):>15}  target {target:>13}  {state}"
     )
 
 

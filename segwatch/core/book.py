@@ -17,7 +17,7 @@ from schemas.events import (
 from schemas.records import Figures
 from segwatch.core.aggregate import Aggregate
 from segwatch.core.catalogue import SEGMENT_IDS
-from segwatch.core.figures import Consolidated, consolidate, figures_record
+from segwatch.core.figures import Consolidated, consolidate, figures_record, stalest_as_of
 from segwatch.core.settings import Settings
 from segwatch.core.statement import Lines
 
@@ -50,7 +50,8 @@ class Book:
             self.apply(ev)
 
     def consolidated(self, segment_id: str) -> Consolidated:
-        return consolidate(segment_id, self.aggregate.totals(segment_id), self.settings)
+        state = self.aggregate.segments[segment_id]
+        return consolidate(segment_id, state.totals, self.settings, state.as_of)
 
     def statement(self) -> dict[str, Lines]:
         return {sid: self.consolidated(sid).lines for sid in SEGMENT_IDS}
@@ -60,7 +61,7 @@ class Book:
         return figures_record(
             self.consolidated(segment_id),
             version=self.versions[segment_id],
-            as_of=state.as_of,
+            as_of=stalest_as_of(state.sources),
             computed_at=computed_at or datetime.now(UTC),
             accounts=state.accounts,
             depositories=state.depositories,

@@ -17,7 +17,7 @@ import orjson
 from schemas.events import ForeignRequirement, FxRate, ManagementTarget
 from schemas.records import Figures
 from segwatch.core.catalogue import SEGMENT_IDS
-from segwatch.core.figures import Consolidated, combine, consolidate, figures_record
+from segwatch.core.figures import Consolidated, combine, consolidate, figures_record, stalest_as_of
 from segwatch.core.settings import Settings
 from services.calculator.partials import Partial
 
@@ -39,6 +39,7 @@ def digest(c: Consolidated) -> str:
             "lines": {k: str(v) for k, v in c.lines.items()},
             "by_currency": {ccy: {k: str(v) for k, v in ls.items()} for ccy, ls in c.by_currency.items()},
             "missing_fx": list(c.missing_fx),
+            "stale_fx": list(c.stale_fx),
         },
         option=orjson.OPT_SORT_KEYS,
     )
@@ -78,8 +79,9 @@ class Combiner:
         return changed
 
     def consolidated(self, segment_id: str) -> Consolidated:
-        parts = [p.segments[segment_id].totals for p in self.partials.values() if segment_id in p.segments]
-        return consolidate(segment_id, combine(parts), self.settings)
+        segs = [p.segments[segment_id] for p in self.partials.values() if segment_id in p.segments]
+        newest = max((s.as_of for s in segs if s.as_of), default=None)
+        return consolidate(segment_id, combine(s.totals for s in segs), self.settings, newest)
 
     def flush(self, now: datetime) -> list[Figures]:
         """Figures for every segment whose figures changed since the last flush, in segment order."""
@@ -92,8 +94,10 @@ class Combiner:
             last = self.emitted.get(sid)
             if last is not None and last.digest == d:
                 continue
-            if last is None and not any(c.lines.values()):
-                continue  # a segment with nothing in it yet has no figures to publish
+            if last is None and not any(c.lines.values()) and not c.by_currency:
+                # A segment with nothing in it yet has no figures to publish. One that holds only a currency
+                # without a rate has all-zero USD lines but is published: its figures are incomplete.
+                continue
             version = (last.version if last else 0) + 1
             self.emitted[sid] = Emitted(version, d)
             out.append(self._record(sid, c, version, now))
@@ -102,7 +106,6 @@ class Combiner:
 
     def _record(self, sid: str, c: Consolidated, version: int, now: datetime) -> Figures:
         segs = [p.segments[sid] for p in self.partials.values() if sid in p.segments]
-        as_of = max((s.as_of for s in segs if s.as_of), default=None)
         sources: dict[str, datetime] = {}
         for s in segs:
             for src, ts in s.sources.items():
@@ -112,7 +115,7 @@ class Combiner:
         return figures_record(
             c,
             version=version,
-            as_of=as_of,
+            as_of=stalest_as_of(sources),
             computed_at=now,
             accounts=sum(s.accounts for s in segs),
             depositories=sum(s.depositories for s in segs),
