@@ -230,8 +230,8 @@ def test_missing_fx_fires_once_and_resolves() -> None:
     _, alerts = run(records)
     assert changes(alerts) == [("4d2", "missing_fx", "firing"), ("4d2", "missing_fx", "resolved")]
     firing, resolved = alerts
-    assert firing.severity == "warning" and not firing.page
-    assert firing.figures is not None
+    assert firing.severity == "critical" and firing.page  # incomplete figures cannot show compliance
+    assert firing.figures is not None and firing.figures.incomplete
     assert "EUR" in firing.summary and firing.figures.missing_fx == ["EUR"]
     assert firing.runbook == "docs/RUNBOOK.md#missing-fx"
     assert resolved.alert_id == firing.alert_id == "4d2:missing_fx:v1"
