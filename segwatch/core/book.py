@@ -49,6 +49,12 @@ class Book:
         for ev in events:
             self.apply(ev)
 
+    def holds(self, segment_id: str) -> bool:
+        """Whether the segment holds any balance: before it does it has no figures to publish (the calculator
+        publishes none), whatever settings it has."""
+        state = self.aggregate.segments[segment_id]
+        return bool(state.accounts or state.depositories)
+
     def consolidated(self, segment_id: str) -> Consolidated:
         state = self.aggregate.segments[segment_id]
         return consolidate(segment_id, state.totals, self.settings, state.as_of)

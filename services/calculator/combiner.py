@@ -78,6 +78,11 @@ class Combiner:
             self.trigger[sid] = (ev.event_id, ingested_at)
         return changed
 
+    def holds(self, segment_id: str) -> bool:
+        """Whether any balance of the segment is held (by any partition)."""
+        return any(p.segments[segment_id].accounts or p.segments[segment_id].depositories
+                   for p in self.partials.values() if segment_id in p.segments)
+
     def consolidated(self, segment_id: str) -> Consolidated:
         segs = [p.segments[segment_id] for p in self.partials.values() if segment_id in p.segments]
         newest = max((s.as_of for s in segs if s.as_of), default=None)
@@ -94,9 +99,9 @@ class Combiner:
             last = self.emitted.get(sid)
             if last is not None and last.digest == d:
                 continue
-            if last is None and not any(c.lines.values()) and not c.by_currency:
-                # A segment with nothing in it yet has no figures to publish. One that holds only a currency
-                # without a rate has all-zero USD lines but is published: its figures are incomplete.
+            if last is None and not self.holds(sid):
+                # A segment with no balance in it yet has no figures to publish (its settings alone are not
+                # figures). One that holds only a currency without a rate is published: incomplete figures.
                 continue
             version = (last.version if last else 0) + 1
             self.emitted[sid] = Emitted(version, d)
