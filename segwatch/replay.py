@@ -111,11 +111,8 @@ async def replay(
                 out(f"-- {name}: {len(events)} events")
             await system.post(http, events)
             book.apply_all(events)
-            expected = {
-                sid: book.consolidated(sid).lines
-                for sid in SEGMENT_IDS
-                if any(book.consolidated(sid).lines.values())
-            }
+            # A segment has figures once it holds a balance (its settings alone publish none).
+            expected = {sid: book.consolidated(sid).lines for sid in SEGMENT_IDS if book.holds(sid)}
             await watcher.wait_for(partial(watcher.figures_equal, expected), timeout, f"the figures after {name}")
             if pause:
                 await asyncio.sleep(pause)
