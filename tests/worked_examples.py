@@ -83,15 +83,15 @@ def multi_line_dco(prefix: str = "ex2") -> list[EventBase]:
 MULTI_LINE_DCO_FUNDS = D(760)
 
 
-def missing_jpy_rate(prefix: str = "ex3", jpy_rate: str | None = None) -> list[EventBase]:
+def missing_jpy_rate(prefix: str = "ex3", jpy_rate: str | None = None, sid: str = "4d2") -> list[EventBase]:
     """USD requirement 100M, funds 158M, plus a ¥9bn customer credit and no JPY rate: the figures are
     incomplete (JPY left out: the dollar excess shows +58M). At 0.0067 USD/JPY the ¥9bn is $60.3M owed, and
     the segment is in deficiency by 2.3M."""
     events: list[EventBase] = [
-        _account(prefix, "4d2", "USD-CUSTOMERS", cash="100000000"),
-        _account(prefix, "4d2", "JPY-CUSTOMER", "JPY", cash="9000000000"),
-        _depository(prefix, "4d2", "BANK1", "7070", "158000000"),
-        _target(prefix, "4d2", "1000000"),
+        _account(prefix, sid, "USD-CUSTOMERS", cash="100000000"),
+        _account(prefix, sid, "JPY-CUSTOMER", "JPY", cash="9000000000"),
+        _depository(prefix, sid, "BANK1", BANK_CASH[sid], "158000000"),
+        _target(prefix, sid, "1000000"),
     ]
     if jpy_rate is not None:
         events.append(FxRate(event_id=f"{prefix}-fx-JPY", source="fx", as_of=AS_OF, currency="JPY",
