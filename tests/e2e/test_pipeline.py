@@ -122,7 +122,9 @@ async def test_calculator_and_alerter_restart_mid_stream(system, watcher):
                 await system.restart_service("alerter")
             if system.services["calculator"].process.poll() is None:
                 expected = {sid: book.consolidated(sid).lines for sid in SEGMENT_IDS if book.holds(sid)}
-                await watcher.wait_for(lambda e=expected: watcher.figures_equal(e), 60, f"figures after {name}")
+                missing = {sid: book.consolidated(sid).missing_fx for sid in expected}
+                await watcher.wait_for(lambda e=expected, m=missing: watcher.figures_equal(e, m), 60,
+                                       f"figures after {name}")
     await assert_alerts_exactly_once(watcher)
     await assert_metrics_show(system, watcher.figures)
     assert_closing_equals_the_2017_filing(watcher.figures)
