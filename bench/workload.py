@@ -140,6 +140,7 @@ class Workload:
         long_options = int(s * rng.uniform(0, 0.05)) if rng.random() < 0.2 else 0
         short_options = -int(s * rng.uniform(0, 0.05)) if rng.random() < 0.15 else 0
         offset = int(s * rng.uniform(0, 0.1)) if c.deficit and rng.random() < 0.5 else 0
+        offset = min(offset, securities)  # the haircut value never exceeds the securities (Reg. 1.32(b))
         amounts = {
             "cash": money(cash), "securities": money(securities), "unrealized": money(unrealized),
             "long_options": money(long_options), "short_options": money(short_options),

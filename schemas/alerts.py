@@ -26,7 +26,7 @@ ExactAmount = Annotated[Decimal, Field(allow_inf_nan=False)]
 Severity = Literal["critical", "warning", "info"]
 State = Literal["firing", "resolved", "notice"]
 RuleName = Literal[
-    "deficiency", "under_target", "missing_fx", "disbursement_25pct", "disbursement_violation",
+    "deficiency", "under_target", "missing_fx", "stale_fx", "no_target", "disbursement_25pct", "disbursement_violation",
     "residual_interest_undermargined",
     "offshore_funds", "depository_not_acknowledged", "depository_not_qualified", "investment_not_permitted",
     "asset_concentration", "issuer_concentration", "average_maturity", "investment_report_overdue",
@@ -37,7 +37,7 @@ HoldingRuleName = Literal[
     "asset_concentration", "issuer_concentration", "average_maturity", "investment_report_overdue",
 ]
 # Rules whose alerts fire and resolve with a condition on the figures (the alert state).
-StateRuleName = Literal["deficiency", "under_target", "missing_fx"]
+StateRuleName = Literal["deficiency", "under_target", "missing_fx", "stale_fx", "no_target"]
 # Rules that publish one-off notices (state "notice"), never firing/resolved.
 NoticeRuleName = Literal["disbursement_25pct", "disbursement_violation"]
 NOTICE_RULES: frozenset[str] = frozenset(get_args(NoticeRuleName))
@@ -58,11 +58,13 @@ class AlertFigures(BaseModel):
     requirement: Total
     funds: Total
     excess: Total
-    target: Total
-    excess_over_target: Total
+    target: Total | None = Field(default=None, description="The management target; null when none is set.")
+    excess_over_target: Total | None = None
     missing_fx: list[Currency] = Field(
         default_factory=list, description="Currencies held without an FX rate, left out of the USD figures."
     )
+    incomplete: bool = Field(default=False, description="The USD figures leave a currency out (missing_fx).")
+    stale_fx: list[Currency] = Field(default_factory=list, description="Currencies held with a stale FX rate.")
 
 
 class AlertDisbursement(BaseModel):
@@ -102,7 +104,9 @@ class Alert(BaseModel):
         description="Stable for one incident: the firing and its resolution share it. "
         "Deterministic: segment, rule and the figures version at which the incident began."
     )
-    rule: RuleName = Field(description="deficiency, under_target, missing_fx, or disbursement_25pct (notices)")
+    rule: RuleName = Field(
+        description="deficiency, under_target, missing_fx, stale_fx, no_target, or disbursement_25pct (notices)"
+    )
     segment: SegmentId
     state: State = Field(
         description="firing / resolved: a state change of the alert; notice: a one-off compliance notice "

@@ -67,9 +67,19 @@ class AccountBalance(EventBase):
     short_options: NonPositiveMoney = Field(description="Market value of short (granted) options, <= 0.")
     offset_securities: NonNegativeMoney = Field(
         default=Decimal(0),
-        description="Haircut value of this customer's readily marketable securities eligible to offset its "
-        "deficit under Reg. 1.32(b).",
+        description="Haircut value of this row's customer securities (at most `securities`) that may secure "
+        "its debit under Reg. 1.32(b); the debit is measured without the securities.",
     )
+
+    @model_validator(mode="after")
+    def _offset_within_securities(self) -> Self:
+        # The haircut value never exceeds the market value: securities secure a debit once, at most at market.
+        if self.offset_securities > 0 and self.offset_securities > self.securities:
+            raise ValueError(
+                f"offset_securities: the haircut value {self.offset_securities} exceeds the securities at market "
+                f"{self.securities}"
+            )
+        return self
 
     @property
     def key(self) -> str:
@@ -152,12 +162,29 @@ class DepositoryBalance(EventBase):
         return f"depo|{self.segment}|{self.depository}"
 
 
+# A management target as a percentage of the requirement: 0-1000 %, at most 4 decimal places.
+Percentage = Annotated[Decimal, Field(allow_inf_nan=False, ge=0, le=1000, max_digits=8, decimal_places=4)]
+
+
 class ManagementTarget(EventBase):
-    """The FCM's management target for excess funds in one segment (residual-interest policy), in USD."""
+    """The FCM's management target for excess funds in one segment (residual-interest policy): a dollar
+    `amount`, or a `percentage` of the segment's requirement (NFA Financial Requirements Section 16(a) allows
+    either). Exactly one of them."""
 
     type: Literal["management_target"] = "management_target"
     segment: SegmentId
-    amount: NonNegativeMoney
+    amount: NonNegativeMoney | None = Field(default=None, description="The target in US dollars.")
+    percentage: Percentage | None = Field(
+        default=None, description="The target as a percentage of the requirement (5 = 5%)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.amount is None) == (self.percentage is None):
+            which = "neither" if self.amount is None else "both"
+            raise ValueError(f"amount: give exactly one of amount (USD) and percentage (of the requirement), "
+                             f"not {which}")
+        return self
 
     @property
     def key(self) -> str:

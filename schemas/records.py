@@ -19,19 +19,39 @@ class Figures(BaseModel):
     type: Literal["figures"] = "figures"
     segment: SegmentId
     version: int = Field(ge=0, description="Grows by one with every change of this segment's figures.")
-    as_of: datetime | None = Field(description="The latest as-of time among the inputs.")
+    as_of: datetime | None = Field(
+        description="The oldest of the input sources' newest as-of: a figure is only as current as its stalest "
+        "source."
+    )
     computed_at: datetime
     lines: dict[LineCode, Total] = Field(description="Every line of the statement, in US dollars.")
     by_currency: dict[Currency, dict[LineCode, Total]] = Field(
         default_factory=dict, description="The statement computed currency by currency, in that currency."
     )
+    excess_by_currency: dict[Currency, Total] = Field(
+        default_factory=dict,
+        description="Per currency, in that currency: funds held in it less the requirement in it (Reg. 1.32(a)).",
+    )
     requirement: Total
     funds: Total
     excess: Total
-    target: Total
-    excess_over_target: Total
+    target: Total | None = Field(description="The management target in USD; null when none is set.")
+    excess_over_target: Total | None = Field(description="excess - target; null when no target is set.")
     missing_fx: list[Currency] = Field(
-        default_factory=list, description="Currencies held without an FX rate; left out of the USD lines."
+        default_factory=list, description="Currencies held that never had an FX rate; left out of the USD lines."
+    )
+    incomplete: bool = Field(
+        default=False,
+        description="True when a currency held has no FX rate (missing_fx): the USD figures leave it out, so "
+        "they cannot show that the segment is compliant.",
+    )
+    stale_fx: list[Currency] = Field(
+        default_factory=list,
+        description="Currencies held whose last FX rate is older than the configured age "
+        "(SEGWATCH_FX_MAX_AGE_SECONDS) behind the segment's newest balance.",
+    )
+    fx_as_of: dict[Currency, datetime] = Field(
+        default_factory=dict, description="Each non-USD currency held and the as-of of the rate used for it."
     )
     accounts: int = Field(ge=0, description="Customer account balances held.")
     depositories: int = Field(ge=0, description="Depository balances held.")

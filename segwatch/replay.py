@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -22,10 +22,14 @@ from segwatch.system import LocalSystem, parse_output
 
 
 def describe_figures(f: Figures) -> str:
-    state = "DEFICIENCY" if f.excess < 0 else "under target" if f.excess < f.target else "ok"
+    state = ("DEFICIENCY" if f.excess < 0 else "under target" if f.target is not None and f.excess < f.target
+             else "ok")
+    if f.incomplete:
+        state += f" INCOMPLETE (no rate: {', '.join(f.missing_fx)})"
+    target = fmt_form(f.target) if f.target is not None else "none"
     return (
         f"figures {f.segment:>4} v{f.version:<4} required {fmt_form(f.requirement):>17}  held {fmt_form(f.funds):>17}"
-        f"  excess {fmt_form(f.excess):>15}  target {fmt_form(f.target):>13}  {state}"
+        f"  excess {fmt_form(f.excess):>15}  target {target:>13}  {state}"
     )
 
 
@@ -86,8 +90,15 @@ class Watcher:
         except TimeoutError:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}") from None
 
-    def figures_equal(self, expected: Mapping[str, Mapping[str, Decimal]]) -> bool:
-        return all(sid in self.figures and self.figures[sid].lines == lines for sid, lines in expected.items())
+    def figures_equal(self, expected: Mapping[str, Mapping[str, Decimal]],
+                      missing_fx: Mapping[str, Sequence[str]] | None = None) -> bool:
+        """The latest figures have these lines (and, when given, leave out exactly these currencies: lines alone
+        cannot tell incomplete figures from the complete ones before a currency without a rate arrived)."""
+        return all(
+            sid in self.figures and self.figures[sid].lines == lines
+            and (missing_fx is None or list(self.figures[sid].missing_fx) == list(missing_fx.get(sid, ())))
+            for sid, lines in expected.items()
+        )
 
 
 async def replay(
@@ -107,12 +118,11 @@ async def replay(
                 out(f"-- {name}: {len(events)} events")
             await system.post(http, events)
             book.apply_all(events)
-            expected = {
-                sid: book.consolidated(sid).lines
-                for sid in SEGMENT_IDS
-                if any(book.consolidated(sid).lines.values())
-            }
-            await watcher.wait_for(partial(watcher.figures_equal, expected), timeout, f"the figures after {name}")
+            # A segment has figures once it holds a balance (its settings alone publish none).
+            expected = {sid: book.consolidated(sid).lines for sid in SEGMENT_IDS if book.holds(sid)}
+            missing = {sid: book.consolidated(sid).missing_fx for sid in expected}
+            await watcher.wait_for(partial(watcher.figures_equal, expected, missing), timeout,
+                                   f"the figures after {name}")
             if pause:
                 await asyncio.sleep(pause)
     return book

@@ -2,7 +2,10 @@
 
 Thousands of customer accounts and tens of depository accounts across all three segments. The day opens
 near the closing book, moves through the day, and in the 4d(2) segment a clearing-house margin outflow
-pushes the excess under the management target, then into a deficiency, then back. At the close every
+pushes the excess under the management target, then into a deficiency, then back. On the way it exercises
+what the figures must get right: accounts in debit secured by their own securities (line 5), clearing
+margin accounts reporting on several lines, euro balances before the EUR rate is in (incomplete figures),
+and a management target set as a percentage of the requirement. At the close every
 balance is restated so that the statement equals the 2017-11-06 reference filing line by line.
 Deterministic for a seed; pure (no Kafka).
 """
@@ -22,6 +25,7 @@ from schemas.events import (
     DepositoryBalance,
     EventBase,
     ForeignRequirement,
+    FxRate,
     ManagementTarget,
 )
 from segwatch.core import statement
@@ -36,6 +40,10 @@ PREFIX = {"4d2": "F", "30.7": "S", "4df": "X"}
 # Where the 4d(2) dip happens: the clearing house's cash margin account (line 8A, code 7100).
 DIP_LINE = "7100"
 US_LINES = frozenset({"7500", "7540"})
+# The day's foreign-currency business (30.7) and the 4d(f) target as a percentage during the day.
+EURO_CREDIT = Decimal("2500000.00")
+EUR_RATE = Decimal("1.1612")
+PERCENTAGE_TARGET_4DF = Decimal("1.5")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +60,11 @@ class Account:
     @property
     def nle(self) -> Decimal:
         return self.cash + self.securities + self.unrealized + self.long_options + self.short_options
+
+    @property
+    def without_securities(self) -> Decimal:
+        """What line 5 measures a debit on (Reg. 1.32(b)): the balance without the customer's securities."""
+        return self.cash + self.unrealized + self.long_options + self.short_options
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,24 +96,27 @@ def customer_accounts(segment_id: str, leaves: dict[str, Decimal], n: int, rng: 
     k = max(1, n // 25) if gross > 0 else 0
     accounts: list[Account] = []
     prefix = PREFIX[segment_id]
-    # Accounts liquidating to a deficit: NLE = -g_i, offset by up to g_i of their own securities.
+    # Accounts with a debit (Reg. 1.32(b)): cash + unrealized = -g_i, measured without their securities, which
+    # are worth a little more at market than their haircut value o_i (<= g_i) that secures the debit once.
     deficits = split(gross, [rng.uniform(0.2, 1.0) for _ in range(k)]) if k else []
     offsets = split(offset, [float(g) for g in deficits]) if k else []
     offsets = [min(o, g) for o, g in zip(offsets, deficits, strict=True)]
     offsets[-1:] = [offsets[-1] + (offset - sum(offsets))] if k else []
-    used_cash = used_unrealized = ZERO
+    used_cash = used_unrealized = used_securities = ZERO
     for i, (g, o) in enumerate(zip(deficits, offsets, strict=True)):
         cash = (g * Decimal(rng.uniform(0, 1))).quantize(CENT)
         unrealized = -g - cash
+        securities = (o * Decimal("1.25")).quantize(CENT)  # a 20% haircut
         used_cash += cash
         used_unrealized += unrealized
-        accounts.append(Account(segment_id, f"{prefix}-D{i:05d}", cash, ZERO, unrealized, ZERO, ZERO, o))
+        used_securities += securities
+        accounts.append(Account(segment_id, f"{prefix}-D{i:05d}", cash, securities, unrealized, ZERO, ZERO, o))
     # Accounts with equity share the rest in one proportion, so each NLE is its share of a positive total.
     m = n - k
     weights = [rng.lognormvariate(0, 1.0) + 0.05 for _ in range(m)]
     comps = {
         "cash": split(leaves[codes["cash"]] - used_cash, weights),
-        "securities": split(leaves[codes["securities"]], weights),
+        "securities": split(leaves[codes["securities"]] - used_securities, weights),
         "unrealized": split(leaves[codes["unrealized"]] - used_unrealized, weights),
         "long_options": split(leaves[codes["long_options"]], weights),
         "short_options": split(leaves[codes["short_options"]], weights),
@@ -114,14 +130,14 @@ def customer_accounts(segment_id: str, leaves: dict[str, Decimal], n: int, rng: 
 
 
 def _no_rounding_deficits(accounts: list[Account], k: int) -> list[Account]:
-    """Cent rounding can leave an equity account a few cents negative; move those cents to the largest."""
+    """Cent rounding can leave an equity account a few cents in debit; move those cents to the largest."""
     equity = accounts[k:]
-    largest = max(range(len(equity)), key=lambda j: equity[j].nle)
+    largest = max(range(len(equity)), key=lambda j: equity[j].without_securities)
     moved = ZERO
     for j, acct in enumerate(equity):
-        if acct.nle < 0 and j != largest:
-            moved += -acct.nle
-            equity[j] = _replace_cash(acct, acct.cash - acct.nle)
+        if acct.without_securities < 0 and j != largest:
+            moved += -acct.without_securities
+            equity[j] = _replace_cash(acct, acct.cash - acct.without_securities)
     equity[largest] = _replace_cash(equity[largest], equity[largest].cash - moved)
     return accounts[:k] + equity
 
@@ -131,14 +147,24 @@ def _replace_cash(a: Account, cash: Decimal) -> Account:
                    a.offset_securities)
 
 
+# Clearing-organization margin accounts report on several lines each (cash, securities, settlement): one
+# depository account, one balance per line (each line's balance is keyed by depository, line and currency).
+MARGIN_ACCOUNT_LINES = {
+    "4d2": frozenset({"7100", "7110", "7120", "7130"}),
+    "30.7": frozenset({"7640", "7650", "7660", "7670", "7675"}),
+    "4df": frozenset({"8630", "8640", "8650", "8660"}),
+}
+
+
 def depository_accounts(segment_id: str, leaves: dict[str, Decimal], rng: random.Random) -> list[Depository]:
     out = []
     seg = SEGMENTS[segment_id]
     for code in sorted(seg.depository_codes):
         amount = leaves.get(code, ZERO)
         count = 1 if amount == 0 else rng.randint(1, 3)
+        name = "DCO" if code in MARGIN_ACCOUNT_LINES[segment_id] else code
         for i, part in enumerate(split(amount, [rng.uniform(0.3, 1.0) for _ in range(count)])):
-            out.append(Depository(segment_id, f"{PREFIX[segment_id]}-{code}-{i}", code, part))
+            out.append(Depository(segment_id, f"{PREFIX[segment_id]}-{name}-{i}", code, part))
     return out
 
 
@@ -193,8 +219,20 @@ class Day:
         """The day in phases. A replay pauses between phases, so that each dip step is seen on its own."""
         out: list[tuple[str, list[EventBase]]] = []
         moved: dict[str, Account] = {}
-        # Opening: funds first, then customers near their closing balances (small moves that are restated at
-        # the close, far smaller than any segment's room over its target), then the FCM's settings.
+        # Opening: the FCM's settings first (a segment's figures without a target would warn "no target"),
+        # then funds, then customers near their closing balances (small moves that are restated at the close,
+        # far smaller than any segment's room over its target). The 4d(f) target is a percentage of the
+        # requirement during the day (NFA 16(a) allows either) and restated as the filed amount at the close.
+        settings: list[EventBase] = [
+            ManagementTarget(event_id=self._id(), source="treasury", as_of=OPEN, segment=sid,  # type: ignore[arg-type]
+                             amount=self.book[sid][seg.target])
+            for sid, seg in SEGMENTS.items() if sid != "4df"
+        ]
+        settings.append(ManagementTarget(event_id=self._id(), source="treasury", as_of=OPEN, segment="4df",
+                                         percentage=PERCENTAGE_TARGET_4DF))
+        settings.append(ForeignRequirement(event_id=self._id(), source="treasury", as_of=OPEN,
+                                           amount=self.book["30.7"]["7305"]))
+        out.append(("management targets", settings))
         out.append(("opening depositories", [
             self.depository_event(d, OPEN) for sid in SEGMENTS for d in self.depositories[sid]
         ]))
@@ -207,14 +245,12 @@ class Day:
                 opening.append(self.account_event(a, OPEN, delta))
         out.append(("opening accounts", opening))
         at = OPEN + timedelta(minutes=1)
-        settings: list[EventBase] = [
-            ManagementTarget(event_id=self._id(), source="treasury", as_of=at, segment=sid,  # type: ignore[arg-type]
-                             amount=self.book[sid][seg.target])
-            for sid, seg in SEGMENTS.items()
-        ]
-        settings.append(ForeignRequirement(event_id=self._id(), source="treasury", as_of=at,
-                                           amount=self.book["30.7"]["7305"]))
-        out.append(("management targets", settings))
+        # Euro business in 30.7 before the day's EUR rate is in: the figures are incomplete (missing_fx pages)
+        # until the rate arrives; both balances are closed out (a zero) at the close.
+        euro = self._euro(at)
+        out.append(("30.7 euro balances, no EUR rate yet", euro))
+        out.append(("EUR rate", [FxRate(event_id=self._id(), source="fx", as_of=at, currency="EUR",
+                                        usd_per_unit=EUR_RATE)]))
         # The day: account updates spread over it, with the four steps of the 4d(2) dip between them.
         everyone = [a for sid in SEGMENTS for a in self.accounts[sid]]
         start, span = at + timedelta(minutes=1), (CLOSE - at - timedelta(minutes=32)).total_seconds()
@@ -239,12 +275,26 @@ class Day:
         # The close: every account that moved and the dipped depository restated at their closing balances.
         closing: list[EventBase] = [self.account_event(a, CLOSE) for a in moved.values()]
         closing.append(self.depository_event(self._dip_account(), CLOSE))
+        closing.extend(self._euro(CLOSE, closed=True))
+        closing.append(ManagementTarget(event_id=self._id(), source="treasury", as_of=CLOSE, segment="4df",
+                                        amount=self.book["4df"][SEGMENTS["4df"].target]))
         out.append(("close", closing))
         return out
 
     def events(self) -> Iterator[EventBase]:
         for _, events in self.phases():
             yield from events
+
+    def _euro(self, at: datetime, *, closed: bool = False) -> list[EventBase]:
+        """A 30.7 customer's euro credit and the euros held for it at a non-US bank (zero once closed out)."""
+        credit, held = (ZERO, ZERO) if closed else (EURO_CREDIT, EURO_CREDIT + EURO_CREDIT / 10)
+        return [
+            AccountBalance(event_id=self._id(), source="ledger", as_of=at, segment="30.7", account="S-EUR-000001",
+                           currency="EUR", cash=credit, securities=ZERO, unrealized=ZERO, long_options=ZERO,
+                           short_options=ZERO),
+            DepositoryBalance(event_id=self._id(), source="bank", as_of=at, segment="30.7", depository="S-EUR-BANK",
+                              line="7520", currency="EUR", location="non_us", amount=held),
+        ]
 
     def _nudge(self, a: Account) -> Decimal:
         if self.rng.random() > 0.3:

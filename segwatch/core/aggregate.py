@@ -27,7 +27,7 @@ class SegmentState:
     depositories: int = 0
     as_of: datetime | None = None
     last_event_id: str | None = None
-    sources: dict[str, datetime] = field(default_factory=dict)  # source -> newest as-of it has sent
+    sources: dict[str, datetime] = field(default_factory=dict)  # source -> newest as-of of any balance it sent
 
     @property
     def totals(self) -> dict[str, dict[str, Decimal]]:
@@ -57,6 +57,13 @@ class Aggregate:
         return self.put(key, new)
 
     def put(self, key: str, new: Held) -> bool:
+        as_of = new.as_of
+        # Each source's newest as-of, over every balance it sent (superseded or not: the max of all, so the
+        # same whatever the arrival order). The figures' as-of is the oldest of these.
+        sources = self.segments[new.segment].sources
+        seen = sources.get(new.source)
+        if seen is None or as_of > seen:
+            sources[new.source] = as_of
         old = self.held.get(key)
         # The ordering rule for balances: a newer as-of wins, and at the same as-of the greater event id, so
         # arrival order never matters; an older balance or the same event again changes nothing.
@@ -98,13 +105,8 @@ class Aggregate:
         else:
             self.segments[old.segment].add(old, -1)
             state.add(new, +1)
-        as_of = new.as_of
         if state.as_of is None or as_of >= state.as_of:
             state.as_of, state.last_event_id = as_of, new.event_id
-        sources = state.sources
-        seen = sources.get(new.source)
-        if seen is None or as_of > seen:
-            sources[new.source] = as_of
         return True
 
     def load(self, items: Iterable[tuple[str, Held]]) -> None:

@@ -22,7 +22,7 @@ from schemas.events import (
 from schemas.records import Figures
 from segwatch.core.aggregate import Aggregate
 from segwatch.core.catalogue import SEGMENT_IDS
-from segwatch.core.figures import Consolidated, consolidate, figures_record
+from segwatch.core.figures import Consolidated, consolidate, figures_record, stalest_as_of
 from segwatch.core.settings import Settings
 from segwatch.core.statement import Lines
 
@@ -61,8 +61,15 @@ class Book:
         for ev in events:
             self.apply(ev)
 
+    def holds(self, segment_id: str) -> bool:
+        """Whether the segment holds any balance: before it does it has no figures to publish (the calculator
+        publishes none), whatever settings it has."""
+        state = self.aggregate.segments[segment_id]
+        return bool(state.accounts or state.depositories)
+
     def consolidated(self, segment_id: str) -> Consolidated:
-        return consolidate(segment_id, self.aggregate.totals(segment_id), self.settings)
+        state = self.aggregate.segments[segment_id]
+        return consolidate(segment_id, state.totals, self.settings, state.as_of)
 
     def statement(self) -> dict[str, Lines]:
         return {sid: self.consolidated(sid).lines for sid in SEGMENT_IDS}
@@ -72,7 +79,7 @@ class Book:
         return figures_record(
             self.consolidated(segment_id),
             version=self.versions[segment_id],
-            as_of=state.as_of,
+            as_of=stalest_as_of(state.sources),
             computed_at=computed_at or datetime.now(UTC),
             accounts=state.accounts,
             depositories=state.depositories,

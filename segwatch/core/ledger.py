@@ -73,15 +73,18 @@ class Held:
 def account_amounts(
     cash: int, securities: int, unrealized: int, long_options: int, short_options: int, offset_securities: int,
 ) -> tuple[int, int, int, int, int, int, int]:
-    """Lines 1-3 take every account as it is; line 5 adds back its deficit less the 1.32(b) offset,
-    which uses only this customer's own securities and never exceeds the deficit. In cents, in ACCOUNT_CODES
-    order."""
-    nle = cash + securities + unrealized + long_options + short_options
-    if nle >= 0:
+    """Lines 1-3 take every account as it is. Line 5 (Reg. 1.32(b)): the debit is measured WITHOUT the
+    customer's securities, debit = max(0, -(cash + unrealized + long + short)), because securities are not
+    cash; the offset is the haircut value of those securities, at most the debit, so they secure the debit
+    once and never count twice. The account then adds NLE + debit - min(debit, haircut) >= 0 to the
+    requirement. Per (account, currency) row: a customer's securities in one currency never offset its debit
+    in another (conservative: the requirement can only be higher than a cross-currency offset would make it).
+    In cents, in ACCOUNT_CODES order."""
+    debit = -(cash + unrealized + long_options + short_options)
+    if debit <= 0:
         return (cash, securities, unrealized, long_options, short_options, 0, 0)
-    deficit = -nle
-    return (cash, securities, unrealized, long_options, short_options, deficit,
-            -(deficit if offset_securities > deficit else offset_securities))
+    return (cash, securities, unrealized, long_options, short_options, debit,
+            -(debit if offset_securities > debit else offset_securities))
 
 
 def _cents_of(ev: AccountBalance) -> tuple[int, ...]:
@@ -94,7 +97,10 @@ def account_key(ev: AccountBalance) -> str:
 
 
 def depository_key(ev: DepositoryBalance) -> str:
-    return f"depo|{ev.segment}|{ev.depository}|{ev.currency}"
+    """One depository account reports on several lines (a DCO: cash 7100, securities 7120, settlement 7130):
+    each (line, currency) of it is a balance of its own. Moving money to another line is restated with a zero
+    on the old line."""
+    return f"depo|{ev.segment}|{ev.depository}|{ev.line}|{ev.currency}"
 
 
 def held_of(ev: AccountBalance | DepositoryBalance) -> tuple[str, Held]:

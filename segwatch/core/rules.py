@@ -6,16 +6,25 @@ rebuilds it from that topic (`AlertStates.from_alerts`) and never fires the same
 
 Rules (each evaluated on the exact Decimal figures of one segment; segments never net):
 
-    deficiency     excess < 0                 critical, pages   CFTC Reg. 1.12(h) immediate notice
-    under_target   excess < management target warning           Reg. 1.11 target, Reg. 1.12(j) notice
-    missing_fx     figures.missing_fx given   warning           the USD figures leave those currencies out
+    deficiency     excess < 0                   critical, pages   CFTC Reg. 1.12(h) immediate notice
+    under_target   excess < management target   warning           Reg. 1.11 target, Reg. 1.12(j) notice
+                   (only when a target is set)
+    missing_fx     figures incomplete: a        critical, pages   Reg. 1.32(a): the USD figures leave those
+                   currency held never had a                      currencies out, so they cannot show that
+                   rate (figures.missing_fx)                      the segment is compliant
+    stale_fx       figures.stale_fx given: a    warning           Reg. 1.32(a): converted at an old rate
+                   rate older than the
+                   configured age
+    no_target      no management target set     warning           Reg. 1.11(e)(3)(i), NFA Financial
+                   for the segment                                Requirements 16(a): a target is required
 
 An alert fires when its condition becomes true and resolves when it becomes false: one record per state
-change, never one per figures update. Within one update, resolutions come first (deficiency, then
-under_target, then missing_fx), then firings (under_target, then deficiency, then missing_fx), so a
-segment sliding into deficiency reads "under target, deficiency" and its recovery "deficiency resolved,
-under target resolved". A figures record whose version is not above the last one seen for its segment is
-a replay or duplicate and changes nothing.
+change, never one per figures update. Incomplete figures (a currency held without a rate, left out of the
+dollars) never resolve a deficiency or an under-target alert: they cannot show that it is cured. Within one
+update, resolutions come first (deficiency, under_target, missing_fx, stale_fx, no_target), then firings
+(under_target, deficiency, missing_fx, stale_fx, no_target), so a segment sliding into deficiency reads
+"under target, deficiency" and its recovery "deficiency resolved, under target resolved". A figures record
+whose version is not above the last one seen for its segment is a replay or duplicate and changes nothing.
 
 Also here: the CBOT Rule 971.E 25% disbursement check (`check_disbursement`, `DisbursementWindow`) and its
 wiring to the disbursement events (`DisbursementMonitor`): each disbursement not for the benefit of
@@ -83,7 +92,16 @@ _UNDER_TARGET_REGULATION: Final[Mapping[str, str]] = MappingProxyType(
 
 _MISSING_FX_REGULATION: Final = (
     "CFTC Reg. 1.32(a): the computation is made currency by currency; a currency without an FX rate is left"
-    " out of the US-dollar figures, so the dollar excess is not the whole picture"
+    " out of the US-dollar figures, so they cannot show that the segment is compliant"
+)
+
+_STALE_FX_REGULATION: Final = (
+    "CFTC Reg. 1.32(a): the US-dollar figures convert a currency at a rate older than the configured age"
+)
+
+_NO_TARGET_REGULATION: Final = (
+    "CFTC Reg. 1.11(e)(3)(i) and NFA Financial Requirements Section 16(a): the FCM's residual-interest policy"
+    " sets a management target for each segment (a dollar amount or a percentage); none is set here"
 )
 
 
@@ -136,40 +154,83 @@ UNDER_TARGET = Rule(
     severity="warning",
     page=False,
     anchor="under-target",
-    condition=lambda f: f.excess < f.target,
+    condition=lambda f: f.target is not None and f.excess < f.target,
     regulation=lambda segment: _UNDER_TARGET_REGULATION[segment],
     firing_summary=lambda f: (
-        f"{SEGMENT_NAMES[f.segment]} under its management target by {usd(-f.excess_over_target)}:"
-        f" excess {usd(f.excess)}, target {usd(f.target)}"
+        f"{SEGMENT_NAMES[f.segment]} under its management target by {usd((f.target or ZERO) - f.excess)}:"
+        f" excess {usd(f.excess)}, target {_target(f)}"
     ),
     resolved_summary=lambda f: (
         f"{SEGMENT_NAMES[f.segment]} back at or above its management target: excess {usd(f.excess)},"
-        f" target {usd(f.target)}"
+        f" target {_target(f)}"
     ),
 )
 
 MISSING_FX = Rule(
     name="missing_fx",
-    severity="warning",
-    page=False,
+    severity="critical",
+    page=True,
     anchor="missing-fx",
-    condition=lambda f: bool(f.missing_fx),
+    condition=lambda f: f.incomplete or bool(f.missing_fx),
     regulation=lambda segment: _MISSING_FX_REGULATION,
     firing_summary=lambda f: (
-        f"{SEGMENT_NAMES[f.segment]}: no FX rate for {', '.join(sorted(f.missing_fx))}; those balances are"
-        f" left out of the USD figures (excess shown {usd(f.excess)})"
+        f"{SEGMENT_NAMES[f.segment]} figures INCOMPLETE: no FX rate for {', '.join(sorted(f.missing_fx))};"
+        f" those balances are left out of the USD figures (excess shown {usd(f.excess)}), which cannot show"
+        " that the segment is compliant — publish the rate, judge the segment currency by currency meanwhile"
     ),
     resolved_summary=lambda f: (
         f"{SEGMENT_NAMES[f.segment]}: every currency held has an FX rate again; excess {usd(f.excess)}"
     ),
 )
 
+STALE_FX = Rule(
+    name="stale_fx",
+    severity="warning",
+    page=False,
+    anchor="stale-fx",
+    condition=lambda f: bool(f.stale_fx),
+    regulation=lambda segment: _STALE_FX_REGULATION,
+    firing_summary=lambda f: (
+        f"{SEGMENT_NAMES[f.segment]}: the FX rate of {', '.join(sorted(f.stale_fx))} is stale"
+        f" ({_rate_dates(f)}); the USD figures convert at it (excess shown {usd(f.excess)})"
+    ),
+    resolved_summary=lambda f: f"{SEGMENT_NAMES[f.segment]}: every FX rate used is current again",
+)
+
+NO_TARGET = Rule(
+    name="no_target",
+    severity="warning",
+    page=False,
+    anchor="no-target",
+    condition=lambda f: f.target is None,
+    regulation=lambda segment: _NO_TARGET_REGULATION,
+    firing_summary=lambda f: (
+        f"{SEGMENT_NAMES[f.segment]}: no management target set, so nothing warns before a deficiency"
+        f" (excess {usd(f.excess)}) — set one (a dollar amount or a percentage of the requirement)"
+    ),
+    resolved_summary=lambda f: f"{SEGMENT_NAMES[f.segment]}: management target set: {_target(f)}",
+)
+
+
+def _target(f: Figures) -> str:
+    return usd(f.target) if f.target is not None else "none set"
+
+
+def _rate_dates(f: Figures) -> str:
+    return ", ".join(
+        f"{ccy} as of {f.fx_as_of[ccy].isoformat()}" if ccy in f.fx_as_of else ccy for ccy in sorted(f.stale_fx)
+    )
+
+
 RULES: Final[Mapping[str, Rule]] = MappingProxyType(
-    {rule.name: rule for rule in (DEFICIENCY, UNDER_TARGET, MISSING_FX)}
+    {rule.name: rule for rule in (DEFICIENCY, UNDER_TARGET, MISSING_FX, STALE_FX, NO_TARGET)}
 )
 RULE_NAMES: Final[tuple[str, ...]] = get_args(StateRuleName)  # the rules with alert state (not notices)
-FIRING_ORDER: Final[tuple[Rule, ...]] = (UNDER_TARGET, DEFICIENCY, MISSING_FX)
-RESOLVING_ORDER: Final[tuple[Rule, ...]] = (DEFICIENCY, UNDER_TARGET, MISSING_FX)
+FIRING_ORDER: Final[tuple[Rule, ...]] = (UNDER_TARGET, DEFICIENCY, MISSING_FX, STALE_FX, NO_TARGET)
+RESOLVING_ORDER: Final[tuple[Rule, ...]] = (DEFICIENCY, UNDER_TARGET, MISSING_FX, STALE_FX, NO_TARGET)
+# Incomplete figures leave a currency out: they can show neither that a deficiency is cured nor that the
+# excess is back above target, so these stay firing until complete figures say so.
+HELD_ON_INCOMPLETE: Final = frozenset({"deficiency", "under_target"})
 if set(RULES) != set(RULE_NAMES):  # pragma: no cover - a declaration error
     raise RuntimeError(f"rules {sorted(RULES)} do not match RuleName {sorted(RULE_NAMES)}")
 
@@ -194,6 +255,8 @@ def alert_figures(f: Figures) -> AlertFigures:
         target=f.target,
         excess_over_target=f.excess_over_target,
         missing_fx=sorted(f.missing_fx),
+        incomplete=f.incomplete,
+        stale_fx=sorted(f.stale_fx),
     )
 
 
@@ -309,7 +372,9 @@ def evaluate(states: AlertStates, figures: Figures, *, now: datetime) -> Evaluat
     changes: list[Alert] = []
     for rule in RESOLVING_ORDER:
         current = states.firing(figures.segment, rule.name)
-        if current is not None and not conditions[rule.name]:
+        if current is not None and not conditions[rule.name] and not (
+            figures.incomplete and rule.name in HELD_ON_INCOMPLETE
+        ):
             changes.append(_record(rule, figures, "resolved", current.alert_id, current.started_at, now))
     for rule in FIRING_ORDER:
         if conditions[rule.name] and not states.is_firing(figures.segment, rule.name):

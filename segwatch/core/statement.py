@@ -14,11 +14,14 @@ Lines = dict[str, Decimal]
 
 
 def compute(segment_id: str, leaves: Mapping[str, Decimal], *, summary: bool = False) -> Lines:
-    """Every line of the segment, in form order. Missing leaves count as zero.
+    """Every line of the segment, in form order. Missing leaves count as zero, except the management target:
+    a segment with no target set has no target lines (a finding, not a target of zero), so the target and
+    excess-over-target lines are there only when the target line is given.
 
     `summary` is the older 30.7 summary form: 7360 is given (no requirement detail), 7370 is shown.
     """
     seg = segment(segment_id)
+    untargeted = frozenset() if seg.target in leaves else frozenset({seg.target, seg.over_target})
     values: Lines = {ln.code: leaves.get(ln.code, ZERO) for ln in seg.leaves}
     for ln in EVALUATION_ORDER[segment_id]:
         if summary and ln.code == seg.requirement:
@@ -30,7 +33,8 @@ def compute(segment_id: str, leaves: Mapping[str, Decimal], *, summary: bool = F
     return {
         ln.code: values[ln.code]
         for ln in seg.lines
-        if (shown is None and not ln.summary_only) or (shown is not None and ln.code in shown)
+        if ((shown is None and not ln.summary_only) or (shown is not None and ln.code in shown))
+        and ln.code not in untargeted
     }
 
 

@@ -167,6 +167,32 @@ def segregation_panels(y: int) -> list[Any]:
     return panels
 
 
+def currency_panels(y: int) -> list[Any]:
+    """Reg. 1.32(a): the computation currency by currency, and whether the dollar figures are complete."""
+    panels: list[Any] = [row("Currencies: excess in each currency, FX completeness", y)]
+    w = WIDTH // (len(SEGMENTS) + 1)
+    for i, seg in enumerate(SEGMENTS.values()):
+        panels.append(timeseries(
+            f"{segment_name(seg)}: excess by currency (in that currency)",
+            [(f"max by (currency) ({sel(m.EXCESS_BY_CURRENCY, segment=seg.id)})", "{{currency}}")],
+            g.GridPos(h=8, w=w, x=i * w, y=y + 1), unit="short", zero_line=True,
+            description=f"{seg.title}: funds held in each currency less the requirement in it, in that currency's "
+                        "units (Reg. 1.32(a), 1.49). A currency without an FX rate is left out of the dollar "
+                        "figures but shown here.",
+        ))
+    panels.append(state_timeline(
+        "FX completeness per segment",
+        f"max by (segment) ({m.INCOMPLETE}) * 2 or max by (segment) ({m.STALE_FX} > bool 0)",
+        "{{segment}}", g.GridPos(h=8, w=WIDTH - len(SEGMENTS) * w, x=len(SEGMENTS) * w, y=y + 1),
+        mappings=value_map({"0": ("complete", "green"), "1": ("stale rate", "orange"),
+                            "2": ("INCOMPLETE", "red")}),
+        description="INCOMPLETE: a currency held has no FX rate, so the dollar figures leave it out and cannot "
+                    "show compliance (SegwatchMissingFx pages). Stale rate: converted at a rate older than "
+                    "SEGWATCH_FX_MAX_AGE_SECONDS.",
+    ))
+    return panels
+
+
 def statement_table(seg: Segment, pos: Any) -> Any:
     """Every line of the segment: code, the form's line number and label (from the catalogue), amount."""
     expr = (
@@ -315,7 +341,8 @@ def dashboard_annotations() -> Any:
 def build() -> dict[str, Any]:
     """The dashboard model, as Grafana stores it."""
     panels: list[Any] = []
-    for make in (now_panels, segregation_panels, statement_panels, alert_panels, input_panels, pipeline_panels):
+    for make in (now_panels, segregation_panels, currency_panels, statement_panels, alert_panels, input_panels,
+                 pipeline_panels):
         y = max((p.gridPos.y + p.gridPos.h for p in panels), default=0)
         panels.extend(make(y))
     dashboard = g.Dashboard(

@@ -28,6 +28,10 @@ EXCESS_OVER_TARGET: Final = "segwatch_excess_over_target_dollars"
 STATEMENT_LINE: Final = "segwatch_statement_line_dollars"  # labels: segment, line (the line code)
 FIGURES_VERSION: Final = "segwatch_figures_version"
 MISSING_FX: Final = "segwatch_missing_fx_currencies"
+STALE_FX: Final = "segwatch_stale_fx_currencies"
+INCOMPLETE: Final = "segwatch_figures_incomplete"  # 1 while the USD figures leave a currency out
+# Reg. 1.32(a): per currency, in that currency's units (labels: segment, currency).
+EXCESS_BY_CURRENCY: Final = "segwatch_excess_by_currency"
 # Counters (prometheus_client exposes them with a _total suffix; these are the names as scraped).
 FIGURES_TOTAL: Final = "segwatch_figures_total"  # label: segment
 ALERTS_TOTAL: Final = "segwatch_alerts_total"  # labels: rule, severity, state
@@ -48,6 +52,7 @@ READY: Final = "segwatch_alerter_ready"
 
 METRIC_NAMES: Final[tuple[str, ...]] = (
     REQUIREMENT, FUNDS, EXCESS, TARGET, EXCESS_OVER_TARGET, STATEMENT_LINE, FIGURES_VERSION, MISSING_FX,
+    STALE_FX, INCOMPLETE, EXCESS_BY_CURRENCY,
     FIGURES_TOTAL, ALERTS_TOTAL, STALE_FIGURES_TOTAL, DEAD_LETTERS_TOTAL, DISBURSEMENTS_TOTAL,
     DUPLICATE_DISBURSEMENTS_TOTAL, ALERT_FIRING, EVENT_TO_FIGURES, EVENT_TO_ALERT, SOURCE_LAST_UPDATE, READY,
 )  # fmt: skip
@@ -84,6 +89,13 @@ class AlerterMetrics:
                                      registry=r)
         self.missing_fx = Gauge(MISSING_FX, "Currencies held without an FX rate (left out of the USD figures)",
                                 ["segment"], registry=r)
+        self.stale_fx = Gauge(STALE_FX, "Currencies held whose FX rate is older than the configured age",
+                              ["segment"], registry=r)
+        self.incomplete = Gauge(INCOMPLETE, "1 while the segment's USD figures leave out a currency without a rate",
+                                ["segment"], registry=r)
+        self.excess_by_currency = Gauge(EXCESS_BY_CURRENCY, "Funds held in a currency less the requirement in it, "
+                                        "in that currency (Reg. 1.32(a))", ["segment", "currency"], registry=r)
+        self._currencies: dict[str, set[str]] = {}
         self.figures_total = Counter(_counter_base(FIGURES_TOTAL), "Figures records evaluated", ["segment"],
                                      registry=r)
         self.alerts_total = Counter(_counter_base(ALERTS_TOTAL), "Alert state changes published",
@@ -130,8 +142,17 @@ class AlerterMetrics:
         self.requirement.labels(segment=seg).set(dollars(figures.requirement))
         self.funds.labels(segment=seg).set(dollars(figures.funds))
         self.excess.labels(segment=seg).set(dollars(figures.excess))
-        self.target.labels(segment=seg).set(dollars(figures.target))
-        self.excess_over_target.labels(segment=seg).set(dollars(figures.excess_over_target))
+        if figures.target is not None and figures.excess_over_target is not None:
+            self.target.labels(segment=seg).set(dollars(figures.target))
+            self.excess_over_target.labels(segment=seg).set(dollars(figures.excess_over_target))
+        else:  # no target set: no target series (not a target of zero)
+            _remove(self.target, seg)
+            _remove(self.excess_over_target, seg)
+        for currency, in_currency in figures.excess_by_currency.items():
+            self.excess_by_currency.labels(segment=seg, currency=currency).set(dollars(in_currency))
+        for currency in self._currencies.get(seg, set()) - set(figures.excess_by_currency):
+            _remove(self.excess_by_currency, seg, currency)
+        self._currencies[seg] = set(figures.excess_by_currency)
         for line in SEGMENTS[seg].lines:
             amount = figures.lines.get(line.code)
             if amount is not None:
@@ -140,6 +161,8 @@ class AlerterMetrics:
                 _remove(self.statement_line, seg, line.code)
         self.figures_version.labels(segment=seg).set(figures.version)
         self.missing_fx.labels(segment=seg).set(len(figures.missing_fx))
+        self.stale_fx.labels(segment=seg).set(len(figures.stale_fx))
+        self.incomplete.labels(segment=seg).set(1 if figures.incomplete else 0)
         self.show_sources(figures.sources)
         return True
 

@@ -17,7 +17,7 @@ import orjson
 from schemas.events import ForeignRequirement, FxRate, ManagementTarget
 from schemas.records import Figures
 from segwatch.core.catalogue import SEGMENT_IDS
-from segwatch.core.figures import Consolidated, combine, consolidate, figures_record
+from segwatch.core.figures import Consolidated, combine, consolidate, figures_record, stalest_as_of
 from segwatch.core.settings import Settings
 from services.calculator.partials import Partial
 
@@ -34,20 +34,23 @@ class Emitted:
 
 
 def digest(c: Consolidated) -> str:
-    return _digest(c.lines, c.by_currency, c.missing_fx)
+    return _digest(c.lines, c.by_currency, c.missing_fx, c.stale_fx)
 
 
 def figures_digest(f: Figures) -> str:
     """The digest of a published figures record: equal to `digest` of the Consolidated it was made from."""
-    return _digest(f.lines, f.by_currency, f.missing_fx)
+    return _digest(f.lines, f.by_currency, f.missing_fx, f.stale_fx)
 
 
-def _digest(lines: Mapping[str, Any], by_currency: Mapping[str, Mapping[str, Any]], missing_fx: Any) -> str:
+def _digest(
+    lines: Mapping[str, Any], by_currency: Mapping[str, Mapping[str, Any]], missing_fx: Any, stale_fx: Any
+) -> str:
     body = orjson.dumps(
         {
             "lines": {k: str(v) for k, v in lines.items()},
             "by_currency": {ccy: {k: str(v) for k, v in ls.items()} for ccy, ls in by_currency.items()},
             "missing_fx": list(missing_fx),
+            "stale_fx": list(stale_fx),
         },
         option=orjson.OPT_SORT_KEYS,
     )
@@ -86,9 +89,15 @@ class Combiner:
             self.trigger[sid] = (ev.event_id, ingested_at)
         return changed
 
+    def holds(self, segment_id: str) -> bool:
+        """Whether any balance of the segment is held (by any partition)."""
+        return any(p.segments[segment_id].accounts or p.segments[segment_id].depositories
+                   for p in self.partials.values() if segment_id in p.segments)
+
     def consolidated(self, segment_id: str) -> Consolidated:
-        parts = [p.segments[segment_id].totals for p in self.partials.values() if segment_id in p.segments]
-        return consolidate(segment_id, combine(parts), self.settings)
+        segs = [p.segments[segment_id] for p in self.partials.values() if segment_id in p.segments]
+        newest = max((s.as_of for s in segs if s.as_of), default=None)
+        return consolidate(segment_id, combine(s.totals for s in segs), self.settings, newest)
 
     def flush(self, now: datetime) -> list[Figures]:
         """Figures for every segment whose figures changed since the last flush, in segment order."""
@@ -101,8 +110,10 @@ class Combiner:
             last = self.emitted.get(sid)
             if last is not None and last.digest == d:
                 continue
-            if last is None and not any(c.lines.values()):
-                continue  # a segment with nothing in it yet has no figures to publish
+            if last is None and not self.holds(sid):
+                # A segment with no balance in it yet has no figures to publish (its settings alone are not
+                # figures). One that holds only a currency without a rate is published: incomplete figures.
+                continue
             version = (last.version if last else 0) + 1
             self.emitted[sid] = Emitted(version, d)
             out.append(self._record(sid, c, version, now))
@@ -111,7 +122,6 @@ class Combiner:
 
     def _record(self, sid: str, c: Consolidated, version: int, now: datetime) -> Figures:
         segs = [p.segments[sid] for p in self.partials.values() if sid in p.segments]
-        as_of = max((s.as_of for s in segs if s.as_of), default=None)
         sources: dict[str, datetime] = {}
         for s in segs:
             for src, ts in s.sources.items():
@@ -121,7 +131,7 @@ class Combiner:
         return figures_record(
             c,
             version=version,
-            as_of=as_of,
+            as_of=stalest_as_of(sources),
             computed_at=now,
             accounts=sum(s.accounts for s in segs),
             depositories=sum(s.depositories for s in segs),

@@ -15,11 +15,12 @@ cents, the same instant and UTC offset); tests/integration/test_bench_smoke.py c
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 from schemas.currencies import ISO_4217
 from schemas.events import INSTRUMENTS, AccountBalance, DepositoryBalance, Event, parse_event_json
+from schemas.types import EARLIEST_AS_OF, max_clock_skew
 from segwatch.core.catalogue import LINES, Sign, Source
 from segwatch.core.ledger import ACCOUNT_CODES, Held, account_amounts, held_of, line_codes
 
@@ -73,6 +74,12 @@ def _timestamp(text: str) -> datetime | None:
     return at
 
 
+def _implausible(as_of: datetime) -> bool:
+    """The model's as-of check (schemas.types.as_of_error): before 2000 or too far in the future. The clock
+    is read for each record: whether an as-of is in the future changes with time, so it is never cached."""
+    return as_of < EARLIEST_AS_OF or as_of > datetime.now(UTC) + max_clock_skew()
+
+
 def _source(text: str) -> str:
     shared = _sources.get(text)
     if shared is None:
@@ -116,7 +123,7 @@ def _canonical(text: str) -> Balance | None:
         event_id, source, as_of_text, segment, account, currency, c, s, u, lo, sh, off = m.groups()
         shared = _CURRENCIES.get(currency)
         as_of = _times.get(as_of_text) or _timestamp(as_of_text)
-        if shared is None or as_of is None:
+        if shared is None or as_of is None or _implausible(as_of):
             return None
         # Most amounts are zeros (a dict lookup) or have two places (ingest's form); _cents does the rest.
         cash = zeros.get(c)
@@ -137,8 +144,8 @@ def _canonical(text: str) -> Balance | None:
         offset = 0 if off is None else zeros.get(off)
         if offset is None:
             offset = int(off.replace(".", "")) if off[-3:-2] == "." else cents(off)
-        if long_options < 0 or short_options > 0 or offset < 0:
-            return None
+        if long_options < 0 or short_options > 0 or offset < 0 or offset > max(securities, 0):
+            return None  # pydantic names the field
         key = f"acct|{segment}|{account}"
         return key, f"{key}|{shared}", Held(
             as_of, event_id, segment, shared, ACCOUNT_CODES[segment],
@@ -152,12 +159,12 @@ def _canonical(text: str) -> Balance | None:
         as_of = _timestamp(as_of_text)
         amount = _cents(amount_text)
         line = LINES.get(code)  # the model's own check (_line_of_segment): a depository line of this segment
-        if (shared is None or as_of is None or line is None or line.segment != segment
+        if (shared is None or as_of is None or _implausible(as_of) or line is None or line.segment != segment
                 or line.source is not Source.DEPOSITORY or (line.sign is Sign.NONPOSITIVE and amount > 0)
                 or (line.sign is Sign.NONNEGATIVE and amount < 0)):
             return None
         key = f"depo|{segment}|{depository}"
-        return key, f"{key}|{shared}", Held(
+        return key, f"{key}|{code}|{shared}", Held(
             as_of, event_id, segment, shared, line_codes(code), (amount,), _source(source),
         )
     return None

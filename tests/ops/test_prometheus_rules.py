@@ -14,7 +14,8 @@ from tests.ops.conftest import ROOT, run_tool, tool
 
 RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
 TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
-SEGMENT_ALERTS = {"SegwatchDeficiency", "SegwatchUnderTarget", "SegwatchMissingFx"}
+SEGMENT_ALERTS = {"SegwatchDeficiency", "SegwatchUnderTarget", "SegwatchMissingFx", "SegwatchStaleFx",
+                  "SegwatchNoTarget"}
 
 
 def load(path: Path) -> Any:
@@ -109,9 +110,15 @@ def test_alert_labels_and_annotations() -> None:
         if name in SEGMENT_ALERTS:  # per segment: the segment label comes from the alerter's series
             assert "$labels.segment" in rule["annotations"]["summary"], name
     by_name = {rule["alert"]: rule for rule in alerts()}
-    assert by_name["SegwatchDeficiency"]["expr"].strip() == "segwatch_excess_dollars < 0"
+    # The threshold first; then only "still firing while the figures are incomplete" (never resolved on them).
+    assert by_name["SegwatchDeficiency"]["expr"].strip().startswith("segwatch_excess_dollars < 0\nor (")
+    assert "segwatch_figures_incomplete == 1" in by_name["SegwatchDeficiency"]["expr"]
     assert by_name["SegwatchDeficiency"]["labels"]["severity"] == "critical"
-    assert by_name["SegwatchUnderTarget"]["expr"].strip() == "segwatch_excess_dollars < segwatch_target_dollars"
+    assert by_name["SegwatchUnderTarget"]["expr"].strip().startswith(
+        "segwatch_excess_dollars < segwatch_target_dollars\nor (")
+    assert by_name["SegwatchMissingFx"]["labels"]["severity"] == "critical"
+    assert by_name["SegwatchStaleFx"]["labels"]["severity"] == "warning"
+    assert by_name["SegwatchNoTarget"]["labels"]["severity"] == "warning"
     assert by_name["SegwatchUnderTarget"]["labels"]["severity"] == "warning"
     assert "up{" in by_name["SegwatchServiceDown"]["expr"] and "== 0" in by_name["SegwatchServiceDown"]["expr"]
     assert "segwatch_ingest_source_last_seen_timestamp_seconds" in " ".join(r["expr"] for r in records())

@@ -14,7 +14,7 @@ from schemas.events import LINE_LOCATIONS, ForeignRequirement
 from segwatch.core import statement
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENTS
-from segwatch.core.money import to_usd
+from tests.unit.oracle import oracle
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 CURRENCIES = ("USD", "EUR", "JPY")
@@ -28,8 +28,8 @@ def account_events(draw: st.DrawFn, n: int) -> AccountBalance:
     return AccountBalance(
         event_id=f"a{n}", source="test", as_of=draw(times), segment=draw(st.sampled_from(list(SEGMENTS))),
         account=f"C{draw(st.integers(0, 5))}", currency=draw(st.sampled_from(CURRENCIES)),
-        cash=draw(cents), securities=draw(nonneg), unrealized=draw(cents), long_options=draw(nonneg),
-        short_options=-draw(nonneg), offset_securities=draw(nonneg),
+        cash=draw(cents), securities=(sec := draw(nonneg)), unrealized=draw(cents), long_options=draw(nonneg),
+        short_options=-draw(nonneg), offset_securities=min(sec, draw(nonneg)),
     )
 
 
@@ -74,56 +74,9 @@ def event_streams(draw: st.DrawFn) -> list[EventBase]:
     return stream
 
 
-def latest(events: list[EventBase], key) -> dict[tuple, EventBase]:
-    out: dict[tuple, EventBase] = {}
-    for ev in events:
-        k = key(ev)
-        if k not in out or (ev.as_of, ev.event_id) > (out[k].as_of, out[k].event_id):
-            out[k] = ev
-    return out
-
-
 def from_scratch(events: list[EventBase]) -> dict[str, dict[str, Decimal]]:
-    """An independent oracle: the latest fact per key, summed directly, converted, then the statement."""
-    accounts = latest([e for e in events if isinstance(e, AccountBalance)],
-                      lambda e: (e.segment, e.account, e.currency))
-    depos = latest([e for e in events if isinstance(e, DepositoryBalance)],
-                   lambda e: (e.segment, e.depository, e.currency))
-    targets = latest([e for e in events if isinstance(e, ManagementTarget)], lambda e: e.segment)
-    foreign = latest([e for e in events if isinstance(e, ForeignRequirement)], lambda e: "7305")
-    fx = latest([e for e in events if isinstance(e, FxRate)], lambda e: e.currency)
-    sums: dict[tuple[str, str], dict[str, Decimal]] = {}
-
-    def add(sid: str, ccy: str, code: str, amount: Decimal) -> None:
-        per = sums.setdefault((sid, ccy), {})
-        per[code] = per.get(code, Decimal(0)) + amount
-
-    for a in accounts.values():
-        codes = SEGMENTS[a.segment].ledger
-        nle = a.cash + a.securities + a.unrealized + a.long_options + a.short_options
-        deficit = max(Decimal(0), -nle)
-        for field in ("cash", "securities", "unrealized", "long_options", "short_options"):
-            add(a.segment, a.currency, codes[field], getattr(a, field))
-        add(a.segment, a.currency, codes["deficit"], deficit)
-        add(a.segment, a.currency, codes["offset"], -min(deficit, a.offset_securities))
-    for d in depos.values():
-        add(d.segment, d.currency, d.line, d.amount)
-    out = {}
-    for sid, seg in SEGMENTS.items():
-        usd: dict[str, Decimal] = {}
-        for (s, ccy), per in sums.items():
-            if s != sid:
-                continue
-            rate = Decimal(1) if ccy == "USD" else (fx[ccy].usd_per_unit if ccy in fx else None)
-            if rate is None:
-                continue
-            for code, amount in per.items():
-                usd[code] = usd.get(code, Decimal(0)) + (amount if ccy == "USD" else to_usd(amount, rate))
-        usd[seg.target] = targets[sid].amount if sid in targets else Decimal(0)
-        if sid == "30.7":
-            usd["7305"] = foreign["7305"].amount if foreign else Decimal(0)
-        out[sid] = statement.compute(sid, usd)
-    return out
+    """The independent oracle (tests/unit/oracle.py): the latest fact per key, summed directly, converted."""
+    return {sid: seg.lines for sid, seg in oracle(events).items()}
 
 
 @given(event_streams())

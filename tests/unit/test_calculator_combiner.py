@@ -51,8 +51,8 @@ def test_partitioned_figures_equal_the_single_book(stream, partitions, batch):
         assert combiner.consolidated(sid).lines == book.consolidated(sid).lines
 
 
-def acct(n: int, cash: str, minutes: int = 0) -> AccountBalance:
-    return AccountBalance(event_id=f"e{n}", source="ledger", as_of=T0 + timedelta(minutes=minutes), segment="4d2",
+def acct(n: int, cash: str, minutes: int = 0, segment: str = "4d2") -> AccountBalance:
+    return AccountBalance(event_id=f"e{n}", source="ledger", as_of=T0 + timedelta(minutes=minutes), segment=segment,
                           account="C1", currency="USD", cash=Decimal(cash), securities=Decimal(0),
                           unrealized=Decimal(0), long_options=Decimal(0), short_options=Decimal(0))
 
@@ -85,15 +85,27 @@ def test_a_stale_partial_is_ignored():
 
 
 def test_settings_make_their_segment_dirty_and_carry_the_correlation_id():
-    combiner = Combiner()
+    state, combiner = PartitionState(0), Combiner()
+    state.apply(acct(1, "100", segment="4df"), 1, None)
+    combiner.on_partial(state.partial())
+    [first] = combiner.flush(NOW)
+    assert first.target is None and first.excess_over_target is None  # no target set: no target lines
     target = ManagementTarget(event_id="t1", source="treasury", as_of=T0, segment="4df", amount=Decimal(5))
     assert combiner.on_setting(target) == frozenset({"4df"})
     [figures] = combiner.flush(NOW)
-    assert (figures.segment, figures.target, figures.excess_over_target) == ("4df", Decimal(5), Decimal(-5))
+    assert (figures.segment, figures.target, figures.excess_over_target) == ("4df", Decimal(5), Decimal(-105))
     assert figures.last_event_id == "t1"
 
 
+def test_a_segment_with_settings_but_no_balance_publishes_nothing():
+    combiner = Combiner()
+    target = ManagementTarget(event_id="t1", source="treasury", as_of=T0, segment="4df", amount=Decimal(5))
+    assert combiner.on_setting(target) == frozenset({"4df"})
+    assert combiner.flush(NOW) == []
+
+
 def test_restore_resumes_versions_from_the_published_record_and_does_not_resend_unchanged_figures():
+
     state, combiner = PartitionState(0), Combiner()
     state.apply(acct(1, "100"), 1, None)
     partial = state.partial()

@@ -72,6 +72,22 @@ def test_2013_summary_form_takes_7360_as_given():
     assert "7345" not in done
 
 
+def test_2013_filing_has_no_target_lines_and_computes_none(tmp_path):
+    """The 2013 form had no management-target lines: its complete statement has none either (no target set is
+    not a target of zero), through the CLI too."""
+    f = parse_filing(FILINGS["2013-07-25"].read_text())
+    for sid, seg in SEGMENTS.items():
+        assert seg.target not in f[sid] and seg.over_target not in f[sid], sid
+        done = statement.complete(sid, f[sid])
+        assert seg.target not in done and seg.over_target not in done, sid
+    parsed = tmp_path / "2013.json"
+    parsed.write_text(segwatch("statement", "parse", str(FILINGS["2013-07-25"])).stdout)
+    out = segwatch("statement", "compute", "--check", str(parsed))
+    assert out.returncode == 0, out.stderr
+    for sid, seg in SEGMENTS.items():
+        assert not {seg.target, seg.over_target} & set(json.loads(out.stdout)[sid]), sid
+
+
 @pytest.mark.parametrize("name", sorted(FILINGS))
 def test_cli_compute_check_passes_on_parsed_filing(name, tmp_path):
     parsed = segwatch("statement", "parse", str(FILINGS[name]))

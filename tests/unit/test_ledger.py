@@ -11,11 +11,12 @@ T0 = datetime(2026, 11, 20, 15, tzinfo=UTC)
 
 
 def acct(n: int, cash: str, *, account: str = "C1", minutes: int = 0, offset: str = "0", segment: str = "4d2",
-         currency: str = "USD") -> AccountBalance:
+         currency: str = "USD", securities: str | None = None) -> AccountBalance:
+    """An account balance; its securities default to its haircut value (`offset`)."""
     return AccountBalance(
         event_id=f"e{n}", source="t", as_of=T0 + timedelta(minutes=minutes), segment=segment, account=account,
-        currency=currency, cash=D(cash), securities=D(0), unrealized=D(0), long_options=D(0), short_options=D(0),
-        offset_securities=D(offset),
+        currency=currency, cash=D(cash), securities=D(offset if securities is None else securities),
+        unrealized=D(0), long_options=D(0), short_options=D(0), offset_securities=D(offset),
     )
 
 
@@ -87,11 +88,14 @@ def test_ten_trillion_dollar_amounts_with_cents():
     assert lines(book)["7190"] == D("-9999999999999.99")
 
 
-def test_a_depository_reclassified_to_another_line_moves_its_balance():
+def test_a_depository_moving_money_to_another_line_restates_the_old_line_with_a_zero():
     book = Book()
     common = {"source": "t", "segment": "4d2", "depository": "DCO1", "currency": "USD", "location": "us"}
     book.apply(DepositoryBalance(event_id="1", as_of=T0, line="7100", amount=D(50), **common))
     book.apply(DepositoryBalance(event_id="2", as_of=T0 + timedelta(1), line="7120", amount=D(70), **common))
+    # Each line of the account is a balance of its own: the 7100 balance stands until restated.
+    assert (lines(book)["7100"], lines(book)["7120"], lines(book)["7180"]) == (D(50), D(70), D(120))
+    book.apply(DepositoryBalance(event_id="3", as_of=T0 + timedelta(1), line="7100", amount=D(0), **common))
     assert (lines(book)["7100"], lines(book)["7120"], lines(book)["7180"]) == (D(0), D(70), D(70))
 
 

@@ -46,6 +46,8 @@ def real_figures(
     funds_delta: Decimal | int = 0,
     target: Decimal | int | None = None,
     missing_fx: Sequence[str] = (),
+    no_target: bool = False,
+    stale_fx: Sequence[str] = (),
     event: str | None = None,
     computed_at: datetime | None = None,
     ingested_at: datetime | None = None,
@@ -56,6 +58,8 @@ def real_figures(
     leaves[CASH_LINE[segment]] = leaves.get(CASH_LINE[segment], Decimal(0)) + Decimal(funds_delta)
     if target is not None:
         leaves[seg.target] = Decimal(target)
+    if no_target:
+        leaves.pop(seg.target, None)
     lines = statement.compute(segment, leaves)
     at = computed_at or T0 + timedelta(seconds=version)
     return Figures(
@@ -67,9 +71,12 @@ def real_figures(
         requirement=lines[seg.requirement],
         funds=lines[seg.funds],
         excess=lines[seg.excess],
-        target=lines[seg.target],
-        excess_over_target=lines[seg.over_target],
+        target=lines.get(seg.target),
+        excess_over_target=lines.get(seg.over_target),
+        excess_by_currency={"USD": lines[seg.excess]},
         missing_fx=list(missing_fx),
+        incomplete=bool(missing_fx),
+        stale_fx=list(stale_fx),
         accounts=10,
         depositories=5,
         last_event_id=event or f"evt-{segment}-{version}",
@@ -223,8 +230,8 @@ def test_missing_fx_fires_once_and_resolves() -> None:
     _, alerts = run(records)
     assert changes(alerts) == [("4d2", "missing_fx", "firing"), ("4d2", "missing_fx", "resolved")]
     firing, resolved = alerts
-    assert firing.severity == "warning" and not firing.page
-    assert firing.figures is not None
+    assert firing.severity == "critical" and firing.page  # incomplete figures cannot show compliance
+    assert firing.figures is not None and firing.figures.incomplete
     assert "EUR" in firing.summary and firing.figures.missing_fx == ["EUR"]
     assert firing.runbook == "docs/RUNBOOK.md#missing-fx"
     assert resolved.alert_id == firing.alert_id == "4d2:missing_fx:v1"
