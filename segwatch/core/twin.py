@@ -15,7 +15,8 @@ One difference from the live pipeline, by design: the twin evaluates after **eve
 coalesces figures for up to 50 ms (`SEGWATCH_COALESCE_MS`) and takes balances a whole fetch at a time, so
 it may never publish a transient state that lasts only within a burst; the twin shows it. Figures versions
 (and the alert ids made from them) therefore match the live ones only when the live pipeline published
-every intermediate state. Clock fields (`computed_at`, `at`) come from the `clock`.
+every intermediate state. `feed_batch` takes several events as one fetch (figures once, at its end), as the
+calculator does with a burst it coalesces. Clock fields (`computed_at`, `at`) come from the `clock`.
 """
 
 from __future__ import annotations
@@ -150,14 +151,41 @@ class Twin:
     def feed_all(self, events: Iterable[EventBase]) -> list[Record]:
         return [record for event in events for record in self.feed(event)]
 
+    def feed_batch(self, events: Sequence[EventBase]) -> list[Record]:
+        """Apply several events as the calculator takes one fetch within its coalescing window: the book takes
+        them all, then each segment they changed gets at most one figures record (its trigger the last event
+        that changed it), then the stages see each event in order. What `segwatch run` and the e2e tests post
+        as one phase and wait for is one batch. An event the core refuses raises `InputError`, as in `feed`."""
+        changed: dict[str, EventBase] = {}
+        now: datetime | None = None
+        for event in events:
+            for sid in self.book.apply(event):
+                changed[sid] = event
+            now = self.clock(event)
+        if now is None:
+            return []
+        out: list[Record] = []
+        for sid in SEGMENT_IDS:
+            trigger = changed.get(sid)
+            figures = self._figures(sid, trigger, now) if trigger is not None else None
+            if figures is None:
+                continue
+            out.append(Record(FIGURES_TOPIC, figures))
+            for stage in self.stages:
+                out.extend(stage.on_figures(self, figures, now))
+        for event in events:
+            for stage in self.stages:
+                out.extend(stage.on_event(self, event, now))
+        return out
+
     def _figures(self, sid: str, event: EventBase, now: datetime) -> Figures | None:
         """A new figures record when the segment's figures changed (as the calculator's combiner decides)."""
         consolidated = self.book.consolidated(sid)
         last = self._emitted.get(sid)
         if consolidated == last:
             return None
-        if last is None and not any(consolidated.lines.values()):
-            return None  # a segment with nothing in it yet has no figures to publish
+        if not self.book.holds(sid):
+            return None  # a segment without a balance has no figures to publish, as in the calculator
         self._emitted[sid] = consolidated
         held = self.figures.get(sid)
         version = held.version + 1 if held is not None else 1

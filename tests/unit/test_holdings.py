@@ -27,8 +27,8 @@ from segwatch.core.investments import (
 from segwatch.errors import InputError
 from services.ingest.depositories import load_reference_file, reference_events
 
-T0 = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
-ON = date(2026, 11, 30)
+T0 = datetime(2026, 10, 30, 18, 0, tzinfo=UTC)
+ON = date(2026, 10, 30)
 _n = iter(range(10**9))
 
 
@@ -73,7 +73,7 @@ def test_a_location_contradicting_its_30_7_bank_line_is_rejected_naming_the_fiel
 
 def test_new_events_parse_and_key_per_board() -> None:
     a = EVENT_ADAPTER.validate_json('{"type":"foreign_margin_requirement","event_id":"m1","source":"s",'
-                                    '"as_of":"2026-11-30T18:00:00Z","board":"EUREX","amount":"700"}')
+                                    '"as_of":"2026-10-30T18:00:00Z","board":"EUREX","amount":"700"}')
     assert isinstance(a, ForeignMarginRequirement) and a.segment == "30.7" and a.key == "fmr|30.7|EUREX|"
     with pytest.raises(ValidationError) as exc:
         ref("30.7", "LDN", country="GB")  # a non-US bank holding 30.7 funds must say whether it has > $1bn
@@ -311,10 +311,10 @@ def test_a_month_end_report_equals_the_sum_of_the_depository_balances_by_instrum
     book = HoldingsBook()
     book.apply_all(events)
     report = investment_report(ON, book.pools(ON))
-    latest: dict[tuple[str, str], DepositoryBalance] = {}
+    latest: dict[tuple[str, str, str], DepositoryBalance] = {}
     for ev in sorted(events, key=lambda e: (e.as_of, e.event_id)):
         assert isinstance(ev, DepositoryBalance)
-        latest[(ev.depository, ev.currency)] = ev
+        latest[(ev.depository, ev.line, ev.currency)] = ev  # a balance is identified by depository, line, currency
     expected: dict[str, Decimal] = {}
     for ev in latest.values():
         expected[ev.instrument] = expected.get(ev.instrument, Decimal(0)) + ev.amount
@@ -326,7 +326,7 @@ def test_a_month_end_report_equals_the_sum_of_the_depository_balances_by_instrum
     data = to_json(report)
     assert data["pools"]["4d2"]["total"] == f"{pool.total:.2f}"
     assert "cash" in data["pools"]["4d2"]["cash_and_permitted_investments"]
-    assert "REPORT OF INVESTMENTS as of 2026-11-30" in to_text(report)
+    assert "REPORT OF INVESTMENTS as of 2026-10-30" in to_text(report)
 
 
 # --- the depository reference file ---------------------------------------------------------------------------------
@@ -383,12 +383,12 @@ def test_segwatch_report_investments_offline(tmp_path, capsys) -> None:  # type:
 
     from segwatch.cli import main
 
-    later = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)  # after the close of 2026-11-30 (Chicago): left out
+    later = datetime(2026, 10, 31, 12, 0, tzinfo=UTC)  # after the close of 2026-10-30 (Chicago): left out
     events = [bal("4d2", "B", "7070", "100"), bal("4d2", "T", "7080", "50", instrument="us_government"),
               bal("4d2", "B", "7070", "999", at=later), ref("4d2", "T", ack=False)]
     path = tmp_path / "events.ndjson"
     path.write_text("".join(ev.model_dump_json() + "\n" for ev in events))
-    assert main(["report", "investments", str(path), "--date", "2026-11-30"]) == 0
+    assert main(["report", "investments", str(path), "--date", "2026-10-30"]) == 0
     pool = json.loads(capsys.readouterr().out)["pools"]["4d2"]
     assert pool["cash_and_permitted_investments"]["cash"] == "100.00"
     assert pool["cash_and_permitted_investments"]["us_government"] == "50.00"

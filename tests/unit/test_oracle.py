@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import AccountBalance, DepositoryBalance, FxRate, ManagementTarget
-from schemas.events import ForeignRequirement
+from schemas.events import LINE_LOCATIONS, ForeignRequirement
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENTS
 from tests.unit.oracle import RESULT, oracle
@@ -52,7 +52,7 @@ def depository(draw: st.DrawFn, n: int) -> DepositoryBalance:
     return DepositoryBalance(
         event_id=f"d{n:03d}", source=draw(sources), as_of=draw(times), segment=sid,
         depository=f"DCO{draw(st.integers(0, 1))}", line=line, currency=draw(st.sampled_from(CURRENCIES)),
-        location=draw(st.sampled_from(["us", "non_us"])), amount=amount,
+        location=LINE_LOCATIONS.get(line) or draw(st.sampled_from(["us", "non_us"])), amount=amount,
     )
 
 
