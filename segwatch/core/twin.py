@@ -100,7 +100,9 @@ class Disbursements:
 
 def default_stages() -> list[Stage]:
     """What the alerter runs today, in its order."""
-    return [AlertRules(), Disbursements()]
+    from segwatch.core.twin_day import BusinessDay  # the close, amendments, the filing deadline (issue #12)
+
+    return [AlertRules(), Disbursements(), BusinessDay()]
 
 
 Clock = Callable[[EventBase], datetime]
