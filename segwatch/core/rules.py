@@ -18,6 +18,18 @@ Rules (each evaluated on the exact Decimal figures of one segment; segments neve
     no_target      no management target set     warning           Reg. 1.11(e)(3)(i), NFA Financial
                    for the segment                                Requirements 16(a): a target is required
 
+Rules of the business day (segwatch/core/deadlines.py, alerts by segwatch/core/day_alerts.py: one per
+business day and rule, on the segment of the day's first statement due; driven by the statements, the
+sign-off and filing events and the clock, not by figures):
+
+    statement_not_filed   not filed by 10:00 Chicago,   warning           CBOT Rule 971.B; CFTC Reg. 1.32
+                          next business day
+                          not filed by noon             critical, pages   CBOT Rule 971.B
+    statement_filed_late  filed after the noon deadline warning           CBOT Rule 971.B
+    amendment_needed      a late balance or setting     warning           Reg. 1.32: file the AMENDMENT
+                          changed a statement already                     (the alert names the lines that
+                          signed off or filed                             move)
+
 An alert fires when its condition becomes true and resolves when it becomes false: one record per state
 change, never one per figures update. Incomplete figures (a currency held without a rate, left out of the
 dollars) never resolve a deficiency or an under-target alert: they cannot show that it is cured. Within one

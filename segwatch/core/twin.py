@@ -156,7 +156,10 @@ class DisbursementControls:
 
 def default_stages() -> list[Stage]:
     """What the alerter runs today, in its order."""
-    return [AlertRules(), DisbursementControls()]
+    from segwatch.core.twin_day import BusinessDay  # the close, amendments, the filing deadline (issue #12)
+
+    # The close before the controls: its statements are the controls' baselines (Stage.on_record).
+    return [AlertRules(), BusinessDay(), DisbursementControls()]
 
 
 Clock = Callable[[EventBase], datetime]

@@ -63,6 +63,7 @@ async def metrics(system: LocalSystem) -> dict[tuple[str, tuple[tuple[str, str],
 async def assert_alerts_exactly_once(watcher: Watcher) -> None:
     await watcher.wait_for(lambda: len(watcher.alerts) >= len(EXPECTED_ALERTS), 30, "the alert transitions")
     await asyncio.sleep(1.5)  # nothing more may follow
+    print("ALERTS", [(a.segment, a.rule, a.state, str(a.at)) for a in watcher.alerts])
     assert [(a.segment, a.rule, a.state) for a in watcher.alerts] == EXPECTED_ALERTS
     by_rule = {}
     for a in watcher.alerts:
