@@ -33,6 +33,7 @@ from schemas.records import Figures
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.core.figures import Consolidated
+from segwatch.core.holding_alerts import evaluate_holdings
 from segwatch.core.rules import AlertStates, DisbursementMonitor, evaluate
 
 # Where the live pipeline publishes each kind of record (the topic names without namespace).
@@ -98,9 +99,29 @@ class Disbursements:
         return [Record(ALERTS_TOPIC, assessment.notice)] if assessment.notice is not None else []
 
 
+@dataclass
+class HoldingRules:
+    """Where and in what the money is held (issue #14) as the alerter runs it: each new figures record's
+    holdings through segwatch.core.holding_alerts (offshore_funds, depository_not_acknowledged, ...), one
+    record per change."""
+
+    states: AlertStates = field(default_factory=AlertStates)
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def on_figures(self, twin: Twin, figures: Figures, now: datetime) -> Iterable[Record]:
+        if figures.version <= self.versions.get(figures.segment, -1):
+            return ()
+        self.versions[figures.segment] = figures.version
+        self.states, changes = evaluate_holdings(self.states, figures, now=now)
+        return [Record(ALERTS_TOPIC, alert) for alert in changes]
+
+    def on_event(self, twin: Twin, event: EventBase, now: datetime) -> Iterable[Record]:
+        return ()
+
+
 def default_stages() -> list[Stage]:
     """What the alerter runs today, in its order."""
-    return [AlertRules(), Disbursements()]
+    return [AlertRules(), HoldingRules(), Disbursements()]
 
 
 Clock = Callable[[EventBase], datetime]

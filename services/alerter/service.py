@@ -58,6 +58,7 @@ from segwatch.kafka.topics import (
     DISBURSEMENTS,
     FIGURES,
 )
+from services.alerter import holdings
 from services.alerter.http import HttpServer
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.recovery import RecoveryError, parse_alerts, partition_counts, read_to_end, recover_states
@@ -361,7 +362,8 @@ class AlerterService:
             self.metrics.show_figures(figures)
             # The segment's most recent excess calculation for Rule 971.E (whether or not a replay for alerts).
             self.disbursements.on_figures(figures)
-            result = evaluate(self.states, figures, now=self.clock())
+            now = self.clock()
+            result = holdings.extend(evaluate(self.states, figures, now=now), figures, now=now)  # + issue #14
             if result.stale:
                 self.metrics.stale_figures(figures)
                 self.log.debug("figures replay ignored", segment=figures.segment, version=figures.version,
