@@ -255,7 +255,7 @@ class Day:
             event_id=self._id(), source=source, as_of=at, segment=d.segment, depository=d.depository,  # type: ignore[arg-type]
             line=d.line, currency="USD", location="us" if d.segment != "30.7" or d.line in US_LINES else "non_us",
             instrument=d.instrument or _instrument(d.segment, d.line),  # type: ignore[arg-type]
-            amount=d.amount if amount is None else amount,  # type: ignore[arg-type]
+            amount=d.amount if amount is None else amount,
             issuer=d.issuer, maturity=d.maturity,
         )
 
@@ -351,7 +351,7 @@ class Day:
             ForeignMarginRequirement(event_id=self._id(), source="treasury", as_of=OPEN, board=board, amount=amount)
             for (board, _), amount in zip(FOREIGN_BOARDS, amounts, strict=True)
         ]
-        refs = [("30.7", "S-EUR-BANK", "GB", True, True)]
+        refs: list[tuple[str, str, str, bool, bool | None]] = [("30.7", "S-EUR-BANK", "GB", True, True)]
         refs += [("30.7", d.depository, "US", True, None) for d in self.depositories["30.7"] if d.line == "7540"]
         refs.append((UNACKNOWLEDGED.segment, UNACKNOWLEDGED.depository, "US", False, None))
         out.extend(
