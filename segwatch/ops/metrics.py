@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from services.alerter import holdings as alerter_holdings
 from services.alerter import metrics as alerter
 from services.ingest.api import SOURCE_LAST_SEEN
 
@@ -29,6 +30,16 @@ ALERT_FIRING: Final = alerter.ALERT_FIRING
 EVENT_TO_FIGURES: Final = alerter.EVENT_TO_FIGURES
 EVENT_TO_ALERT: Final = alerter.EVENT_TO_ALERT
 SOURCE_LAST_UPDATE: Final = alerter.SOURCE_LAST_UPDATE
+
+# Where and in what the money is held (issue #14; services/alerter/holdings.py).
+OFFSHORE_FUNDS: Final = alerter_holdings.OFFSHORE_FUNDS  # label: segment (30.7)
+FOREIGN_MARGIN_REQUIREMENT: Final = alerter_holdings.FOREIGN_MARGIN_REQUIREMENT
+OFFSHORE_LIMIT: Final = alerter_holdings.OFFSHORE_LIMIT
+OFFSHORE_HEADROOM: Final = alerter_holdings.OFFSHORE_HEADROOM
+HOLDINGS: Final = alerter_holdings.HOLDINGS  # labels: segment, instrument
+UNACKNOWLEDGED: Final = alerter_holdings.UNACKNOWLEDGED
+UNCLASSIFIED: Final = alerter_holdings.UNCLASSIFIED
+AVERAGE_MATURITY: Final = alerter_holdings.AVERAGE_MATURITY
 
 # Ingest (services/ingest/api.py, IngestMetrics).
 INGEST_EVENTS_TOTAL: Final = "segwatch_ingest_events_total"  # label: outcome
