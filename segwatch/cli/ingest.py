@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     files.add_argument("--format", choices=("auto", "ndjson", "csv", "bai2"), default=None,
                        help="the file's format (default auto: told from its first line)")
     files.add_argument("--depositories", metavar="REF.csv",
-                       help="BAI2: the depository reference file mapping bank accounts to depository lines")
+                       help="the depository reference file: BAI2 bank accounts to depository lines, and depository "
+                            "reference data (kind, country, acknowledgment letter), published as "
+                            "depository_reference events")
     files.add_argument("--source", metavar="NAME",
                        help="the events' source (default: ledger-csv for CSV, bai2:<bank id> for BAI2; "
                             "NDJSON events carry their own, this fills it in where missing)")
@@ -107,6 +109,10 @@ def cmd_file(args: argparse.Namespace) -> int:
     )
     where = "stdin" if args.file == "-" else args.file
     parse = load_file(args.file, options)  # InputError: unusable input, exit 2, nothing published
+    if args.depositories:  # issue #14: the reference file's depository_reference events go first
+        from services.ingest.files import reference_parsed
+
+        parse.events[:0] = reference_parsed(args.depositories)
     if args.dry_run:
         out = sys.stdout.buffer
         for parsed in parse.events:

@@ -203,3 +203,15 @@ def test_a_month_end_close_produces_its_report_equal_to_the_balances_by_instrume
     assert pool["total"] == "1500.00" and pool["depositories"] == {"B": "1400.00", "C": "100.00"}
     assert "REPORT OF INVESTMENTS as of 2026-10-30" in closed.text
     assert report_for_close(date(2026, 10, 29), events) is None  # not a report date
+
+
+def test_ingest_with_a_reference_file_also_emits_its_depository_reference_events() -> None:
+    run = subprocess.run([sys.executable, "-m", "segwatch.cli", "ingest", "services/ingest/examples/bank.bai2",
+                          "--depositories", "services/ingest/examples/depositories.csv", "--dry-run"],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode in (0, 1), run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    refs = [e for e in events if e["type"] == "depository_reference"]
+    assert refs and events[: len(refs)] == refs  # first: the balances find them in force
+    assert {(r["segment"], r["depository"]) for r in refs} >= {("4d2", "JPMC-SEG-CASH")}
+    assert any(e["type"] == "depository_balance" for e in events)
