@@ -20,8 +20,10 @@ mirrored to the state topic and recovered after a restart exactly as the others 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -57,8 +59,9 @@ def _remove(gauge: Gauge, *labels: str) -> None:
 
 
 class HoldingsGauges:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, dollars: Callable[[Decimal], float]) -> None:
         r = registry
+        self.dollars = dollars  # the one conversion to a float (services/alerter/metrics.py)
         self.offshore = Gauge(OFFSHORE_FUNDS, "30.7 funds held outside the US (USD)", ["segment"], registry=r)
         self.requirement = Gauge(FOREIGN_MARGIN_REQUIREMENT, "Foreign margin requirement (USD; Reg. 30.7)",
                                  ["segment"], registry=r)
@@ -86,24 +89,24 @@ class HoldingsGauges:
                 _remove(self.holdings, seg, inst)
             return
         if seg == "30.7":
-            self.offshore.labels(segment=seg).set(float(h.outside_us))
+            self.offshore.labels(segment=seg).set(self.dollars(h.outside_us))
             for gauge, amount in ((self.requirement, h.foreign_margin_requirement), (self.limit, h.offshore_limit),
                                   (self.headroom, h.offshore_headroom)):
                 if amount is None:  # none known: no series (not a requirement of zero)
                     _remove(gauge, seg)
                 else:
-                    gauge.labels(segment=seg).set(float(amount))
+                    gauge.labels(segment=seg).set(self.dollars(amount))
         for inst, amount in h.by_instrument.items():
-            self.holdings.labels(segment=seg, instrument=inst).set(float(amount))
+            self.holdings.labels(segment=seg, instrument=inst).set(self.dollars(amount))
         for inst in self._instruments.get(seg, set()) - set(h.by_instrument):
             _remove(self.holdings, seg, inst)
         self._instruments[seg] = set(h.by_instrument)
-        self.unacknowledged.labels(segment=seg).set(float(sum(h.unacknowledged.values(), ZERO)))
+        self.unacknowledged.labels(segment=seg).set(self.dollars(sum(h.unacknowledged.values(), ZERO)))
         self.unclassified.labels(segment=seg).set(len(h.unclassified))
         if h.average_maturity_days is None:
             _remove(self.maturity, seg)
         else:
-            self.maturity.labels(segment=seg).set(float(h.average_maturity_days))
+            self.maturity.labels(segment=seg).set(self.dollars(h.average_maturity_days))
 
 
 def zero_alert_firing(alert_firing: Gauge) -> None:

@@ -132,7 +132,7 @@ class AlerterMetrics:
             for outcome in DISBURSEMENT_OUTCOMES:
                 self.disbursements_total.labels(segment=segment, outcome=outcome)  # 0, not absent
             self.duplicate_disbursements_total.labels(segment=segment)
-        self.holdings = HoldingsGauges(r)  # issue #14: services/alerter/holdings.py
+        self.holdings = HoldingsGauges(r, dollars)  # issue #14: services/alerter/holdings.py
         zero_alert_firing(self.alert_firing)
 
     def show_figures(self, figures: Figures) -> bool:
