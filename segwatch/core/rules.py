@@ -30,6 +30,21 @@ sign-off and filing events and the clock, not by figures):
                           changed a statement already                     (the alert names the lines that
                           signed off or filed                             move)
 
+Where and in what the money is held (issue #14), on each new figures record's `holdings`, in the same alert
+state (segwatch.core.holding_alerts; conditions and limits in segwatch.core.holding_rules):
+
+    offshore_funds               30.7 funds outside the US > 120% of   warning           Reg. 30.7
+                                 the foreign margin requirement
+    depository_not_acknowledged  funds at a depository without its     warning           Reg. 1.20(d), 30.7(d),
+                                 acknowledgment letter                                   22.5
+    depository_not_qualified     30.7 funds at a non-US bank without   warning           Reg. 30.7
+                                 over $1 billion of capital
+    investment_not_permitted     customer funds in an instrument       critical, pages   Reg. 1.25(a)
+                                 Reg. 1.25 does not permit (`other`)
+    asset_concentration          an instrument over its share          warning           Reg. 1.25(b)(3)(i)
+    issuer_concentration         one issuer over its share             warning           Reg. 1.25(b)(3)(ii)
+    average_maturity             average time to maturity > 730 days   warning           Reg. 1.25(b)(5)
+
 An alert fires when its condition becomes true and resolves when it becomes false: one record per state
 change, never one per figures update. Incomplete figures (a currency held without a rate, left out of the
 dollars) never resolve a deficiency or an under-target alert: they cannot show that it is cured. Within one
