@@ -180,7 +180,7 @@ def default_stages() -> list[Stage]:
     from segwatch.core.twin_day import BusinessDay  # the close, amendments, the filing deadline (issue #12)
 
     # The close before the controls: its statements are the controls' baselines (Stage.on_record).
-    return [AlertRules(), BusinessDay(), DisbursementControls()]
+    return [AlertRules(), HoldingRules(), BusinessDay(), DisbursementControls()]
 
 
 Clock = Callable[[EventBase], datetime]
