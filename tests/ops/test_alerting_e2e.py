@@ -48,6 +48,7 @@ from segwatch.ops.stack import (
 from segwatch.replay import Watcher
 from segwatch.sample import Day
 from segwatch.system import LocalSystem
+from segwatch.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(150)]
 
@@ -118,14 +119,14 @@ async def wait_scraped(
         for probe in ("/healthz", "/readyz"):
             async with http.get(f"{svc.url}{probe}") as r:
                 assert r.status == 200, (name, probe, r.status)
-    deadline = time.monotonic() + timeout
-    while True:
-        up = await promql(http, prom.url, 'up{job=~"segwatch-.*"} == 1')
-        if len(up) == 3:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Prometheus did not scrape all three services: {up}\n{prom.log_tail()}")
-        await asyncio.sleep(0.5)
+    up: list[Any] = []
+
+    async def all_up() -> bool:
+        up[:] = await promql(http, prom.url, 'up{job=~"segwatch-.*"} == 1')
+        return len(up) == 3
+
+    await wait_until(all_up, what="Prometheus to scrape all three services", timeout=timeout, interval=0.5,
+                     detail=lambda: f"up: {up}\n{prom.log_tail()}")
 
 
 async def test_deficiency_pages_oncall_resolves_and_dashboard_has_data(
