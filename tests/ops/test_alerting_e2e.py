@@ -18,7 +18,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -165,7 +165,7 @@ async def test_deficiency_pages_oncall_resolves_and_dashboard_has_data(
                     await process.stop()
     finally:
         await sink.stop()
-    assert time.time() - began < 90, f"the alerting e2e took {time.time() - began:.0f}s"
+    print(f"\nalerting e2e: {time.time() - began:.0f}s")  # a figure to watch, never an assertion
 
 
 async def drive_and_check(
@@ -221,6 +221,18 @@ async def drive_and_check(
         for n in pages if n.kind == "webhook" for a in n.body["alerts"]
     ), [n.body for n in pages]
     assert not [n for n in sink.received if n.receiver == "ops-chat"], [n.body for n in sink.received]
+
+    # Every notification that resolves came after the one that fired, on each path.
+    def first(matches: Callable[[Notification], bool]) -> int:
+        return next(i for i, n in enumerate(sink.received) if matches(n))
+
+    for fired, resolved in [
+        (webhook("SegwatchDeficiency", "firing"), webhook("SegwatchDeficiency", "resolved")),
+        (pagerduty("trigger"), pagerduty("resolve")),
+        (chat("compliance-chat", "SegwatchUnderTarget", "firing"), chat("compliance-chat", "SegwatchUnderTarget",
+                                                                        "resolved")),
+    ]:
+        assert first(fired) < first(resolved), [(n.kind, n.receiver, n.body) for n in sink.received]
 
 
 async def check_dashboard(http: aiohttp.ClientSession, prom: Process, began: float, watcher: Watcher) -> None:
