@@ -20,9 +20,9 @@ from schemas.events import Disbursement
 from segwatch.config import KafkaSettings
 from segwatch.system import answers_ready
 from segwatch.waiting import wait_until
-from tests.unit.test_rules import real_figures
+from tests.support.figures import real_figures
+from tests.support.kafka import NewTopic, unique_name
 
-from .conftest import NewTopic, unique_name
 from .test_alerter_kafka import alerts_on, produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]

@@ -26,9 +26,8 @@ from segwatch.config import KafkaSettings
 from segwatch.waiting import wait_until
 from services.alerter import metrics as m
 from services.alerter.service import AlerterConfig, AlerterService
-from tests.unit.test_rules import real_figures, scripted
-
-from .conftest import NewTopic, unique_name
+from tests.support.figures import real_figures, scripted
+from tests.support.kafka import NewTopic, unique_name
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]
 

@@ -21,8 +21,7 @@ from segwatch.kafka.admin import admin_client, apply_topics, delete_topics, desc
 from segwatch.kafka.broker import run_sync
 from segwatch.kafka.topics import TopicSpec, changelog_topic
 from segwatch.waiting import wait_until
-
-from .conftest import NewTopic, unique_name
+from tests.support.kafka import NewTopic, unique_name
 
 pytestmark = pytest.mark.kafka
 

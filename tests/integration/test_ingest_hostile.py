@@ -29,8 +29,7 @@ from segwatch.kafka.admin import admin_client, delete_topics
 from segwatch.kafka.broker import run_sync
 from segwatch.system import answers_ready
 from segwatch.waiting import wait_until
-
-from .conftest import unique_name
+from tests.support.kafka import unique_name
 
 pytestmark = pytest.mark.kafka
 

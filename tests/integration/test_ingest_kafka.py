@@ -33,8 +33,7 @@ from services.ingest.api import create_app, runner_options
 from services.ingest.config import IngestConfig
 from services.ingest.files import FileOptions, load_file, publish_parse
 from services.ingest.publisher import InFlight, KafkaPublisher, PublisherError
-
-from .conftest import NewTopic, unique_name
+from tests.support.kafka import NewTopic, unique_name
 
 pytestmark = pytest.mark.kafka
 
