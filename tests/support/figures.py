@@ -72,6 +72,7 @@ def real_figures(
 def scripted(segment: str = "4d2", start: int = 1) -> list[Figures]:
     """Healthy → under target → deficient (twice) → under target → healthy, on the segment's real figures."""
     real = real_figures(segment)
+    assert real.excess_over_target is not None
     below_target = -(real.excess_over_target + 1_000_000)  # 1,000,000 under the target
     deficient = -(real.excess + 2_500_000)  # a 2,500,000 deficiency
     deltas: list[Decimal | int] = [0, below_target, deficient, deficient - 10, below_target, 0]
