@@ -97,7 +97,14 @@ async def assert_alerts_exactly_once(system: LocalSystem, watcher: Watcher) -> N
 
 
 async def assert_metrics_show(system: LocalSystem, figures: dict[str, Figures]) -> None:
-    m = await metrics(system)
+    """The alerter's gauges show `figures`, once it has evaluated them (it reads them after the watcher may)."""
+
+    async def shown() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        m = await metrics(system)
+        versions = {sid: m.get(("segwatch_figures_version", (("segment", sid),))) for sid in figures}
+        return m if all(versions[sid] == f.version for sid, f in figures.items()) else None
+
+    m = await wait_until(shown, what="the alerter to show the latest figures", timeout=60, interval=0.2)
     for sid, f in figures.items():
         seg = (("segment", sid),)
         assert m[("segwatch_excess_dollars", seg)] == float(f.excess)
