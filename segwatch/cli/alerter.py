@@ -1,8 +1,8 @@
 """`segwatch alerter serve|tail`: the alerting service, and alert records as they arrive.
 
-serve   figures → alerts and disbursements → CBOT Rule 971.E notices, on Kafka, with /metrics, /healthz and
-        /readyz on HTTP; stops cleanly on SIGTERM/SIGINT (the batch in hand is finished: alerts acknowledged,
-        offsets committed).
+serve   figures → alerts, disbursements → 25% decisions and notices (issue #13), on Kafka, with /metrics,
+        /healthz, /readyz and POST /v1/what-if on HTTP; stops cleanly on SIGTERM/SIGINT (the batch in hand is
+        finished: alerts acknowledged, offsets committed).
         Address: --host/--port, or SEGWATCH_ALERTER_HOST / SEGWATCH_ALERTER_PORT (default 127.0.0.1:8703).
 tail    print alert records from the alert topic (one line each, or --json), from now or --from-beginning.
 
@@ -56,7 +56,9 @@ def register(sub: Any) -> None:
     advanced.add_argument("--group", default=None, help="consumer group id (default segwatch-alerter)")
     advanced.add_argument("--figures-topic", default=None, help="figures topic to consume")
     advanced.add_argument("--disbursements-topic", default=None,
-                          help="disbursements topic to consume ('' for none: no CBOT Rule 971.E checks)")
+                          help="disbursements topic to consume ('' for none: no 25%% disbursement control)")
+    advanced.add_argument("--statements-topic", default=None,
+                          help="statements topic to consume: the daily computations and filings ('' for none)")
     advanced.add_argument("--alerts-topic", default=None, help="alert topic to publish to and recover from")
     advanced.add_argument("--state-topic", default=None, help="compacted alert-state topic ('' for none)")
     advanced.add_argument("--deadletter-topic", default=None, help="dead-letter topic")
@@ -91,6 +93,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["state_topic"] = args.state_topic or None
     if args.disbursements_topic is not None:
         overrides["disbursements_topic"] = args.disbursements_topic or None
+    if args.statements_topic is not None:
+        overrides["statements_topic"] = args.statements_topic or None
     service = AlerterService(settings, AlerterConfig(host=host, port=port, **overrides), logger=log)
     return asyncio.run(_serve(service, log))
 

@@ -26,18 +26,27 @@ update, resolutions come first (deficiency, under_target, missing_fx, stale_fx, 
 "under target, deficiency" and its recovery "deficiency resolved, under target resolved". A figures record
 whose version is not above the last one seen for its segment is a replay or duplicate and changes nothing.
 
-Also here: the CBOT Rule 971.E 25% disbursement check (`check_disbursement`, `DisbursementWindow`) and its
-wiring to the disbursement events (`DisbursementMonitor`): each disbursement not for the benefit of
-customers is compared with the segment's most recent excess calculation — the latest figures record seen —
-aggregated with every such disbursement since that calculation; one that needs CEO/CFO pre-approval
-produces a one-off notice (`state="notice"`, rule `disbursement_25pct`). Notices are not alert state:
-`AlertStates` ignores them.
+Rules kept in modules of their own (each evaluated by the alerter, each in `segwatch replay`):
+
+    disbursement_25pct      notice, warning/info    a disbursement not for customers over 25% of the excess
+                                                    (alone or with the others since the last DAILY
+                                                    computation, or of the live excess): CEO/CFO written
+                                                    pre-approval, then notices — Reg. 1.23(c), 30.7(g),
+                                                    22.17; NFA 16(b); CBOT Rule 971.E (segwatch/core/controls.py)
+    disbursement_violation  notice, critical, pages such a disbursement executed without that pre-approval
+                                                    (segwatch/core/controls.py)
+    residual_interest_      critical                residual interest below the customers' undermargined
+    undermargined                                   amounts of the prior close after 6 pm Eastern the next
+                                                    business day — Reg. 1.22(c), 30.7(f), 22.2(f)
+                                                    (segwatch/core/residual.py)
+
+Notices (`state="notice"`) are not alert state: `AlertStates` ignores them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -46,14 +55,10 @@ from typing import Any, Final, get_args
 
 from schemas.alerts import (
     Alert,
-    AlertDisbursement,
     AlertFigures,
-    DisbursementCheckRecord,
-    DisbursementOutcome,
     Severity,
     StateRuleName,
 )
-from schemas.events import Disbursement
 from schemas.records import Figures
 from segwatch.core.catalogue import SEGMENT_IDS, ZERO
 from segwatch.errors import InputError
@@ -420,338 +425,3 @@ def evaluate_all(
         out.extend(result.changes)
     return states, out
 
-
-# --- CBOT Rule 971.E: disbursements not for the benefit of customers --------------------------------
-
-DISBURSEMENT_LIMIT: Final = Decimal("0.25")
-
-RULE_971E = (
-    "CBOT Rule 971.E: a disbursement not for the benefit of customers that, alone or added to every such"
-    " disbursement since the last excess calculation, exceeds 25% of the segment's excess needs written"
-    " pre-approval by the CEO or CFO and immediate notice to the exchange's Audit Department"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class DisbursementCheck:
-    """The 25% test of one proposed disbursement from one segment (exact Decimal arithmetic)."""
-
-    segment: str
-    amount: Decimal
-    prior: Decimal  # every such disbursement since the last excess calculation, before this one
-    excess: Decimal  # the segment's excess at its most recent calculation
-    limit: Decimal  # 25% of the excess (0 when there is no excess)
-    alone_exceeds: bool
-    aggregate_exceeds: bool
-    exceeds_excess: bool  # the disbursement(s) would leave the segment under-segregated
-
-    @property
-    def aggregate(self) -> Decimal:
-        return self.prior + self.amount
-
-    @property
-    def needs_approval(self) -> bool:
-        """Written CEO/CFO pre-approval and immediate notice to the exchange's Audit Department."""
-        return self.alone_exceeds or self.aggregate_exceeds
-
-    @property
-    def summary(self) -> str:
-        name = SEGMENT_NAMES.get(self.segment, self.segment)
-        if not self.needs_approval:
-            return (
-                f"{name}: disbursement {usd(self.amount)} (aggregate {usd(self.aggregate)}) is within 25% of"
-                f" excess {usd(self.excess)} (limit {usd(self.limit)})"
-            )
-        which = "alone" if self.alone_exceeds else f"with prior disbursements ({usd(self.aggregate)})"
-        text = (
-            f"{name}: disbursement {usd(self.amount)} {which} exceeds 25% of excess {usd(self.excess)}"
-            f" (limit {usd(self.limit)}) — CEO/CFO written pre-approval and immediate notice required"
-        )
-        if self.exceeds_excess:
-            text += "; it would also leave the segment under-segregated"
-        return text
-
-
-def check_disbursement(
-    segment: str, amount: Decimal, excess: Decimal, prior: Sequence[Decimal] = ()
-) -> DisbursementCheck:
-    """CBOT Rule 971.E.1: compare a disbursement, alone and aggregated with `prior` (every disbursement not
-    for the benefit of customers from this segment since the last excess calculation), with 25% of the
-    segment's most recent excess. "Exceeds" is strict: exactly 25% needs no approval.
-
-    With no excess (zero or a deficiency) the limit is 0, so any disbursement needs approval — and it
-    also deepens the deficiency (`exceeds_excess`).
-    """
-    if segment not in SEGMENT_IDS:
-        raise InputError("segment", f"unknown segment {segment!r}; expected one of {', '.join(SEGMENT_IDS)}")
-    for name, value in (("amount", amount), ("excess", excess), *((f"prior[{i}]", p) for i, p in enumerate(prior))):
-        if not isinstance(value, Decimal) or not value.is_finite():
-            raise InputError(name, f"expected a finite Decimal amount, got {value!r}")
-    if amount <= ZERO:
-        raise InputError("amount", f"a disbursement is a positive amount, got {amount}")
-    for i, p in enumerate(prior):
-        if p <= ZERO:
-            raise InputError(f"prior[{i}]", f"a disbursement is a positive amount, got {p}")
-    prior_total = sum(prior, ZERO)
-    limit = excess * DISBURSEMENT_LIMIT if excess > ZERO else ZERO
-    aggregate = prior_total + amount
-    return DisbursementCheck(
-        segment=segment,
-        amount=amount,
-        prior=prior_total,
-        excess=excess,
-        limit=limit,
-        alone_exceeds=amount > limit,
-        aggregate_exceeds=aggregate > limit,
-        exceeds_excess=aggregate > excess,
-    )
-
-
-@dataclass(slots=True)
-class DisbursementWindow:
-    """The disbursements not for the benefit of customers since the last excess calculation, per segment.
-
-    `calculation` identifies an excess calculation (the alerter uses the figures version: every figures
-    record is a fresh calculation of the excess); a new one starts a new aggregation window.
-    """
-
-    _windows: dict[str, tuple[Hashable, list[Decimal]]] = field(default_factory=dict)
-
-    def prior(self, segment: str, calculation: Hashable) -> tuple[Decimal, ...]:
-        """The amounts already in the window of `calculation` (empty when the window is of another one)."""
-        held = self._windows.get(segment)
-        return tuple(held[1]) if held is not None and held[0] == calculation else ()
-
-    def add(self, segment: str, amount: Decimal, calculation: Hashable) -> None:
-        """Record `amount` in the window of `calculation` (a new calculation starts a new window)."""
-        self._windows[segment] = (calculation, [*self.prior(segment, calculation), amount])
-
-    def check(self, segment: str, amount: Decimal, excess: Decimal, calculation: Hashable) -> DisbursementCheck:
-        """The 25% test of `amount`, aggregated with this window's earlier disbursements; then records it."""
-        result = check_disbursement(segment, amount, excess, self.prior(segment, calculation))
-        self.add(segment, amount, calculation)
-        return result
-
-    def total(self, segment: str, calculation: Hashable) -> Decimal:
-        return sum(self.prior(segment, calculation), ZERO)
-
-
-# --- CBOT Rule 971.E wired to the disbursement events ----------------------------------------------------------
-
-DISBURSEMENT_RULE: Final = "disbursement_25pct"
-DISBURSEMENT_REGULATION: Final = "CBOT Rule 971.E"
-DISBURSEMENT_RUNBOOK: Final = f"{RUNBOOK}#disbursement-25pct"
-DISBURSEMENT_OUTCOMES: Final[tuple[str, ...]] = get_args(DisbursementOutcome)
-
-
-def disbursement_notice_id(segment: str, event_id: str) -> str:
-    """The id of the notice about one disbursement: deterministic, one per disbursement."""
-    return f"{segment}:{DISBURSEMENT_RULE}:{event_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class Calculation:
-    """One excess calculation of a segment. Every figures record is one: the calculator recomputes the whole
-    statement whenever an input changes it, so the latest figures record is "the most recent calculation of
-    excess" of Rule 971.E.1.a, and its version identifies it."""
-
-    version: int
-    excess: Decimal
-    figures: AlertFigures
-
-    @classmethod
-    def of(cls, figures: Figures) -> Calculation:
-        return cls(figures.version, figures.excess, alert_figures(figures))
-
-
-@dataclass(frozen=True, slots=True)
-class DisbursementAssessment:
-    """What one disbursement event comes to; `DisbursementMonitor.record` makes it part of the state."""
-
-    disbursement: Disbursement
-    outcome: DisbursementOutcome | None  # None: a duplicate (its event id was processed before)
-    calculation: Calculation | None = None  # the excess calculation it was compared with
-    check: DisbursementCheck | None = None
-    notice: Alert | None = None  # the notice to publish (None: none needed, or already published)
-    notice_id: str | None = None  # the notice this disbursement has, published now or before
-
-    @property
-    def duplicate(self) -> bool:
-        return self.outcome is None
-
-    def check_record(self, now: datetime) -> DisbursementCheckRecord:
-        """The alerter's durable record of this disbursement (its state topic)."""
-        if self.outcome is None:
-            raise ValueError("a duplicate has no check record of its own")
-        ev = self.disbursement
-        return DisbursementCheckRecord(
-            event_id=ev.event_id,
-            segment=ev.segment,
-            amount=ev.amount,
-            outcome=self.outcome,
-            calculation=self.calculation.version if self.calculation is not None else None,
-            notice_id=self.notice_id,
-            at=now,
-        )
-
-
-def _disbursement_summary(ev: Disbursement, check: DisbursementCheck | None, calc: Calculation | None) -> str:
-    name = SEGMENT_NAMES[ev.segment]
-    paid = f"disbursement {usd(ev.amount)} to {ev.recipient}"
-    if check is None or calc is None:
-        return (
-            f"{name}: {paid} could NOT be checked against the 25% limit: no excess calculation (figures) seen"
-            " for the segment yet — check it by hand against the latest excess"
-        )
-    which = "alone" if check.alone_exceeds else f"with prior disbursements (aggregate {usd(check.aggregate)})"
-    text = (
-        f"{name}: {paid} {which} exceeds 25% of excess {usd(check.excess)} (figures v{calc.version};"
-        f" limit {usd(check.limit)})"
-    )
-    if ev.approval is None:
-        text += (
-            " — NO written CEO/CFO pre-approval on record (Rule 971.E violation): escalate to the CFO and"
-            " Compliance; notify the exchange's Audit Department immediately"
-        )
-    else:
-        text += f" — pre-approved ({ev.approval}): notify the exchange's Audit Department immediately"
-    if check.exceeds_excess:
-        text += "; it would leave the segment UNDER-SEGREGATED"
-    return text
-
-
-def disbursement_notice(
-    ev: Disbursement, check: DisbursementCheck | None, calc: Calculation | None, *, now: datetime
-) -> Alert:
-    """The notice about a disbursement that needs approval (`check` given), or that could not be checked.
-
-    Critical when it carries no pre-approval reference (it needed written pre-approval: a violation) or would
-    leave the segment under-segregated; warning when pre-approved (the Audit Department notice is still
-    owed) and when it could not be checked (the excess was unknown: never passed silently).
-    """
-    if check is None or calc is None:
-        severity: Severity = "warning"
-    else:
-        severity = "critical" if ev.approval is None or check.exceeds_excess else "warning"
-    details = AlertDisbursement(
-        event_id=ev.event_id,
-        as_of=ev.as_of,
-        amount=ev.amount,
-        recipient=ev.recipient,
-        purpose=ev.purpose,
-        approval=ev.approval,
-        calculation=calc.version if calc is not None else None,
-        excess=check.excess if check is not None else None,
-        limit=check.limit if check is not None else None,
-        prior=check.prior if check is not None else ZERO,
-        aggregate=check.aggregate if check is not None else ev.amount,
-        alone_exceeds=check.alone_exceeds if check is not None else None,
-        aggregate_exceeds=check.aggregate_exceeds if check is not None else None,
-        exceeds_excess=check.exceeds_excess if check is not None else None,
-    )
-    return Alert(
-        alert_id=disbursement_notice_id(ev.segment, ev.event_id),
-        rule=DISBURSEMENT_RULE,
-        segment=ev.segment,
-        state="notice",
-        severity=severity,
-        page=False,
-        summary=_disbursement_summary(ev, check, calc),
-        regulation=DISBURSEMENT_REGULATION,
-        figures=calc.figures if calc is not None else None,
-        disbursement=details,
-        started_at=ev.as_of,
-        at=now,
-        correlation_id=ev.event_id,
-        runbook=DISBURSEMENT_RUNBOOK,
-    )
-
-
-@dataclass(slots=True)
-class DisbursementMonitor:
-    """CBOT Rule 971.E over the disbursement events: what the alerter knows to check each one.
-
-    - `calculations`: each segment's most recent excess calculation, the latest figures record seen (by
-      version: an older one arriving late changes nothing);
-    - `window`: per segment, the disbursements not for customers since that calculation;
-    - `processed`: the event ids of every disbursement already processed (a duplicate changes nothing);
-    - `noticed`: the event ids whose notice is already published (never a second one).
-
-    `assess` decides without changing anything; `record` makes the decision part of the state once its
-    records are published. Rebuilt after a restart with `restore`.
-    """
-
-    calculations: dict[str, Calculation] = field(default_factory=dict)
-    window: DisbursementWindow = field(default_factory=DisbursementWindow)
-    processed: set[str] = field(default_factory=set)
-    noticed: set[str] = field(default_factory=set)
-
-    def on_figures(self, figures: Figures) -> bool:
-        """A new excess calculation of the segment (True), unless a newer one is already held."""
-        held = self.calculations.get(figures.segment)
-        if held is not None and figures.version <= held.version:
-            return False
-        self.calculations[figures.segment] = Calculation.of(figures)
-        return True
-
-    def assess(self, ev: Disbursement, *, now: datetime) -> DisbursementAssessment:
-        if ev.event_id in self.processed:
-            return DisbursementAssessment(ev, None)
-        if ev.for_customer_benefit:
-            return DisbursementAssessment(ev, "customer_benefit")
-        notice_id = disbursement_notice_id(ev.segment, ev.event_id)
-        published = ev.event_id in self.noticed
-        calc = self.calculations.get(ev.segment)
-        if calc is None:
-            notice = None if published else disbursement_notice(ev, None, None, now=now)
-            return DisbursementAssessment(ev, "unchecked", None, None, notice, notice_id)
-        check = check_disbursement(ev.segment, ev.amount, calc.excess, self.window.prior(ev.segment, calc.version))
-        if not check.needs_approval:
-            return DisbursementAssessment(ev, "within_limit", calc, check)
-        notice = None if published else disbursement_notice(ev, check, calc, now=now)
-        return DisbursementAssessment(ev, "needs_approval", calc, check, notice, notice_id)
-
-    def record(self, assessment: DisbursementAssessment) -> None:
-        if assessment.duplicate:
-            return
-        ev = assessment.disbursement
-        self.processed.add(ev.event_id)
-        if assessment.check is not None and assessment.calculation is not None:
-            self.window.add(ev.segment, ev.amount, assessment.calculation.version)
-        if assessment.notice_id is not None:
-            self.noticed.add(ev.event_id)
-
-    def restore_checks(self, checks: Iterable[DisbursementCheckRecord]) -> None:
-        """Fold in the check records of an earlier run: processed ids, published notices, and the window of
-        each segment's current calculation (call after the calculations are known)."""
-        for record in checks:
-            if record.event_id in self.processed:
-                continue
-            self.processed.add(record.event_id)
-            if record.notice_id is not None:
-                self.noticed.add(record.event_id)
-            calc = self.calculations.get(record.segment)
-            checked = record.outcome in ("within_limit", "needs_approval")
-            if checked and calc is not None and record.calculation == calc.version:
-                self.window.add(record.segment, record.amount, calc.version)
-
-    def restore_notices(self, notices: Iterable[Alert]) -> None:
-        """The disbursements whose notice is on the alert topic: never noticed twice."""
-        for alert in notices:
-            if alert.rule == DISBURSEMENT_RULE and alert.disbursement is not None:
-                self.noticed.add(alert.disbursement.event_id)
-
-    @classmethod
-    def restore(
-        cls,
-        figures: Iterable[Figures] = (),
-        checks: Iterable[DisbursementCheckRecord] = (),
-        notices: Iterable[Alert] = (),
-    ) -> DisbursementMonitor:
-        """The monitor an earlier run left: the latest figures, its check records and published notices."""
-        monitor = cls()
-        for f in figures:
-            monitor.on_figures(f)
-        monitor.restore_checks(checks)
-        monitor.restore_notices(notices)
-        return monitor

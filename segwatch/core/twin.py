@@ -7,9 +7,13 @@ The calculator part mirrors `services/calculator/combiner.py`: a segment gets a 
 its figures changed (a segment with nothing in it yet gets none), with a version that grows by one each time.
 The alerter part is a list of **stages**, each the pure counterpart of what the alerter does: `AlertRules`
 folds each figures record into the alert states with `rules.evaluate` (so any rule `evaluate` knows appears
-here without a change), `Disbursements` runs the `DisbursementMonitor` over the disbursement events. A later
-rule (the business-day close, amendments, disbursement decisions, funds held offshore) plugs in as one more
-`Stage`: it sees each event once the book has applied it, and each figures record, and returns its records.
+here without a change), `DisbursementControls` runs the 25% control (segwatch.core.controls) over the
+disbursement events: one `DisbursementDecision` per disbursement (on the alerter's state topic), its notices,
+and the residual interest rule (segwatch.core.residual). A later rule plugs in as one more `Stage`: it sees
+each event once the book has applied it, and each figures record, and returns its records. A stage with an
+`on_record` method also sees every record the stages before it returned (so the 25% control takes its
+baselines from the `StatementRecord`s a close stage emits); `DisbursementControls.on_baseline` takes one
+directly (`segwatch replay --baselines`).
 
 One difference from the live pipeline, by design: the twin evaluates after **every** event. The calculator
 coalesces figures for up to 50 ms (`SEGWATCH_COALESCE_MS`) and takes balances a whole fetch at a time, so
@@ -28,16 +32,23 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from schemas.events import Disbursement, EventBase
+from schemas.controls import Baseline
+from schemas.events import Disbursement, DisbursementApproval, EventBase, UndermarginedAmounts
 from schemas.records import Figures
+from schemas.statements import StatementRecord
 from segwatch.core.book import Book
-from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.core.calendar import BusinessCalendar
+from segwatch.core.catalogue import SEGMENT_IDS, SEGMENTS
+from segwatch.core.controls import Controls
 from segwatch.core.figures import Consolidated
-from segwatch.core.rules import AlertStates, DisbursementMonitor, evaluate
+from segwatch.core.residual import RULE as RESIDUAL_RULE
+from segwatch.core.residual import ResidualInterest
+from segwatch.core.rules import AlertStates, evaluate
 
 # Where the live pipeline publishes each kind of record (the topic names without namespace).
 FIGURES_TOPIC = "segwatch.figures"
 ALERTS_TOPIC = "segwatch.alerts"
+STATE_TOPIC = "segwatch-alerter-alerts-changelog"  # the alerter's compacted state: decisions and notices
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,27 +91,72 @@ class AlertRules:
 
 
 @dataclass
-class Disbursements:
-    """CBOT Rule 971.E as the alerter runs it: each figures record is the segment's latest excess calculation;
-    each disbursement is assessed against it and recorded; a notice when one is owed."""
+class DisbursementControls:
+    """Controls before the money moves, as the alerter runs them: each figures record is the live excess; each
+    baseline (a `StatementRecord` of an earlier stage, or `on_baseline`) the last daily computation; each
+    disbursement decided once (its `DisbursementDecision` and `DisbursementNotice`s on the state topic, its
+    notice on the alert topic); approvals and undermargined amounts taken; residual interest checked on each
+    figures record and each event (the twin's clock)."""
 
-    monitor: DisbursementMonitor = field(default_factory=DisbursementMonitor)
+    controls: Controls = field(default_factory=Controls)
+    residual: ResidualInterest = field(default_factory=ResidualInterest)
+    calendar: BusinessCalendar | None = None  # built on first use (only the residual rule needs it)
+    states: AlertStates = field(default_factory=AlertStates)  # the residual rule's alert state
+    figures: dict[str, Figures] = field(default_factory=dict)
 
-    def on_figures(self, twin: Twin, figures: Figures, now: datetime) -> Iterable[Record]:
-        self.monitor.on_figures(figures)
+    def on_baseline(self, baseline: Baseline) -> bool:
+        return self.controls.on_baseline(baseline)
+
+    def on_record(self, twin: Twin, record: Record, now: datetime) -> Iterable[Record]:
+        value = record.value
+        if isinstance(value, StatementRecord):
+            excess = value.lines.get(SEGMENTS[value.segment].excess)
+            if excess is not None:
+                self.on_baseline(Baseline(segment=value.segment, business_day=value.business_day,
+                                          cutoff=value.cutoff, excess=excess, version=value.version))
+        elif isinstance(value, Baseline):
+            self.on_baseline(value)
         return ()
 
+    def on_figures(self, twin: Twin, figures: Figures, now: datetime) -> Iterable[Record]:
+        self.controls.on_figures(figures)
+        self.figures[figures.segment] = figures
+        return self._residual([figures.segment], now)
+
     def on_event(self, twin: Twin, event: EventBase, now: datetime) -> Iterable[Record]:
-        if not isinstance(event, Disbursement):
-            return ()
-        assessment = self.monitor.assess(event, now=now)
-        self.monitor.record(assessment)
-        return [Record(ALERTS_TOPIC, assessment.notice)] if assessment.notice is not None else []
+        out: list[Record] = []
+        if isinstance(event, DisbursementApproval):
+            self.controls.on_approval(event)
+        elif isinstance(event, UndermarginedAmounts):
+            self.residual.on_amounts(event)
+        elif isinstance(event, Disbursement):
+            result = self.controls.process(event, now=now)
+            if result is not None:
+                out.append(Record(STATE_TOPIC, result.decision))
+                out.extend(Record(STATE_TOPIC, notice) for notice in result.notices)
+                if result.alert is not None:
+                    out.append(Record(ALERTS_TOPIC, result.alert))
+        out.extend(self._residual(sorted(self.figures), now))
+        return out
+
+    def _residual(self, segments: Iterable[str], now: datetime) -> list[Record]:
+        if not self.residual.amounts:
+            return []
+        if self.calendar is None:
+            self.calendar = BusinessCalendar()
+        out = []
+        for segment in segments:
+            change = self.residual.evaluate(self.figures[segment], self.states.firing(segment, RESIDUAL_RULE),
+                                            now=now, next_business_day=self.calendar.next_business_day)
+            if change is not None:
+                self.states = self.states.with_alert(change)
+                out.append(Record(ALERTS_TOPIC, change))
+        return out
 
 
 def default_stages() -> list[Stage]:
     """What the alerter runs today, in its order."""
-    return [AlertRules(), Disbursements()]
+    return [AlertRules(), DisbursementControls()]
 
 
 Clock = Callable[[EventBase], datetime]
@@ -142,10 +198,20 @@ class Twin:
             if figures is None:
                 continue
             out.append(Record(FIGURES_TOPIC, figures))
-            for stage in self.stages:
-                out.extend(stage.on_figures(self, figures, now))
-        for stage in self.stages:
-            out.extend(stage.on_event(self, event, now))
+            for i, stage in enumerate(self.stages):
+                out.extend(self._forward(i, stage.on_figures(self, figures, now), now))
+        for i, stage in enumerate(self.stages):
+            out.extend(self._forward(i, stage.on_event(self, event, now), now))
+        return out
+
+    def _forward(self, index: int, records: Iterable[Record], now: datetime) -> list[Record]:
+        """The records of stage `index`, after every later stage with an `on_record` has seen them."""
+        out = list(records)
+        for record in list(out):
+            for later in self.stages[index + 1:]:
+                on_record = getattr(later, "on_record", None)
+                if on_record is not None:
+                    out.extend(on_record(self, record, now))
         return out
 
     def feed_all(self, events: Iterable[EventBase]) -> list[Record]:
@@ -171,11 +237,11 @@ class Twin:
             if figures is None:
                 continue
             out.append(Record(FIGURES_TOPIC, figures))
-            for stage in self.stages:
-                out.extend(stage.on_figures(self, figures, now))
+            for i, stage in enumerate(self.stages):
+                out.extend(self._forward(i, stage.on_figures(self, figures, now), now))
         for event in events:
-            for stage in self.stages:
-                out.extend(stage.on_event(self, event, now))
+            for i, stage in enumerate(self.stages):
+                out.extend(self._forward(i, stage.on_event(self, event, now), now))
         return out
 
     def _figures(self, sid: str, event: EventBase, now: datetime) -> Figures | None:

@@ -255,6 +255,31 @@ def alert_panels(y: int) -> list[Any]:
     ]
 
 
+def controls_panels(y: int) -> list[Any]:
+    """Controls before the money moves (issue #13): each segment's 25% window, and the decisions."""
+    panels: list[Any] = [row("Controls: the 25% disbursement window, per segment", y)]
+    w = WIDTH // len(SEGMENTS)
+    for i, seg in enumerate(SEGMENTS.values()):
+        panels.append(timeseries(
+            f"{segment_name(seg)}: 25% window",
+            [(sel(m.WINDOW_BASELINE_EXCESS, segment=seg.id), f"last daily computation (line {seg.excess})"),
+             (sel(m.WINDOW_AGGREGATE, segment=seg.id), "disbursements not for customers since it"),
+             (sel(m.WINDOW_HEADROOM, segment=seg.id, basis="daily"), "headroom to 25% (daily computation)"),
+             (sel(m.WINDOW_HEADROOM, segment=seg.id, basis="live"), "headroom to 25% (live excess)")],
+            g.GridPos(h=8, w=w, x=i * w, y=y + 1), unit=UNIT_USD, zero_line=True,
+            description="Reg. 1.23(c) / 30.7(g) / 22.17, NFA 16(b), CBOT Rule 971.E. The window runs from one daily "
+                        "computation to the next. Headroom below zero: the next disbursement not for customers "
+                        "needs written CEO/CFO pre-approval.",
+        ))
+    panels.append(timeseries(
+        "Disbursements decided, by outcome",
+        [(f"sum by (segment, outcome) (increase({m.DISBURSEMENTS_TOTAL}[1h]))", "{{segment}} {{outcome}}")],
+        g.GridPos(h=6, w=WIDTH, x=0, y=y + 9),
+        description="within_limit, needs_approval (pre-approval named, not on record), approved, violation (pages).",
+    ))
+    return panels
+
+
 def input_panels(y: int) -> list[Any]:
     last_seen = f"max by (source) ({m.INGEST_SOURCE_LAST_SEEN})"
     return [
@@ -341,8 +366,8 @@ def dashboard_annotations() -> Any:
 def build() -> dict[str, Any]:
     """The dashboard model, as Grafana stores it."""
     panels: list[Any] = []
-    for make in (now_panels, segregation_panels, currency_panels, statement_panels, alert_panels, input_panels,
-                 pipeline_panels):
+    for make in (now_panels, segregation_panels, currency_panels, statement_panels, alert_panels, controls_panels,
+                 input_panels, pipeline_panels):
         y = max((p.gridPos.y + p.gridPos.h for p in panels), default=0)
         panels.extend(make(y))
     dashboard = g.Dashboard(

@@ -29,6 +29,12 @@ ALERT_FIRING: Final = alerter.ALERT_FIRING
 EVENT_TO_FIGURES: Final = alerter.EVENT_TO_FIGURES
 EVENT_TO_ALERT: Final = alerter.EVENT_TO_ALERT
 SOURCE_LAST_UPDATE: Final = alerter.SOURCE_LAST_UPDATE
+# The alerter's controls (issue #13): decisions by outcome, the 25% window per segment.
+DISBURSEMENTS_TOTAL: Final = alerter.DISBURSEMENTS_TOTAL
+WINDOW_BASELINE_EXCESS: Final = alerter.WINDOW_BASELINE_EXCESS
+WINDOW_AGGREGATE: Final = alerter.WINDOW_AGGREGATE
+WINDOW_LIMIT: Final = alerter.WINDOW_LIMIT
+WINDOW_HEADROOM: Final = alerter.WINDOW_HEADROOM
 
 # Ingest (services/ingest/api.py, IngestMetrics).
 INGEST_EVENTS_TOTAL: Final = "segwatch_ingest_events_total"  # label: outcome

@@ -1,4 +1,5 @@
-"""The alerter's HTTP side (aiohttp): /metrics for Prometheus, /healthz (liveness), /readyz (readiness)."""
+"""The alerter's HTTP side (aiohttp): /metrics for Prometheus, /healthz (liveness), /readyz (readiness), and
+the service's own endpoints (`http_routes`: POST /v1/what-if, services/alerter/controls.py)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def make_app(service: Probed) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    for install in getattr(service, "http_routes", ()):  # the service's own endpoints (POST /v1/what-if)
+        install(app)
     return app
 
 

@@ -10,14 +10,18 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Final
+from typing import TYPE_CHECKING, Final, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from schemas.alerts import Alert
+from schemas.controls import DecisionOutcome, Verdict
 from schemas.records import Figures
 from segwatch.core.catalogue import SEGMENT_IDS, SEGMENTS
-from segwatch.core.rules import DISBURSEMENT_OUTCOMES, RULE_NAMES, RULES
+from segwatch.core.rules import RULE_NAMES, RULES
+
+if TYPE_CHECKING:
+    from segwatch.core.controls import WindowStatus
 
 # Per segment, from each figures record (label: segment).
 REQUIREMENT: Final = "segwatch_requirement_dollars"
@@ -37,8 +41,18 @@ FIGURES_TOTAL: Final = "segwatch_figures_total"  # label: segment
 ALERTS_TOTAL: Final = "segwatch_alerts_total"  # labels: rule, severity, state
 STALE_FIGURES_TOTAL: Final = "segwatch_alerter_stale_figures_total"  # label: segment
 DEAD_LETTERS_TOTAL: Final = "segwatch_alerter_dead_letters_total"
-# CBOT Rule 971.E (labels: segment, outcome = within_limit / needs_approval / unchecked / customer_benefit).
+# The 25% control (issue #13; labels: segment, outcome = within_limit / needs_approval / approved / violation).
 DISBURSEMENTS_TOTAL: Final = "segwatch_disbursements_total"
+DISBURSEMENT_OUTCOMES: Final[tuple[str, ...]] = get_args(DecisionOutcome)
+# The 25% window of each segment (label: segment): the last daily computation's excess, the disbursements not
+# for customers since it, and the headroom to 25% (labels: segment, basis = daily / live; negative: over it).
+WINDOW_BASELINE_EXCESS: Final = "segwatch_disbursement_window_baseline_excess_dollars"
+WINDOW_AGGREGATE: Final = "segwatch_disbursement_window_aggregate_dollars"
+WINDOW_LIMIT: Final = "segwatch_disbursement_window_limit_dollars"
+WINDOW_HEADROOM: Final = "segwatch_disbursement_window_headroom_dollars"
+# POST /v1/what-if answers (label: verdict = allowed / needs_approval / refused).
+WHAT_IF_TOTAL: Final = "segwatch_what_if_total"
+WHAT_IF_VERDICTS: Final[tuple[str, ...]] = get_args(Verdict)
 DUPLICATE_DISBURSEMENTS_TOTAL: Final = "segwatch_alerter_duplicate_disbursements_total"  # label: segment
 # Alert state (labels: segment, rule): 1 firing, 0 not.
 ALERT_FIRING: Final = "segwatch_alert_firing"
@@ -54,7 +68,8 @@ METRIC_NAMES: Final[tuple[str, ...]] = (
     REQUIREMENT, FUNDS, EXCESS, TARGET, EXCESS_OVER_TARGET, STATEMENT_LINE, FIGURES_VERSION, MISSING_FX,
     STALE_FX, INCOMPLETE, EXCESS_BY_CURRENCY,
     FIGURES_TOTAL, ALERTS_TOTAL, STALE_FIGURES_TOTAL, DEAD_LETTERS_TOTAL, DISBURSEMENTS_TOTAL,
-    DUPLICATE_DISBURSEMENTS_TOTAL, ALERT_FIRING, EVENT_TO_FIGURES, EVENT_TO_ALERT, SOURCE_LAST_UPDATE, READY,
+    DUPLICATE_DISBURSEMENTS_TOTAL, WINDOW_BASELINE_EXCESS, WINDOW_AGGREGATE, WINDOW_LIMIT, WINDOW_HEADROOM,
+    WHAT_IF_TOTAL, ALERT_FIRING, EVENT_TO_FIGURES, EVENT_TO_ALERT, SOURCE_LAST_UPDATE, READY,
 )  # fmt: skip
 
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -107,11 +122,24 @@ class AlerterMetrics:
                                           "Figures and disbursement records sent to the dead-letter topic",
                                           registry=r)
         self.disbursements_total = Counter(_counter_base(DISBURSEMENTS_TOTAL),
-                                           "Disbursements processed (CBOT Rule 971.E), by outcome",
+                                           "Disbursements decided (25% control: Reg. 1.23(c), CBOT Rule 971.E),"
+                                           " by outcome",
                                            ["segment", "outcome"], registry=r)
         self.duplicate_disbursements_total = Counter(_counter_base(DUPLICATE_DISBURSEMENTS_TOTAL),
                                                      "Disbursements ignored as duplicates (event id seen before)",
                                                      ["segment"], registry=r)
+        self.window_baseline_excess = Gauge(WINDOW_BASELINE_EXCESS, "Excess of the last daily computation (USD): "
+                                            "the 25% window's baseline", ["segment"], registry=r)
+        self.window_aggregate = Gauge(WINDOW_AGGREGATE, "Disbursements not for customers since the last daily "
+                                      "computation (USD)", ["segment"], registry=r)
+        self.window_limit = Gauge(WINDOW_LIMIT, "25% of the excess (USD), of the daily computation or the live "
+                                  "figures", ["segment", "basis"], registry=r)
+        self.window_headroom = Gauge(WINDOW_HEADROOM, "25% limit less the window's aggregate (USD); negative: "
+                                     "over it", ["segment", "basis"], registry=r)
+        self.what_if_total = Counter(_counter_base(WHAT_IF_TOTAL), "POST /v1/what-if answers, by verdict",
+                                     ["verdict"], registry=r)
+        for verdict in WHAT_IF_VERDICTS:
+            self.what_if_total.labels(verdict=verdict)
         self.alert_firing = Gauge(ALERT_FIRING, "1 while the alert is firing, else 0", ["segment", "rule"],
                                   registry=r)
         self.event_to_figures = Histogram(EVENT_TO_FIGURES,
@@ -201,8 +229,28 @@ class AlerterMetrics:
                 )
 
     def disbursement(self, segment: str, outcome: str) -> None:
-        """A disbursement processed: within_limit, needs_approval, unchecked or customer_benefit."""
+        """A disbursement decided: within_limit, needs_approval, approved or violation."""
         self.disbursements_total.labels(segment=segment, outcome=outcome).inc()
+
+    def show_window(self, status: WindowStatus) -> None:
+        """A segment's 25% window; a value not known (no baseline, no live figures) has no series."""
+        seg = status.segment
+        self.window_aggregate.labels(segment=seg).set(dollars(status.aggregate))
+        if status.baseline is not None:
+            self.window_baseline_excess.labels(segment=seg).set(dollars(status.baseline.excess))
+        else:
+            _remove(self.window_baseline_excess, seg)
+        for basis, limit, headroom in (("daily", status.daily_limit, status.daily_headroom),
+                                       ("live", status.live_limit, status.live_headroom)):
+            if limit is not None and headroom is not None:
+                self.window_limit.labels(segment=seg, basis=basis).set(dollars(limit))
+                self.window_headroom.labels(segment=seg, basis=basis).set(dollars(headroom))
+            else:
+                _remove(self.window_limit, seg, basis)
+                _remove(self.window_headroom, seg, basis)
+
+    def what_if(self, verdict: str) -> None:
+        self.what_if_total.labels(verdict=verdict).inc()
 
     def duplicate_disbursement(self, segment: str) -> None:
         self.duplicate_disbursements_total.labels(segment=segment).inc()

@@ -3,8 +3,9 @@
 The alert and state topics hold three kinds of record: alert state changes (firing / resolved), which make
 the alert state; one-off notices (`state="notice"`, CBOT Rule 971.E disbursements), which are not alert
 state (`AlertStates` skips them) but say which disbursements were already noticed; and, on the state topic
-only, the alerter's check record of each disbursement it processed (the 971.E aggregation window and the
-ids already processed).
+only, the decision on each disbursement (`DisbursementDecision`: the 25% windows and the ids already decided)
+and the notices it owed (`DisbursementNotice`). Check records of the alerter before issue #13 have the
+decisions' keys, so compaction replaces them; they are skipped (counted unreadable).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from schemas.alerts import Alert, DisbursementCheckRecord
+from schemas.alerts import Alert
+from schemas.controls import DisbursementDecision, DisbursementNotice
 from segwatch.config import KafkaSettings
 from segwatch.core.rules import AlertStates
 from segwatch.kafka.admin import KafkaAdminError, admin_client, describe_topics
@@ -27,18 +29,18 @@ class RecoveryError(Exception):
     """The alert state could not be rebuilt (a topic is missing, or Kafka did not answer in time)."""
 
 
-StateRecord = Annotated[Alert | DisbursementCheckRecord, Field(discriminator="type")]
+StateRecord = Annotated[Alert | DisbursementDecision | DisbursementNotice, Field(discriminator="type")]
 STATE_RECORD: TypeAdapter[StateRecord] = TypeAdapter(StateRecord)
 
 
 @dataclass(frozen=True, slots=True)
 class Recovered:
     states: AlertStates
-    records: int  # alert, notice and check records read
+    records: int  # alert, notice, decision and notice records read
     unreadable: int  # records that are none of those (skipped, logged)
     seconds: float
     notices: tuple[Alert, ...] = ()  # the one-off notices (disbursements) published
-    checks: tuple[DisbursementCheckRecord, ...] = ()  # the disbursements processed (state topic)
+    decisions: tuple[DisbursementDecision, ...] = ()  # the disbursements decided (state topic)
 
 
 async def partition_counts(settings: KafkaSettings, topics: Sequence[str], *, timeout: float) -> dict[str, int]:
@@ -95,11 +97,11 @@ async def read_to_end(
     return records
 
 
-def parse_records(records: Sequence[Any]) -> tuple[list[Alert], list[DisbursementCheckRecord], int]:
-    """The alert records (notices included) and the disbursement check records among `records`, in order,
-    and how many were neither."""
+def parse_records(records: Sequence[Any]) -> tuple[list[Alert], list[DisbursementDecision], int]:
+    """The alert records (notices included) and the disbursement decisions among `records`, in order,
+    and how many were neither (the `DisbursementNotice` records are read, not needed to rebuild)."""
     alerts: list[Alert] = []
-    checks: list[DisbursementCheckRecord] = []
+    checks: list[DisbursementDecision] = []
     bad = 0
     for record in records:
         if record.value is None:  # a tombstone: nothing to rebuild from
@@ -111,13 +113,13 @@ def parse_records(records: Sequence[Any]) -> tuple[list[Alert], list[Disbursemen
             continue
         if isinstance(parsed, Alert):
             alerts.append(parsed)
-        else:
+        elif isinstance(parsed, DisbursementDecision):
             checks.append(parsed)
     return alerts, checks, bad
 
 
 def parse_alerts(records: Sequence[Any]) -> tuple[list[Alert], int]:
-    """The alert records among `records` (in order) and how many were not alerts (check records aside)."""
+    """The alert records among `records` (in order) and how many were not alerts (decisions aside)."""
     alerts, _, bad = parse_records(records)
     return alerts, bad
 
@@ -126,7 +128,7 @@ async def recover_states(
     settings: KafkaSettings, topics: Sequence[str], *, timeout: float = 60.0
 ) -> Recovered:
     """The alert state the alert records on `topics` describe: per (segment, rule) the newest record wins.
-    Also the notices published and the disbursement check records (for the 971.E monitor).
+    Also the notices published and the disbursement decisions (for the controls).
 
     `topics` is the alert topic, and optionally the alerter's compacted state topic, which keeps the latest
     record of every key after the alert topic's retention has dropped it, and every check record.
@@ -134,7 +136,7 @@ async def recover_states(
     started = time.monotonic()
     counts = await partition_counts(settings, topics, timeout=timeout)
     alerts: list[Alert] = []
-    checks: list[DisbursementCheckRecord] = []
+    checks: list[DisbursementDecision] = []
     unreadable = 0
     for topic in topics:
         left = max(1.0, timeout - (time.monotonic() - started))
@@ -148,5 +150,5 @@ async def recover_states(
         unreadable,
         time.monotonic() - started,
         notices=tuple(a for a in alerts if a.is_notice),
-        checks=tuple(checks),
+        decisions=tuple(checks),
     )

@@ -11,20 +11,13 @@ the alert topic is read from its beginning to its end offsets, plus the alerter'
 which keeps each alert's latest record after the alert topic's retention has dropped it. The newest record
 of each (segment, rule) wins; the last figures version per segment is the newest version in those records.
 
-CBOT Rule 971.E (segwatch.disbursements, consumed by the same group; both topics have one partition, so one
-member owns both): each disbursement not for the benefit of customers is compared with the segment's most
-recent excess calculation — the latest figures record the alerter has seen, read from the compacted figures
-topic at recovery and then kept current by the consumer (every figures record is a fresh calculation of the
-excess, so its version identifies the calculation) — aggregated with every such disbursement since that
-version (`DisbursementMonitor`). One that needs CEO/CFO pre-approval, or could not be checked because no
-figures are known, gets one notice on the alert topic (`state="notice"`, acknowledged first); then the
-alerter's check record of it goes to the state topic (acknowledged), and only then is the offset committed.
-A restart rebuilds the window and the ids already processed from those check records, and the ids already
-noticed from the notices themselves, so a replayed or duplicate disbursement is neither counted nor noticed
-twice. Within one poll, records of the two topics are taken in Kafka-timestamp order (each partition's own
-order kept), so a disbursement is compared with the figures published before it. Without a state topic
-(`state_topic=None`) only the notices are remembered across a restart: the window starts empty, and a
-disbursement read again that needed no notice is counted again.
+Controls before the money moves (issue #13; services/alerter/controls.py): the statements and disbursements
+topics, consumed by the same group (one partition each, so one member owns every input), feed
+segwatch.core.controls (the 25% disbursement control: a decision record per disbursement on the state topic,
+a notice on the alert topic when one is owed, a violation pages) and segwatch.core.residual (residual interest
+vs undermargined amounts, also on a timer); the alerter serves `POST /v1/what-if` (JAC 18-04) from that state.
+Within one poll, records of the topics are taken in Kafka-timestamp order (each partition's own order kept),
+so a disbursement is compared with the figures published before it.
 """
 
 from __future__ import annotations
@@ -45,10 +38,9 @@ from pydantic import ValidationError
 
 from schemas.alerts import Alert
 from schemas.errors import first_error
-from schemas.events import Disbursement, parse_event_json
 from schemas.records import Figures
 from segwatch.config import KafkaSettings
-from segwatch.core.rules import AlertStates, DisbursementMonitor, evaluate
+from segwatch.core.rules import AlertStates, evaluate
 from segwatch.deadletter import dead_letter
 from segwatch.kafka.topics import (
     ALERTER_ALERTS_CHANGELOG,
@@ -57,7 +49,9 @@ from segwatch.kafka.topics import (
     DEADLETTER,
     DISBURSEMENTS,
     FIGURES,
+    STATEMENTS,
 )
+from services.alerter.controls import AlerterControls
 from services.alerter.http import HttpServer
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.recovery import RecoveryError, parse_alerts, partition_counts, read_to_end, recover_states
@@ -76,8 +70,10 @@ class AlerterConfig:
     """Topic names and group id (overridable, e.g. for isolated tests), the HTTP address and time limits."""
 
     figures_topic: str = FIGURES
-    # Disbursement events (CBOT Rule 971.E); None: do not consume them.
+    # Disbursements, their approvals, undermargined amounts (issue #13); None: do not consume them.
     disbursements_topic: str | None = DISBURSEMENTS
+    # The daily computations (StatementRecord: the 25% baseline) and filings (DayStatus); None: none.
+    statements_topic: str | None = STATEMENTS
     alerts_topic: str = ALERTS
     # Compacted copy of each alert's latest record (None: rebuild from the alert topic alone).
     state_topic: str | None = ALERTER_ALERTS_CHANGELOG
@@ -88,6 +84,8 @@ class AlerterConfig:
     recovery_timeout: float = 60.0
     poll_timeout: float = 0.5
     max_batch: int = 500
+    controls_interval: float = 30.0  # seconds between evaluations of the time-based rules (0: none)
+    tokens: tuple[bytes, ...] | None = None  # the what-if's bearer tokens; None: SEGWATCH_INGEST_TOKENS(_FILE)
 
     @property
     def recovery_topics(self) -> tuple[str, ...]:
@@ -95,8 +93,8 @@ class AlerterConfig:
 
     @property
     def input_topics(self) -> tuple[str, ...]:
-        return (self.figures_topic,) if self.disbursements_topic is None else (
-            self.figures_topic, self.disbursements_topic)
+        optional = (self.disbursements_topic, self.statements_topic)
+        return (self.figures_topic, *(topic for topic in optional if topic is not None))
 
 
 def _kafka_order(record: Any) -> int:
@@ -129,7 +127,7 @@ class AlerterService:
         self.clock = clock
         self.log: Any = logger if logger is not None else structlog.get_logger().bind(service=STAGE)
         self.states = AlertStates()
-        self.disbursements = DisbursementMonitor()
+        self.controls = AlerterControls(self)
         self.http = HttpServer(self, self.config.host, self.config.port)
         self._producer: Any = None
         self._consumer: Any = None
@@ -149,6 +147,11 @@ class AlerterService:
     def ready(self) -> bool:
         """State recovered and the figures partition assigned: the alerts it publishes are right."""
         return self._recovered and self._consumer is not None and bool(self._consumer.assignment())
+
+    @property
+    def http_routes(self) -> tuple[Callable[[Any], None], ...]:
+        """Endpoints beyond the probes: POST /v1/what-if."""
+        return (self.controls.install,)
 
     @property
     def alive(self) -> bool:
@@ -182,6 +185,7 @@ class AlerterService:
             await self._close()
             raise
         self._task = asyncio.create_task(self._run(), name="alerter-consume")
+        self.controls.start()
 
     async def wait(self) -> None:
         """Until the consumer stops: after `stop()`, or with the exception that ended it."""
@@ -191,6 +195,7 @@ class AlerterService:
     async def stop(self) -> None:
         """Finish the batch in hand (alerts acknowledged, offsets committed), then close everything."""
         self._stopping.set()
+        await self.controls.stop()
         task = self._task
         if task is not None:
             done, _ = await asyncio.wait({task}, timeout=self.config.poll_timeout * 4 + 10)
@@ -222,7 +227,7 @@ class AlerterService:
 
     async def recover(self) -> None:
         """Rebuild the alert state from the alert (and state) topic: the newest record per key wins. And the
-        971.E monitor: the latest figures (figures topic), the check records and the notices published."""
+        controls: the latest figures, the statements, approvals and amounts, the decisions and notices."""
         self._recovered = False
         self.metrics.set_ready(False)
         try:
@@ -230,20 +235,17 @@ class AlerterService:
             recovered = await recover_states(
                 self.settings, self.config.recovery_topics, timeout=self.config.recovery_timeout
             )
+            await self.controls.recover(latest, recovered.decisions, recovered.notices)
         except BaseException as exc:
             self._recovery_error = exc
             self.log.error("alert state recovery failed", error=str(exc) or type(exc).__name__)
             raise
         self.states = recovered.states
-        self.disbursements = DisbursementMonitor.restore(latest, recovered.checks, recovered.notices)
         self.metrics.show_alert_states(self.states.alerts.values())
         firing = sorted(a.alert_id for a in self.states.alerts.values() if a.state == "firing")
-        monitor = self.disbursements
         self.log.info(
             "alert state recovered", records=recovered.records, unreadable=recovered.unreadable,
             firing=firing, versions=dict(self.states.versions), seconds=round(recovered.seconds, 3),
-            calculations={seg: calc.version for seg, calc in sorted(monitor.calculations.items())},
-            disbursements_processed=len(monitor.processed), disbursements_noticed=len(monitor.noticed),
         )
         self._recovered = True
         self.metrics.set_ready(self.ready)
@@ -329,8 +331,8 @@ class AlerterService:
             raise
 
     async def _handle(self, record: Any, pending: list[asyncio.Future[Any]]) -> None:
-        if self.config.disbursements_topic is not None and record.topic == self.config.disbursements_topic:
-            await self._handle_disbursement(record, pending)
+        if self.controls.owns(record.topic):
+            await self.controls.handle(record, pending)
         else:
             await self._handle_figures(record, pending)
 
@@ -359,8 +361,6 @@ class AlerterService:
 
         with structlog.contextvars.bound_contextvars(correlation_id=figures.last_event_id):
             self.metrics.show_figures(figures)
-            # The segment's most recent excess calculation for Rule 971.E (whether or not a replay for alerts).
-            self.disbursements.on_figures(figures)
             result = evaluate(self.states, figures, now=self.clock())
             if result.stale:
                 self.metrics.stale_figures(figures)
@@ -373,56 +373,11 @@ class AlerterService:
             if result.changes:
                 await self._publish(result.changes, figures.ingested_at)
             self.states = result.states
-
-    async def _handle_disbursement(self, record: Any, pending: list[asyncio.Future[Any]]) -> None:
-        """CBOT Rule 971.E for one disbursement: notice (if owed) acknowledged, then the check record, then the
-        state; the offset is committed after the batch."""
-        source = f"{record.topic}[{record.partition}]@{record.offset}"
-        try:
-            if record.value is None:
-                raise _Unreadable("(record)", "empty value (tombstone) where a disbursement was expected")
-            try:
-                event = parse_event_json(record.value)
-            except ValidationError as exc:
-                err = first_error(exc)
-                raise _Unreadable(err.field, err.reason) from None
-            if not isinstance(event, Disbursement):
-                raise _Unreadable("type", f"a {event.type} event does not belong on {record.topic}: "
-                                          "only disbursements do")
-        except _Unreadable as bad:
-            await self._dead_letter(record, bad, "disbursement record", pending)
-            return
-
-        with structlog.contextvars.bound_contextvars(correlation_id=event.event_id):
-            now = self.clock()
-            assessment = self.disbursements.assess(event, now=now)
-            if assessment.outcome is None:
-                self.metrics.duplicate_disbursement(event.segment)
-                self.log.info("disbursement duplicate ignored", segment=event.segment, source=source)
-                return
-            if assessment.notice is not None:
-                await self._publish([assessment.notice], _kafka_time(record), mirror=False)
-            if self.config.state_topic is not None:
-                check = assessment.check_record(now)
-                await (await self._producer.send(
-                    self.config.state_topic, check.model_dump_json().encode(), key=check.key.encode()
-                ))
-            self.disbursements.record(assessment)
-            self.metrics.disbursement(event.segment, assessment.outcome)
-            calc = assessment.calculation
-            self.log.info(
-                "disbursement checked", segment=event.segment, outcome=assessment.outcome,
-                amount=str(event.amount), recipient=event.recipient, approval=event.approval,
-                for_customer_benefit=event.for_customer_benefit,
-                calculation=calc.version if calc is not None else None,
-                excess=str(calc.excess) if calc is not None else None,
-                aggregate=str(assessment.check.aggregate) if assessment.check is not None else None,
-                notice=assessment.notice_id, source=source,
-            )
+            await self.controls.on_figures(figures)
 
     async def _publish(self, alerts: Sequence[Alert], ingested_at: datetime | None, *, mirror: bool = True) -> None:
         """Send the alert records in order and wait until Kafka has acknowledged every one; then (`mirror`)
-        the same records to the state topic. Notices are not mirrored: the check record stands for them."""
+        the same records to the state topic. Notices are not mirrored: the decision record stands for them."""
         cfg = self.config
         payloads = [(a.key.encode(), a.model_dump_json().encode()) for a in alerts]
         sent = [await self._producer.send(cfg.alerts_topic, value, key=key) for key, value in payloads]

@@ -86,6 +86,11 @@ def _tokens(env: Mapping[str, str]) -> tuple[bytes, ...]:
     return tuple(dict.fromkeys(t.encode() for t in tokens))
 
 
+def tokens_from_env(env: Mapping[str, str]) -> tuple[bytes, ...]:
+    """The bearer tokens of SEGWATCH_INGEST_TOKENS and SEGWATCH_INGEST_TOKENS_FILE (also the what-if API's)."""
+    return _tokens(env)
+
+
 def _sources(env: Mapping[str, str]) -> frozenset[str] | None:
     raw = env.get(SOURCES)
     if raw is None or not raw.strip():

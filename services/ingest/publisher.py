@@ -10,8 +10,9 @@ timeout ends is not "not published": the client may still deliver it (and does, 
 record Kafka refused or that expired unsent.
 
 Routing: account and depository balances → segwatch.balances, settings (management targets, FX rates,
-the 30.7 foreign requirement) → segwatch.settings, disbursements → segwatch.disbursements (read by the
-alerter for CBOT Rule 971.E; the calculator never sees them). The record key is the event's `key` (UTF-8), so every
+the 30.7 foreign requirement) → segwatch.settings, disbursements, disbursement approvals and undermargined
+amounts → segwatch.disbursements (read by the alerter: the 25% control and Reg. 1.22(c); the calculator never
+sees them). The record key is the event's `key` (UTF-8), so every
 event of one account or one depository account lands in one partition, with the same murmur2 partitioner
 the Java clients and Faust use. The value is the event's JSON (`model_dump_json()`): amounts are decimal
 strings. Dead letters go to segwatch.deadletter keyed by stage.
@@ -33,11 +34,13 @@ from schemas.events import (
     DepositoryBalance,
     DepositoryReference,
     Disbursement,
+    DisbursementApproval,
     EventBase,
     ForeignMarginRequirement,
     ForeignRequirement,
     FxRate,
     ManagementTarget,
+    UndermarginedAmounts,
 )
 from schemas.records import DeadLetter
 from segwatch.config import KafkaSettings
@@ -52,6 +55,9 @@ TOPIC_OF: dict[type[EventBase], str] = {
     Disbursement: DISBURSEMENTS,
     ForeignMarginRequirement: SETTINGS,
     DepositoryReference: SETTINGS,
+    # Controls before the money moves (#13): read by the alerter with the disbursements they concern.
+    DisbursementApproval: DISBURSEMENTS,
+    UndermarginedAmounts: DISBURSEMENTS,
 }
 REQUIRED_TOPICS = (BALANCES, SETTINGS, DISBURSEMENTS, DEADLETTER)
 

@@ -63,6 +63,7 @@ async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm
         sys.executable, "-m", "segwatch.cli", "alerter", "serve", "--group", unique_name("alerter-cli"),
         "--figures-topic", figures, "--alerts-topic", alerts, "--state-topic", state,
         "--deadletter-topic", deadletter, "--disbursements-topic", disbursements,
+        "--statements-topic", new_topic("statements", configs={"cleanup.policy": "compact"}),
         cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
@@ -85,13 +86,13 @@ async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm
         assert critical["rule"] == "deficiency" and critical["level"] == "critical" and critical["page"] is True
         assert critical["correlation_id"] == "evt-cli-deficiency"
 
-        # During the deficiency any disbursement not for customers needs approval (CBOT Rule 971.E).
+        # During the deficiency any disbursement not for customers needs approval: without one, a violation.
         payout = Disbursement(event_id="evt-cli-disb", source="treasury", as_of=real.computed_at, segment="4d2",
                               amount=Decimal("10.00"), recipient="Parent Co", purpose="fee",
                               for_customer_benefit=False)
         await produce(kafka_settings, disbursements, [payout.model_dump_json().encode()])
         notice = await next_log(process.stderr, "alert notice", seen)
-        assert notice["rule"] == "disbursement_25pct" and notice["severity"] == "critical"
+        assert notice["rule"] == "disbursement_violation" and notice["severity"] == "critical" and notice["page"]
         assert notice["level"] == "error" and notice["correlation_id"] == "evt-cli-disb"
 
         process.send_signal(signal.SIGTERM)
@@ -115,4 +116,4 @@ async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm
     assert "FIRING" in lines[0] and "under_target" in lines[0] and "[4d2:under_target:v2]" in lines[0]
     assert "critical" in lines[1] and "DEFICIENCY of $1.00" in lines[1]
     assert "NOTICE" in lines[2] and "critical" in lines[2]
-    assert lines[2].endswith("[4d2:disbursement_25pct:evt-cli-disb]")
+    assert lines[2].endswith("[4d2:disbursement_violation:evt-cli-disb]")

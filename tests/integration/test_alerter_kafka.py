@@ -42,12 +42,14 @@ class Topics:
     deadletter: str
     group: str
     disbursements: str
+    statements: str = ""  # "" (older callers): the default statements topic is not read (None)
 
     def config(self, **changes: Any) -> AlerterConfig:
         settings: dict[str, Any] = {
             "figures_topic": self.figures, "alerts_topic": self.alerts, "state_topic": self.state,
             "deadletter_topic": self.deadletter, "group_id": self.group, "host": "127.0.0.1", "port": 0,
             "recovery_timeout": WAIT, "poll_timeout": 0.2, "disbursements_topic": self.disbursements,
+            "statements_topic": self.statements or None,
         }
         return AlerterConfig(**{**settings, **changes})
 
@@ -62,6 +64,7 @@ def new_topics(new_topic: NewTopic) -> Topics:
         deadletter=new_topic("deadletter"),
         group=unique_name("alerter-group"),
         disbursements=new_topic("disbursements"),
+        statements=new_topic("statements", configs={"cleanup.policy": "compact"}),
     )
 
 

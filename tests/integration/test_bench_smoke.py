@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from bench.report import TARGETS
-from schemas.events import EVENT_ADAPTER, AccountBalance, DepositoryBalance
+from schemas.events import AccountBalance, DepositoryBalance, parse_event_json
 from segwatch.core.ledger import held_of
 from services.calculator.fastparse import read_balance
 from tests.conftest import ROOT
@@ -140,7 +140,7 @@ def outcome(read: Any) -> Any:
 
 
 def reference(raw: bytes) -> Any:
-    event = EVENT_ADAPTER.validate_json(raw)
+    event = parse_event_json(raw)
     if isinstance(event, AccountBalance | DepositoryBalance):
         held_key, held = held_of(event)
         return event.key, held_key, held

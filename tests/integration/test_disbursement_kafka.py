@@ -1,9 +1,9 @@
-"""CBOT Rule 971.E on the real broker: disbursements go through the ingest publisher to their own topic, and
-the alerter checks each against the latest figures it has seen — within the limit nothing, the aggregate
-crossing 25% a notice, critical without a pre-approval and warning with one — never a second notice for a
-duplicate, nor after a restart (same group, or a new group re-reading everything), and the aggregation
-window survives the restart. Without figures the check cannot be made and a warning says so; a record that
-is not a disbursement is dead-lettered and the consumer goes on.
+"""Controls before the money moves on the real broker (issue #13): disbursements, approvals and undermargined
+amounts go through the ingest publisher to the disbursements topic; the alerter decides each disbursement
+against the last daily computation (a StatementRecord on the statements topic, published here by the test as
+the calculator's close would) and the live figures, publishes its decision records and notices once (a
+violation pages), recovers after a restart, and answers the what-if; what is not a control input is
+dead-lettered.
 
 Every test runs on throwaway topics and its own consumer group.
 """
@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+import aiohttp
 import pytest
 
 from schemas.alerts import Alert
-from schemas.events import Disbursement
+from schemas.controls import DisbursementDecision
+from schemas.events import Disbursement, DisbursementApproval, EventBase, UndermarginedAmounts
 from schemas.records import DeadLetter, Figures
+from schemas.statements import DayStatus, StatementRecord
 from segwatch.config import KafkaSettings
 from segwatch.kafka.topics import DISBURSEMENTS
 from services.alerter import metrics as m
@@ -28,7 +32,18 @@ from services.ingest.publisher import KafkaPublisher
 from tests.support.figures import real_figures
 from tests.support.kafka import NewTopic, unique_name
 
-from .test_alerter_kafka import Topics, alerts_on, new_topics, produce, read_all, running, sample, scrape, until
+from .test_alerter_kafka import (
+    RecordingLogger,
+    Topics,
+    alerts_on,
+    new_topics,
+    produce,
+    read_all,
+    running,
+    sample,
+    scrape,
+    until,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]
 
@@ -56,7 +71,7 @@ def payout(event_id: str, amount: str, *, segment: str = "4d2", approval: str | 
     )
 
 
-async def publish(settings: KafkaSettings, topic: str, events: Sequence[Disbursement]) -> None:
+async def publish(settings: KafkaSettings, topic: str, events: Sequence[EventBase]) -> None:
     """Through the ingest publisher, as `POST /v1/events` does (routing by type; the topic renamed)."""
     publisher = KafkaPublisher(settings, topic_map={DISBURSEMENTS: topic})
     await publisher.start()
@@ -92,50 +107,154 @@ async def test_ingest_publishes_a_disbursement_on_its_topic_keyed_by_segment(
     assert json.loads(record.value)["amount"] == "1234.56"
 
 
-async def test_the_25_percent_rule_live_once_and_across_restarts(kafka_settings: KafkaSettings, topics: Topics) -> None:
-    within, crossing = payout("d-within", "200000.00"), payout("d-crossing", "100000.00")  # 300,000 > 250,000
-    approved = payout("d-approved", "300000.00", approval="CFO-2026-117")
-    for_customers = payout("c-customers", "900000.00", customers=True)
-
-    async with running(kafka_settings, topics.config()) as alerter:
-        await produce(kafka_settings, topics.figures, [figures("4d2", 1, EXCESS)])
-        await until(lambda: alerter.metrics.registry.get_sample_value(m.FIGURES_TOTAL, {"segment": "4d2"}) == 1,
-                    "the figures to be evaluated")
-        await publish(kafka_settings, topics.disbursements, [within, crossing, approved, for_customers, crossing])
-        await until(lambda: duplicates(alerter) == 1, "the duplicate to be read")
-        first = await alerts_on(kafka_settings, topics.alerts, expect=2)
-        assert notices(first) == [("d-crossing", "critical"), ("d-approved", "warning")]
-        assert [a.state for a in first] == ["notice", "notice"] and {a.rule for a in first} == {"disbursement_25pct"}
-        crossed, pre_approved = (a.disbursement for a in first)
-        assert crossed is not None and pre_approved is not None
-        assert (crossed.prior, crossed.aggregate, crossed.limit, crossed.excess, crossed.calculation) == (
-            Decimal("200000.00"), Decimal("300000.00"), Decimal("250000.00"), EXCESS, 1,
-        )
-        assert crossed.approval is None and pre_approved.approval == "CFO-2026-117" and pre_approved.alone_exceeds
-        assert "$100,000.00 to Recipient of d-crossing" in first[0].summary and "limit $250,000.00" in first[0].summary
-        samples = await scrape(alerter)
-        assert sample(samples, m.DISBURSEMENTS_TOTAL, segment="4d2", outcome="within_limit") == 1
-        assert sample(samples, m.DISBURSEMENTS_TOTAL, segment="4d2", outcome="needs_approval") == 2
-        assert sample(samples, m.DISBURSEMENTS_TOTAL, segment="4d2", outcome="customer_benefit") == 1
-        assert sample(samples, m.ALERTS_TOTAL, rule="disbursement_25pct", severity="critical", state="notice") == 1
-
-    # Restart in the same group: the replays are duplicates, and the window (600,000 since v1) survived.
-    async with running(kafka_settings, topics.config()) as again:
-        assert again.disbursements.calculations["4d2"].version == 1  # the latest figures, from the topic
-        await publish(kafka_settings, topics.disbursements, [within, crossing, approved, payout("d-cent", "0.01")])
-        await until(lambda: duplicates(again) == 3 and count(again, "needs_approval") == 1, "the replay to be read")
-        after = await alerts_on(kafka_settings, topics.alerts, expect=3)
-        assert notices(after) == [("d-crossing", "critical"), ("d-approved", "warning"), ("d-cent", "critical")]
-        assert after[2].disbursement is not None and after[2].disbursement.prior == Decimal("600000.00")
-
-    # A new group reads every disbursement and figure from the beginning: nothing is counted or noticed again.
-    async with running(kafka_settings, topics.config(group_id=unique_name("alerter-group"))) as fresh:
-        await until(lambda: duplicates(fresh) == 9, "every disbursement to be re-read")
-        assert sum(count(fresh, outcome) for outcome in ("within_limit", "needs_approval", "unchecked")) == 0
-    assert notices(await alerts_on(kafka_settings, topics.alerts, expect=3)) == notices(after)
+M = Decimal(1_000_000)
+DAY1, DAY2 = date(2026, 11, 19), date(2026, 11, 20)
+CUT1, CUT2 = datetime(2026, 11, 19, 23, 0, tzinfo=UTC), datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
+MORNING = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+MONDAY = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # the alerter's clock: the open day is 11-23, prior 11-20
+TOKEN = "what-if-token"
 
 
-async def test_without_figures_a_warning_says_the_check_could_not_be_made(
+def close(day: date, cutoff: datetime, excess: Decimal) -> bytes:
+    """The calculator's StatementRecord of a close (published by the test itself)."""
+    return StatementRecord(business_day=day, segment="4d2", kind="INITIAL", version=1, cutoff=cutoff,
+                           computed_at=cutoff + timedelta(minutes=5), lines={"7190": excess}).model_dump_json().encode()
+
+
+def filed(day: date) -> bytes:
+    return DayStatus(business_day=day, status="filed", segments=["4d2", "30.7", "4df"], version=1,
+                     computed_at=CUT2, filed_at=CUT2 + timedelta(hours=14), confirmation="WJ-1",
+                     due_at=CUT2 + timedelta(hours=19)).model_dump_json().encode()
+
+
+def paid(event_id: str, amount: Decimal, at: datetime, *, approval: str | None = None,
+         customers: bool = False) -> Disbursement:
+    return Disbursement(event_id=event_id, source="treasury", as_of=at, segment="4d2", amount=amount,
+                        recipient="Holdco LLC (parent)", purpose="dividend to the parent",
+                        for_customer_benefit=customers, approval=approval)
+
+
+def decisions_of(records: Sequence[Any]) -> list[DisbursementDecision]:
+    return [DisbursementDecision.model_validate_json(r.value) for r in records
+            if r.value is not None and b'"type":"disbursement_decision"' in r.value]
+
+
+async def what_if(service: AlerterService, body: dict[str, Any], token: str | None = TOKEN) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as http, http.post(
+        f"http://127.0.0.1:{service.port}/v1/what-if", json=body, headers=headers
+    ) as response:
+        return response.status, await response.json()
+
+
+async def test_the_issue_example_live_a_violation_pages_and_the_what_if_refuses(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    """Issue #13 on the broker: within / needs / within / needs / needs / within; then a violation pages; a
+    restart decides nothing twice; the what-if refuses before the filing and under the target."""
+    ref = "CFO-MEMO-7"
+    config = topics.config(controls_interval=0, tokens=(TOKEN.encode(),))
+    service = AlerterService(kafka_settings, config, clock=lambda: MONDAY, logger=RecordingLogger())
+    await service.start()
+    try:
+        await until(lambda: service.ready, "the alerter to become ready")
+        evaluated = 0
+
+        async def tick(version: int, excess: Decimal) -> None:
+            nonlocal evaluated
+            await produce(kafka_settings, topics.figures, [figures("4d2", version, excess)])
+            evaluated += 1
+            await until(lambda: service.metrics.registry.get_sample_value(m.FIGURES_TOTAL, {"segment": "4d2"})
+                        == evaluated, f"figures v{version}")
+
+        async def pay(ev: Disbursement) -> None:
+            before = len(service.controls.state.controls.decided)
+            await publish(kafka_settings, topics.disbursements, [ev])
+            await until(lambda: len(service.controls.state.controls.decided) == before + 1, f"{ev.event_id}")
+
+        await produce(kafka_settings, topics.statements, [close(DAY1, CUT1, 100 * M)])
+        await until(lambda: "4d2" in service.controls.state.controls.baselines, "the close of DAY1")
+        await tick(1, 100 * M)
+        await pay(paid("d1", 20 * M, MORNING))
+        await tick(2, 80 * M)
+        await pay(paid("d2", 20 * M, MORNING + timedelta(minutes=10), approval=ref))
+        await tick(3, 81 * M)
+        await pay(paid("c1", 5 * M, MORNING + timedelta(minutes=20), customers=True))
+        await tick(4, 60 * M)
+        await pay(paid("d3", 20 * M, MORNING + timedelta(minutes=30), approval=ref))
+        await tick(5, 40 * M)
+        await pay(paid("d4", 20 * M, MORNING + timedelta(minutes=40), approval=ref))
+        await tick(6, 100 * M)
+        await produce(kafka_settings, topics.statements, [close(DAY2, CUT2, 100 * M)])
+        await until(lambda: service.controls.state.controls.baselines["4d2"].business_day == DAY2, "DAY2's close")
+        await pay(paid("d5", 20 * M, MONDAY - timedelta(hours=1)))
+        got = decisions_of(await read_all(kafka_settings, topics.state, expect=6, settle=0.2))
+        assert [d.correlation_id for d in got] == ["d1", "d2", "c1", "d3", "d4", "d5"]
+        assert [d.needs_approval for d in got] == [False, True, False, True, True, False]
+        assert [d.outcome for d in got] == ["within_limit", "needs_approval", "within_limit", "needs_approval",
+                                            "needs_approval", "within_limit"]
+
+        # Over 25% with no pre-approval at all: a violation, critical, and it pages.
+        await pay(paid("d6", 30 * M, MONDAY - timedelta(minutes=30)))
+        notices = await alerts_on(kafka_settings, topics.alerts, expect=4)
+        assert [(a.correlation_id, a.rule, a.page) for a in notices] == [
+            ("d2", "disbursement_25pct", False), ("d3", "disbursement_25pct", False),
+            ("d4", "disbursement_25pct", False), ("d6", "disbursement_violation", True)]
+        assert notices[3].severity == "critical"
+        samples = await scrape(service)
+        assert sample(samples, m.DISBURSEMENTS_TOTAL, segment="4d2", outcome="violation") == 1
+        assert sample(samples, m.WINDOW_AGGREGATE, segment="4d2") == float(50 * M)
+        assert sample(samples, m.WINDOW_HEADROOM, segment="4d2", basis="daily") == float(-25 * M)
+
+        # The what-if: a token is required; before DAY2's statement is filed, refused.
+        body = {"segment": "4d2", "proposal_id": "p-1",
+                "withdrawals": [{"amount": "1000.00", "recipient": "Holdco LLC", "purpose": "dividend"}]}
+        status, answer = await what_if(service, body, token=None)
+        assert status == 401
+        status, answer = await what_if(service, body)
+        assert status == 200 and answer["verdict"] == "refused" and not answer["prior_statement_filed"]
+        assert "prior_statement_not_filed" in [r["code"] for r in answer["reasons"]]
+        await produce(kafka_settings, topics.statements, [filed(DAY2)])
+        await until(lambda: DAY2 in service.controls.state.filings, "the filing of DAY2")
+        status, answer = await what_if(service, body)
+        assert status == 200 and answer["prior_statement_filed"]
+        # With a management target of 90M, 20M more takes the excess (100M) under it: refused, by JAC 18-04.
+        real = real_figures("4d2", target=0)
+        targeted = real_figures("4d2", 7, funds_delta=100 * M - real.excess, target=90 * M, event="fig-7")
+        await produce(kafka_settings, topics.figures, [targeted])
+        await until(lambda: service.controls.state.figures["4d2"].version == 7, "figures v7")
+        crossing = {**body, "withdrawals": [{"amount": str(20 * M), "recipient": "Holdco LLC", "purpose": "div"}]}
+        status, answer = await what_if(service, crossing)
+        assert status == 200 and answer["verdict"] == "refused" and answer["prior_statement_filed"]
+        assert "under_target" in {r["code"] for r in answer["reasons"]}
+        assert answer["live"]["pro_forma_excess"] == str(80 * M) and answer["live"]["target"] == str(90 * M)
+    finally:
+        await service.stop()
+
+    # A restart in the same group decides and pages nothing twice; a replayed disbursement is a duplicate.
+    async with running(kafka_settings, config) as again:
+        assert again.controls.state.controls.aggregate("4d2") == 50 * M
+        assert again.controls.state.controls.baselines["4d2"].business_day == DAY2
+        await publish(kafka_settings, topics.disbursements, [paid("d6", 30 * M, MONDAY - timedelta(minutes=30))])
+        await until(lambda: duplicates(again) == 1, "the replayed disbursement")
+    assert len(await alerts_on(kafka_settings, topics.alerts, expect=4)) == 4
+    assert len(decisions_of(await read_all(kafka_settings, topics.state, expect=7, settle=0.2))) == 7
+
+
+async def test_approvals_and_undermargined_amounts_are_routed_with_the_disbursements(
+    kafka_settings: KafkaSettings, kafka_topics: object, new_topic: NewTopic
+) -> None:
+    topic = new_topic("disbursements")
+    approval = DisbursementApproval(event_id=unique_name("ap"), source="treasury", as_of=AS_OF, segment="4d2",
+                                    reference="CFO-9", approver="Jane Doe", role="cfo")
+    amounts = UndermarginedAmounts(event_id=unique_name("um"), source="risk", as_of=AS_OF, segment="4d2",
+                                   business_day=DAY2, amount=Decimal("12.50"))
+    await publish(kafka_settings, topic, [approval, amounts])
+    records = await read_all(kafka_settings, topic, expect=2, settle=0.2)
+    assert [r.key for r in records] == [b"approval|4d2|CFO-9", b"undermargined|4d2|2026-11-20"]
+
+
+async def test_a_record_that_is_not_a_control_input_is_dead_lettered(
     kafka_settings: KafkaSettings, topics: Topics
 ) -> None:
     async with running(kafka_settings, topics.config()) as alerter:
@@ -143,14 +262,14 @@ async def test_without_figures_a_warning_says_the_check_could_not_be_made(
             b"not json",
             b'{"type": "fx_rate", "event_id": "fx-1", "source": "fx", "as_of": "2026-11-20T21:00:00Z", '
             b'"currency": "EUR", "usd_per_unit": "1.08"}',
-            payout("d-blind", "5.00", segment="30.7").model_dump_json().encode(),
+            paid("d-blind", Decimal("5.00"), AS_OF).model_dump_json().encode(),
         ])
         [notice] = await alerts_on(kafka_settings, topics.alerts, expect=1)
         letters = [DeadLetter.model_validate_json(r.value)
                    for r in await read_all(kafka_settings, topics.deadletter, expect=2, settle=0.2)]
-        assert alerter.alive and count(alerter, "unchecked", "30.7") == 1
-    assert (notice.state, notice.severity, notice.segment, notice.figures) == ("notice", "warning", "30.7", None)
-    assert "could NOT be checked" in notice.summary and notice.correlation_id == "d-blind"
+        assert alerter.alive and count(alerter, "violation") == 1
+    assert (notice.rule, notice.severity, notice.page, notice.figures) == ("disbursement_violation", "critical",
+                                                                            True, None)
     assert [letter.stage for letter in letters] == ["alerter", "alerter"]
     assert "JSON" in letters[0].reason
     assert letters[1].field == "type" and "a fx_rate event does not belong on" in letters[1].reason

@@ -19,6 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,7 @@ async def test_deficiency_pages_oncall_resolves_and_dashboard_has_data(
                     await wait_scraped(http, system, prom)
                     await drive_and_check(system, watcher, book, phases, (deficiency, cured), sink, endpoints,
                                           prom, am, http)
+                    await publish_closes(system, watcher, http, prom, began)
                     await check_dashboard(http, prom, began, watcher)
             finally:
                 await watcher.stop()
@@ -233,6 +235,37 @@ async def drive_and_check(
                                                                         "resolved")),
     ]:
         assert first(fired) < first(resolved), [(n.kind, n.receiver, n.body) for n in sink.received]
+
+
+async def publish_closes(
+    system: LocalSystem, watcher: Watcher, http: aiohttp.ClientSession, prom: Process, began: float
+) -> None:
+    """The daily computation of each segment (a StatementRecord, as the calculator's close publishes it) on the
+    statements topic: the alerter's 25% window gets its baseline (the dashboard's window panels)."""
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.statements import StatementRecord
+    from segwatch.config import KafkaSettings
+    from segwatch.kafka.topics import STATEMENTS
+
+    producer = AIOKafkaProducer(**KafkaSettings.from_env().aiokafka_kwargs(), acks="all")
+    await producer.start()
+    try:
+        for sid, figures in sorted(watcher.figures.items()):
+            cutoff = figures.as_of or datetime.now(UTC)
+            record = StatementRecord(business_day=cutoff.date(), segment=sid,  # type: ignore[arg-type]
+                                     kind="INITIAL", version=1, cutoff=cutoff, computed_at=cutoff,
+                                     lines=dict(figures.lines))
+            await producer.send_and_wait(system.topic(STATEMENTS), record.model_dump_json().encode(),
+                                         key=record.key.encode())
+    finally:
+        await producer.stop()
+    expr = "segwatch_disbursement_window_baseline_excess_dollars"
+
+    async def baselines_shown() -> bool:  # the range query the dashboard check makes: a point at one of its steps
+        return len(await promql(http, prom.url, expr, start=began, end=time.time(), step=1)) >= len(watcher.figures)
+
+    await wait_until(baselines_shown, what="the alerter to show the closes' baselines", timeout=20, interval=0.2)
 
 
 async def check_dashboard(http: aiohttp.ClientSession, prom: Process, began: float, watcher: Watcher) -> None:

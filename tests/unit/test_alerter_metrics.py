@@ -9,7 +9,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.controls import Baseline
 from segwatch.core.catalogue import SEGMENTS
+from segwatch.core.controls import Controls
 from segwatch.core.rules import AlertStates, evaluate
 from services.alerter import metrics as m
 from services.alerter.metrics import AlerterMetrics
@@ -114,6 +116,11 @@ def test_each_instance_has_its_own_registry_and_every_name_is_exposed() -> None:
     one.stale_figures(real_figures())
     one.dead_letter()
     one.set_ready(True)
+    controls = Controls()
+    controls.on_baseline(Baseline(segment="4d2", business_day=T0.date(), cutoff=T0, excess=Decimal(100)))
+    controls.on_figures(real_figures())
+    one.show_window(controls.status("4d2"))
+    one.what_if("allowed")
     one.alert_published(evaluate(AlertStates(), real_figures(version=1, funds_delta=-10**10), now=T0).changes[0],
                         T0, T0)
     assert value(two, m.FIGURES_TOTAL, segment="4d2") is None

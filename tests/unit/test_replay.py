@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from schemas.alerts import Alert
+from schemas.controls import DisbursementDecision
 from schemas.records import Figures
 from segwatch.cli import main
 from segwatch.core import statement
@@ -46,7 +47,12 @@ def replay(tmp_path: Path, events: list[dict[str, Any]] | str, *args: str) -> su
 
 
 def alerts(result: subprocess.CompletedProcess[str]) -> list[Alert]:
-    return [Alert.model_validate_json(line) for line in result.stdout.splitlines()]
+    return [Alert.model_validate_json(line) for line in result.stdout.splitlines() if '"type":"alert"' in line]
+
+
+def decisions(result: subprocess.CompletedProcess[str]) -> list[DisbursementDecision]:
+    return [DisbursementDecision.model_validate_json(line) for line in result.stdout.splitlines()
+            if '"type":"disbursement_decision"' in line]
 
 
 def transitions(result: subprocess.CompletedProcess[str]) -> list[tuple[str, str, str]]:
@@ -88,22 +94,33 @@ def test_missing_fx_fires_and_resolves_when_the_rate_arrives(tmp_path):
     assert got[0].correlation_id == "j1"
 
 
-def test_a_disbursement_over_25_percent_gets_a_notice(tmp_path):
-    # Excess 200 → the limit is 50. 40 alone is within it; 20 more makes the aggregate 60: notice.
+def test_a_disbursement_over_25_percent_gets_a_decision_and_a_notice(tmp_path):
+    # No daily computation: the live excess 200 → the limit is 50. 40 alone is within it; 20 more makes the
+    # aggregate 60: it needs approval; it names one segwatch does not hold, so: needs_approval, a warning notice.
     events = [*DAY[:3], disbursement("d1", 5, "40.00"), disbursement("d2", 6, "20.00", approval="CFO-7")]
     result = replay(tmp_path, events)
     assert result.returncode == 0, result.stderr
+    first, second = decisions(result)
+    assert (first.correlation_id, first.needs_approval, first.basis) == ("d1", False, "live_only")
+    assert (second.correlation_id, second.needs_approval, second.outcome) == ("d2", True, "needs_approval")
     [notice] = alerts(result)
     assert (notice.rule, notice.state, notice.severity) == ("disbursement_25pct", "notice", "warning")
     assert notice.disbursement is not None and notice.disbursement.event_id == "d2"
     assert notice.disbursement.aggregate == Decimal("60.00") and notice.disbursement.limit == Decimal("50.00")
+    texts = [json.loads(line) for line in result.stdout.splitlines() if '"type":"disbursement_notice"' in line]
+    assert {t["audience"] for t in texts} == {"exchange_audit", "cftc_dsro"}
+    assert all("CFO-7" in t["text"] for t in texts)
 
 
-def test_a_disbursement_before_any_figures_is_noticed_as_unchecked(tmp_path):
+def test_a_disbursement_before_any_figures_needs_approval_and_is_a_violation_without_one(tmp_path):
     result = replay(tmp_path, [disbursement("d1", 0, "40.00")])
     assert result.returncode == 0, result.stderr
+    [decision] = decisions(result)
+    assert (decision.basis, decision.needs_approval, decision.outcome, decision.page) == ("none", True, "violation",
+                                                                                          True)
     [notice] = alerts(result)
-    assert notice.state == "notice" and notice.figures is None and "could NOT be checked" in notice.summary
+    assert (notice.rule, notice.severity, notice.page, notice.figures) == ("disbursement_violation", "critical",
+                                                                            True, None)
 
 
 def test_duplicates_and_reordering_within_a_state_change_nothing(tmp_path):

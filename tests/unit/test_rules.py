@@ -1,4 +1,6 @@
-"""The alert rules (segwatch.core.rules): transitions, ordering, replays, stable ids, state round trip, 971.E."""
+"""The alert rules (segwatch.core.rules): transitions, ordering, replays, stable ids, state round trip.
+
+The 25% disbursement control has its own tests (test_controls.py, test_alerter_controls.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,7 @@ from segwatch.core.catalogue import SEGMENTS
 from segwatch.core.rules import (
     RULES,
     AlertStates,
-    DisbursementWindow,
     alert_id,
-    check_disbursement,
     evaluate,
     evaluate_all,
     usd,
@@ -332,86 +332,3 @@ def test_a_serialized_alert_under_the_wrong_key_is_rejected() -> None:
     data["alerts"] = {"4df|deficiency": data["alerts"]["4d2|under_target"]}
     with pytest.raises(InputError, match=r"4d2\|under_target"):
         AlertStates.from_dict(data)
-
-
-# --- CBOT Rule 971.E: 25% of the excess ----------------------------------------------------------------------
-
-
-def test_exactly_25_percent_needs_no_approval_and_a_cent_more_does() -> None:
-    at = check_disbursement("4d2", Decimal("250000.00"), Decimal("1000000.00"))
-    assert at.limit == Decimal("250000.00") and not at.needs_approval
-    over = check_disbursement("4d2", Decimal("250000.01"), Decimal("1000000.00"))
-    assert over.alone_exceeds and over.needs_approval
-    assert "CEO/CFO" in over.summary and "$250,000.01" in over.summary
-
-
-def test_a_quarter_of_an_odd_cent_excess_is_exact() -> None:
-    check = check_disbursement("30.7", Decimal("0.25"), Decimal("1.01"))  # limit 0.2525
-    assert check.limit == Decimal("0.2525") and not check.needs_approval
-    assert check_disbursement("30.7", Decimal("0.26"), Decimal("1.01")).needs_approval
-
-
-def test_disbursements_aggregate_since_the_last_calculation() -> None:
-    excess = Decimal("1000000")
-    small = [Decimal("100000"), Decimal("100000")]
-    check = check_disbursement("4df", Decimal("50000"), excess, small)
-    assert not check.alone_exceeds and not check.needs_approval and check.aggregate == Decimal("250000")
-    check = check_disbursement("4df", Decimal("50000.01"), excess, small)
-    assert not check.alone_exceeds and check.aggregate_exceeds and check.needs_approval
-    assert "with prior disbursements ($250,000.01)" in check.summary
-
-
-def test_the_window_resets_with_a_new_excess_calculation() -> None:
-    window = DisbursementWindow()
-    excess = Decimal("1000000")
-    assert not window.check("4d2", Decimal("200000"), excess, calculation=1).needs_approval
-    assert window.check("4d2", Decimal("100000"), excess, calculation=1).needs_approval  # 300,000 > 250,000
-    assert window.total("4d2", 1) == Decimal("300000")
-    # Another segment has its own window; a new calculation starts a new one.
-    assert not window.check("30.7", Decimal("100000"), excess, calculation=1).needs_approval
-    assert not window.check("4d2", Decimal("100000"), excess, calculation=2).needs_approval
-    assert window.total("4d2", 2) == Decimal("100000") and window.total("4d2", 1) == 0
-
-
-@pytest.mark.parametrize("excess", [Decimal(0), Decimal("-5000.00")])
-def test_with_no_excess_any_disbursement_needs_approval(excess: Decimal) -> None:
-    check = check_disbursement("4d2", Decimal("0.01"), excess)
-    assert check.limit == 0 and check.needs_approval and check.exceeds_excess
-    assert "under-segregated" in check.summary
-
-
-def test_a_disbursement_larger_than_the_excess_is_flagged() -> None:
-    assert check_disbursement("4d2", Decimal("1000001"), Decimal("1000000")).exceeds_excess
-    assert not check_disbursement("4d2", Decimal("1000000"), Decimal("1000000")).exceeds_excess
-
-
-@pytest.mark.parametrize(
-    ("args", "field"),
-    [
-        (("4d2", Decimal(0), Decimal(100)), "amount"),
-        (("4d2", Decimal(-1), Decimal(100)), "amount"),
-        (("4d2", Decimal("NaN"), Decimal(100)), "amount"),
-        (("4d2", 1.5, Decimal(100)), "amount"),
-        (("4d2", Decimal(1), Decimal("Infinity")), "excess"),
-        (("4d2", Decimal(1), Decimal(100), [Decimal(0)]), "prior[0]"),
-        (("4d9", Decimal(1), Decimal(100)), "segment"),
-    ],
-)
-def test_bad_disbursement_input_is_rejected(args: tuple[object, ...], field: str) -> None:
-    with pytest.raises(InputError) as exc:
-        check_disbursement(*args)  # type: ignore[arg-type]
-    assert exc.value.field == field
-
-
-def test_the_window_reads_and_adds_without_checking() -> None:
-    window = DisbursementWindow()
-    assert window.prior("4d2", 7) == ()
-    window.add("4d2", Decimal("10.00"), 7)
-    window.add("4d2", Decimal("5.25"), 7)
-    assert window.prior("4d2", 7) == (Decimal("10.00"), Decimal("5.25")) and window.total("4d2", 7) == Decimal("15.25")
-    # `check` aggregates with what `add` recorded, and records the new amount.
-    check = window.check("4d2", Decimal("10.00"), Decimal("100.00"), calculation=7)
-    assert check.prior == Decimal("15.25") and check.aggregate_exceeds and not check.alone_exceeds
-    assert window.total("4d2", 7) == Decimal("25.25")
-    window.add("4d2", Decimal("1.00"), 8)  # a new calculation: a new window
-    assert window.prior("4d2", 8) == (Decimal("1.00"),) and window.prior("4d2", 7) == ()
