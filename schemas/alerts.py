@@ -30,7 +30,11 @@ RuleName = Literal[
     "residual_interest_undermargined",
     "offshore_funds", "depository_not_acknowledged", "depository_not_qualified", "investment_not_permitted",
     "asset_concentration", "issuer_concentration", "average_maturity", "investment_report_overdue",
+    "statement_not_filed", "statement_filed_late", "amendment_needed",
 ]
+# Rules of the business day's statement (segwatch.core.deadlines, segwatch.core.day_alerts): one alert per
+# business day and rule, on the segment of the day's first statement due.
+DayRuleName = Literal["statement_not_filed", "statement_filed_late", "amendment_needed"]
 # Rules on where and in what the money is held (segwatch.core.holding_rules): firing/resolved alert state.
 HoldingRuleName = Literal[
     "offshore_funds", "depository_not_acknowledged", "depository_not_qualified", "investment_not_permitted",

@@ -399,7 +399,7 @@ class StatementApproval(EventBase):
 
     @property
     def key(self) -> str:
-        return f"statement|{self.business_day.isoformat()}"
+        return f"statement|{self.business_day.isoformat()}|approval"
 
 
 class StatementFiling(EventBase):
@@ -416,7 +416,7 @@ class StatementFiling(EventBase):
 
     @property
     def key(self) -> str:
-        return f"statement|{self.business_day.isoformat()}"
+        return f"statement|{self.business_day.isoformat()}|filing"
 
 
 DAY_EVENT_MODELS: tuple[type[EventBase], ...] = (BusinessDayClose, StatementApproval, StatementFiling)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,6 +62,10 @@ class Figures(BaseModel):
     sources: dict[str, datetime] = Field(
         default_factory=dict, description="Each input source and the newest as-of it has sent (for freshness)."
     )
+    holdings: HoldingsFigures | None = Field(
+        default=None, description="Where and in what the pool's money is held (issue #14); null when the segment "
+        "has no depository balance."
+    )
 
 
 class DeadLetter(BaseModel):
@@ -87,3 +91,62 @@ class DeadLetter(BaseModel):
     topic: str | None = Field(default=None, description="The Kafka topic the record was read from, if any.")
     partition: int | None = Field(default=None, ge=0, description="Its partition.")
     offset: int | None = Field(default=None, ge=0, description="Its offset.")
+
+
+class DepositoryHoldingFigures(BaseModel):
+    """What one depository holds in the pool (US dollars), with its reference data (null: unclassified)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    depository: str
+    amount: Total
+    kind: str | None = Field(default=None, description="bank, dco, fcm, foreign_broker, foreign_clearing_organization"
+                             "; null when the depository has no reference data (unclassified).")
+    country: str | None = None
+    acknowledgment_letter: bool | None = Field(
+        default=None, description="Whether its acknowledgment letter is on file; null when unclassified.")
+    regulatory_capital_over_1bn: bool | None = None
+
+
+class IssuerHoldingFigures(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instrument: str
+    issuer: str = Field(description="The issuer the balances name; empty when they name none.")
+    amount: Total
+
+
+class HoldingsFigures(BaseModel):
+    """Where and in what the pool's money is held (issue #14), in US dollars, from the depository balances,
+    the depository reference data and (30.7) the foreign margin requirement."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    on: date = Field(description="The day the average maturity is measured from (the newest balance's date, "
+                     "America/Chicago).")
+    total: Total = Field(description="Every depository balance of the pool.")
+    by_instrument: dict[str, Total] = Field(description="What the pool holds, by instrument type.")
+    by_issuer: list[IssuerHoldingFigures] = Field(default_factory=list, description="Investments by issuer.")
+    depositories: list[DepositoryHoldingFigures] = Field(default_factory=list)
+    customer_securities: Total
+    outside_us: Total = Field(description="Funds held outside the US (30.7: the Reg. 30.7 limit applies).")
+    inside_us: Total
+    foreign_margin_requirement: Total | None = Field(
+        default=None, description="30.7: the foreign margin requirement; null when none was received.")
+    offshore_limit: Total | None = Field(default=None, description="30.7: 120% of the foreign margin requirement.")
+    offshore_headroom: Total | None = Field(
+        default=None, description="30.7: the limit less the funds outside the US (negative: over the limit).")
+    average_maturity_days: Total | None = Field(
+        default=None, description="Dollar-weighted average days to maturity of the investments (MMFs: one day).")
+    without_maturity: Total = Field(description="Investments without a maturity date (left out of the average).")
+    unacknowledged: dict[str, Total] = Field(
+        default_factory=dict, description="Funds at depositories whose acknowledgment letter is missing, shown apart.")
+    counts_unacknowledged: bool = Field(
+        default=False, description="Whether those funds count in the funds lines (SEGWATCH_COUNT_UNACKNOWLEDGED).")
+    unclassified: list[str] = Field(default_factory=list, description="Depositories without reference data.")
+    not_qualified: dict[str, Total] = Field(
+        default_factory=dict, description="30.7 funds at banks outside the US without over $1bn of capital.")
+    missing_fx: list[Currency] = Field(default_factory=list, description="Currencies left out: no FX rate.")
+
+
+Figures.model_rebuild()

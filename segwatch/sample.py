@@ -16,14 +16,16 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_UP, Decimal
 from importlib import resources
 
 from schemas.events import (
     AccountBalance,
     DepositoryBalance,
+    DepositoryReference,
     EventBase,
+    ForeignMarginRequirement,
     ForeignRequirement,
     FxRate,
     ManagementTarget,
@@ -44,6 +46,19 @@ US_LINES = frozenset({"7500", "7540"})
 EURO_CREDIT = Decimal("2500000.00")
 EUR_RATE = Decimal("1.1612")
 PERCENTAGE_TARGET_4DF = Decimal("1.5")
+# Where and in what (issue #14): the 30.7 securities in US safekeeping (line 7540) are several permitted
+# investments, each within its Reg. 1.25(b) limits: (instrument, issuer, days to maturity, share of the line).
+INVESTMENTS_7540 = (
+    ("us_government", "US Treasury", 365, Decimal("0.40")),
+    ("us_agency", "FNMA", 540, Decimal("0.25")),
+    ("money_market_fund", "Govt MMF", None, Decimal("0.25")),
+    ("certificate_of_deposit", "First Bank", 90, Decimal("0.05")),
+    ("commercial_paper", "Acme Corp", 30, Decimal("0.05")),
+)
+# The foreign margin requirement (Reg. 30.7): the 30.7 funds outside the US are 115% of it, within the 120%
+# limit; split between two foreign boards.
+OFFSHORE_SHARE = Decimal("1.15")
+FOREIGN_BOARDS = (("EUREX", Decimal("0.6")), ("ICE-EU", Decimal("0.4")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +88,15 @@ class Depository:
     depository: str
     line: str
     amount: Decimal
+    instrument: str | None = None  # None: what the line holds (_instrument)
+    issuer: str | None = None
+    maturity: date | None = None
+
+
+# A small 4d(2) bank account whose acknowledgment letter is not on file (Reg. 1.20(d)): its funds are shown
+# apart and left out of the funds lines (the filed lines never counted them), and it raises
+# depository_not_acknowledged for the day.
+UNACKNOWLEDGED = Depository("4d2", "F-7070-NOLETTER", "7070", Decimal("250000.00"))
 
 
 def closing_book() -> dict[str, dict[str, Decimal]]:
@@ -165,7 +189,25 @@ def depository_accounts(segment_id: str, leaves: dict[str, Decimal], rng: random
         name = "DCO" if code in MARGIN_ACCOUNT_LINES[segment_id] else code
         for i, part in enumerate(split(amount, [rng.uniform(0.3, 1.0) for _ in range(count)])):
             out.append(Depository(segment_id, f"{PREFIX[segment_id]}-{name}-{i}", code, part))
+    if segment_id == "30.7":
+        out = [*(d for d in out if d.line != "7540"), *investments(leaves.get("7540", ZERO))]
     return out
+
+
+def investments(amount: Decimal) -> list[Depository]:
+    """The 30.7 securities in US safekeeping as several permitted investments (line 7540), exact to the cent."""
+    parts = split(amount, [float(share) for *_, share in INVESTMENTS_7540])
+    return [
+        Depository("30.7", f"S-7540-{instrument.upper()}", "7540", part, instrument, issuer,
+                   None if days is None else DAY.date() + timedelta(days=days))
+        for (instrument, issuer, days, _), part in zip(INVESTMENTS_7540, parts, strict=True)
+    ]
+
+
+def outside_us(book: dict[str, dict[str, Decimal]]) -> Decimal:
+    """The 30.7 funds held outside the US at the close: every 30.7 depository line but the US banks'."""
+    return sum((book["30.7"].get(code, ZERO) for code in SEGMENTS["30.7"].depository_codes
+                if code not in US_LINES), ZERO)
 
 
 def _instrument(segment_id: str, code: str) -> str:
@@ -212,7 +254,9 @@ class Day:
         return DepositoryBalance(
             event_id=self._id(), source=source, as_of=at, segment=d.segment, depository=d.depository,  # type: ignore[arg-type]
             line=d.line, currency="USD", location="us" if d.segment != "30.7" or d.line in US_LINES else "non_us",
-            instrument=_instrument(d.segment, d.line), amount=d.amount if amount is None else amount,  # type: ignore[arg-type]
+            instrument=d.instrument or _instrument(d.segment, d.line),  # type: ignore[arg-type]
+            amount=d.amount if amount is None else amount,
+            issuer=d.issuer, maturity=d.maturity,
         )
 
     def phases(self) -> list[tuple[str, list[EventBase]]]:
@@ -232,9 +276,11 @@ class Day:
                                          percentage=PERCENTAGE_TARGET_4DF))
         settings.append(ForeignRequirement(event_id=self._id(), source="treasury", as_of=OPEN,
                                            amount=self.book["30.7"]["7305"]))
+        settings.extend(self._holdings_settings())
         out.append(("management targets", settings))
         out.append(("opening depositories", [
-            self.depository_event(d, OPEN) for sid in SEGMENTS for d in self.depositories[sid]
+            self.depository_event(d, OPEN) for sid in SEGMENTS for d in [*self.depositories[sid], *(
+                [UNACKNOWLEDGED] if sid == UNACKNOWLEDGED.segment else [])]
         ]))
         opening: list[EventBase] = []
         for sid in SEGMENTS:
@@ -295,6 +341,26 @@ class Day:
             DepositoryBalance(event_id=self._id(), source="bank", as_of=at, segment="30.7", depository="S-EUR-BANK",
                               line="7520", currency="EUR", location="non_us", amount=held),
         ]
+
+    def _holdings_settings(self) -> list[EventBase]:
+        """Issue #14: the foreign margin requirement per foreign board, and depository reference data (the
+        euro bank abroad, the 30.7 investments' custodian, and the 4d(2) bank without its letter)."""
+        required = (outside_us(self.book) / OFFSHORE_SHARE).quantize(Decimal(1), rounding=ROUND_UP)
+        amounts = split(required, [float(share) for _, share in FOREIGN_BOARDS])
+        out: list[EventBase] = [
+            ForeignMarginRequirement(event_id=self._id(), source="treasury", as_of=OPEN, board=board, amount=amount)
+            for (board, _), amount in zip(FOREIGN_BOARDS, amounts, strict=True)
+        ]
+        refs: list[tuple[str, str, str, bool, bool | None]] = [("30.7", "S-EUR-BANK", "GB", True, True)]
+        refs += [("30.7", d.depository, "US", True, None) for d in self.depositories["30.7"] if d.line == "7540"]
+        refs.append((UNACKNOWLEDGED.segment, UNACKNOWLEDGED.depository, "US", False, None))
+        out.extend(
+            DepositoryReference(event_id=self._id(), source="treasury", as_of=OPEN, segment=sid,  # type: ignore[arg-type]
+                                depository=dep, kind="bank", country=country, acknowledgment_letter=letter,
+                                regulatory_capital_over_1bn=capital)
+            for sid, dep, country, letter, capital in refs
+        )
+        return out
 
     def _nudge(self, a: Account) -> Decimal:
         if self.rng.random() > 0.3:

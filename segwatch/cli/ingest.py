@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     files.add_argument("--format", choices=("auto", "ndjson", "csv", "bai2"), default=None,
                        help="the file's format (default auto: told from its first line)")
     files.add_argument("--depositories", metavar="REF.csv",
-                       help="BAI2: the depository reference file mapping bank accounts to depository lines")
+                       help="the depository reference file: BAI2 bank accounts to depository lines, and depository "
+                            "reference data (kind, country, acknowledgment letter), published as "
+                            "depository_reference events")
     files.add_argument("--source", metavar="NAME",
                        help="the events' source (default: ledger-csv for CSV, bai2:<bank id> for BAI2; "
                             "NDJSON events carry their own, this fills it in where missing)")
@@ -107,9 +109,15 @@ def cmd_file(args: argparse.Namespace) -> int:
     )
     where = "stdin" if args.file == "-" else args.file
     parse = load_file(args.file, options)  # InputError: unusable input, exit 2, nothing published
+    refs = None
+    if args.depositories:  # issue #14: the reference file's depository_reference events go first
+        from services.ingest.files import reference_parsed
+        from services.ingest.records import Parse as Parsing
+
+        refs = Parsing("reference", reference_parsed(args.depositories))
     if args.dry_run:
         out = sys.stdout.buffer
-        for parsed in parse.events:
+        for parsed in [*(refs.events if refs else []), *parse.events]:
             out.write(parsed.event.model_dump_json().encode() + b"\n")
         out.flush()
         for bad in parse.bad:
@@ -117,10 +125,10 @@ def cmd_file(args: argparse.Namespace) -> int:
         print(f"{where} ({parse.format}): {len(parse.events)} valid, {len(parse.bad)} bad (dry run: nothing "
               "published)", file=sys.stderr)
         return 1 if parse.bad else 0
-    return asyncio.run(_publish_file(parse, where))
+    return asyncio.run(_publish_file(parse, where, refs, args.depositories))
 
 
-async def _publish_file(parse: Parse, where: str) -> int:
+async def _publish_file(parse: Parse, where: str, refs: Parse | None = None, refs_where: str = "") -> int:
     from segwatch.logs import configure
     from services.ingest.files import publish_parse
     from services.ingest.publisher import KafkaPublisher, PublisherError
@@ -132,6 +140,12 @@ async def _publish_file(parse: Parse, where: str) -> int:
     except PublisherError as exc:
         raise CliError(f"{exc}; nothing from {where} was published", status=3) from None
     try:
+        if refs is not None and refs.events:  # the depository reference data first, on its own line
+            ref_report = await publish_parse(refs, publisher, refs_where)
+            print(f"{refs_where} (depository reference data): {len(ref_report.accepted)} depository_reference"
+                  f" events accepted, {len(ref_report.dead_lettered) + len(ref_report.lost)} not", file=sys.stderr)
+            if ref_report.exit_status:
+                return ref_report.exit_status
         report = await publish_parse(parse, publisher, where)
     finally:
         await publisher.stop()

@@ -22,7 +22,9 @@ from schemas.events import (
 from schemas.records import Figures
 from segwatch.core.aggregate import Aggregate
 from segwatch.core.catalogue import SEGMENT_IDS
-from segwatch.core.figures import Consolidated, consolidate, figures_record, stalest_as_of
+from segwatch.core.figures import Consolidated, figures_record, stalest_as_of
+from segwatch.core.holdings import Holdings
+from segwatch.core.holdings_figures import HoldingsInputs, consolidate_held
 from segwatch.core.settings import Settings
 from segwatch.core.statement import Lines
 
@@ -32,12 +34,16 @@ class Book:
         self.aggregate = Aggregate()
         self.settings = Settings()
         self.versions = dict.fromkeys(SEGMENT_IDS, 0)
+        self.holdings = Holdings()  # where and in what (issue #14): the depository balances' holdings sums
+        self.holdings_inputs = HoldingsInputs()
 
     def apply(self, ev: EventBase) -> frozenset[str]:
         """Apply any event; returns the segments whose figures may have changed."""
         changed: frozenset[str]
         if isinstance(ev, AccountBalance | DepositoryBalance):
             changed = frozenset({ev.segment}) if self.aggregate.apply(ev) else frozenset()
+            if isinstance(ev, DepositoryBalance):
+                self.holdings.apply(ev)
         elif isinstance(ev, ManagementTarget | ForeignRequirement | FxRate):
             changed = self.settings.apply(ev)
         elif isinstance(ev, Disbursement | DisbursementApproval | UndermarginedAmounts):
@@ -49,8 +55,9 @@ class Book:
             # The business day's close, sign-off and filing: records about a day's statement, not figures.
             changed = frozenset()
         elif isinstance(ev, ForeignMarginRequirement | DepositoryReference):
-            # Where and in what the money is held (segwatch.core.holdings): no figure of the statement changes.
-            changed = frozenset()
+            # Where and in what the money is held (segwatch.core.holdings_figures): the figures' holdings, and
+            # the funds lines when a depository's acknowledgment letter is missing.
+            changed = self.holdings_inputs.apply(ev)
         else:
             raise TypeError(f"not an event segwatch computes from: {type(ev).__name__}")
         for sid in changed:
@@ -69,7 +76,8 @@ class Book:
 
     def consolidated(self, segment_id: str) -> Consolidated:
         state = self.aggregate.segments[segment_id]
-        return consolidate(segment_id, state.totals, self.settings, state.as_of)
+        return consolidate_held(segment_id, state.totals, self.settings, state.as_of, self.holdings.sums,
+                                self.holdings_inputs)
 
     def statement(self) -> dict[str, Lines]:
         return {sid: self.consolidated(sid).lines for sid in SEGMENT_IDS}

@@ -11,16 +11,23 @@ as of D, up to 23:59:59.999999 local time, is in D's statement); or a local time
 "close", the exchange's close of D's session (earlier on half days). A balance belongs to the first
 business day whose cut-off is at or after its as-of: a balance as of Saturday is in Monday's statement.
 
-Pure: no clock (callers pass `now`), no I/O after the calendar library has built its schedule.
+Where the days come from: the snapshot `segwatch/data/calendar-<NAME>.json` (generated from the library by
+`python -m segwatch.calendar_snapshot`, checked against it by a drift test), so that no service imports the
+library and pandas (+80 MB per process); a year the snapshot does not cover, or a calendar without a
+snapshot, is built by the library itself on first use.
+
+Pure: no clock (callers pass `now`), no I/O after the snapshot is read or the library has built a schedule.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -139,17 +146,72 @@ def _load(name: str) -> Any:
         raise InputError("calendar", f"{name!r} is not a known exchange calendar ({exc})") from None
 
 
-class BusinessCalendar:
-    """Business days, cut-offs and filing deadlines of one configuration. Years are built on first use."""
+SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "data"
 
-    def __init__(self, config: CalendarConfig | None = None) -> None:
+
+def snapshot_path(name: str) -> Path:
+    """Where the snapshot of calendar `name` lives (segwatch/data/calendar-<NAME>.json)."""
+    return SNAPSHOT_DIR / f"calendar-{name}.json"
+
+
+class Snapshot:
+    """The sessions of a calendar for a range of years, read from its snapshot file (no pandas)."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.name: str = data["calendar"]
+        self.first_year: int = int(data["first_year"])
+        self.last_year: int = int(data["last_year"])
+        self.tz = ZoneInfo(data["timezone"])
+        self.regular_close = parse_clock(data["regular_close"], "regular_close")
+        self.years: dict[int, str] = {int(y): days for y, days in data["years"].items()}
+        self.closes: dict[str, str] = dict(data["closes"])
+        self.half_days: frozenset[str] = frozenset(data["half_days"])
+
+    @classmethod
+    def load(cls, name: str) -> Snapshot | None:
+        path = snapshot_path(name)
+        if not path.is_file():
+            return None
+        try:
+            return cls(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(str(path), f"unreadable calendar snapshot ({exc})") from None
+
+    def covers(self, year: int) -> bool:
+        return self.first_year <= year <= self.last_year
+
+    def sessions(self, year: int) -> dict[date, Session]:
+        out: dict[date, Session] = {}
+        for mmdd in self.years.get(year, "").split():
+            day = date(year, int(mmdd[:2]), int(mmdd[2:]))
+            iso = day.isoformat()
+            at = parse_clock(self.closes[iso], iso) if iso in self.closes else self.regular_close
+            close = datetime.combine(day, at, tzinfo=self.tz).astimezone(UTC)
+            out[day] = Session(day, close, iso in self.half_days)
+        return out
+
+
+class BusinessCalendar:
+    """Business days, cut-offs and filing deadlines of one configuration. Years are built on first use: from
+    the calendar's snapshot when it covers the year (`use_snapshot`), else from the library."""
+
+    def __init__(self, config: CalendarConfig | None = None, *, use_snapshot: bool = True) -> None:
         self.config = config or CalendarConfig()
         self.tz = ZoneInfo(self.config.timezone)
-        self._cal = _load(self.config.name)
+        self.snapshot = Snapshot.load(self.config.name) if use_snapshot else None
+        self._library: Any = None if self.snapshot is not None else _load(self.config.name)
         self._years: dict[int, dict[date, Session]] = {}
+
+    @property
+    def _cal(self) -> Any:
+        if self._library is None:  # a year outside the snapshot: the library after all
+            self._library = _load(self.config.name)
+        return self._library
 
     def _sessions(self, year: int) -> dict[date, Session]:
         sessions = self._years.get(year)
+        if sessions is None and self.snapshot is not None and self.snapshot.covers(year):
+            sessions = self._years[year] = self.snapshot.sessions(year)
         if sessions is None:
             schedule = self._cal.schedule(start_date=f"{year}-01-01", end_date=f"{year}-12-31")
             early = set(self._cal.early_closes(schedule).index) if len(schedule) else set()

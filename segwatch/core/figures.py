@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from schemas.records import Figures
+from schemas.records import Figures, HoldingsFigures
 from segwatch.core.catalogue import SEGMENTS, ZERO
 from segwatch.core.money import to_usd
 from segwatch.core.settings import Settings
@@ -24,6 +24,7 @@ class Consolidated:
     missing_fx: tuple[str, ...]  # currencies with balances but no FX rate ever; left out of `lines`
     stale_fx: tuple[str, ...] = ()  # currencies held whose last rate is older than the settings' fx_max_age
     fx_as_of: Mapping[str, datetime] = field(default_factory=dict)  # each held currency's last rate's as-of
+    holdings: HoldingsFigures | None = None  # where and in what (segwatch.core.holdings_figures); None: none held
 
     @property
     def incomplete(self) -> bool:
@@ -142,6 +143,7 @@ def figures_record(
         last_event_id=last_event_id,
         ingested_at=ingested_at,
         sources=dict(sources or {}),
+        holdings=c.holdings,
     )
 
 

@@ -18,6 +18,33 @@ Rules (each evaluated on the exact Decimal figures of one segment; segments neve
     no_target      no management target set     warning           Reg. 1.11(e)(3)(i), NFA Financial
                    for the segment                                Requirements 16(a): a target is required
 
+Rules of the business day (segwatch/core/deadlines.py, alerts by segwatch/core/day_alerts.py: one per
+business day and rule, on the segment of the day's first statement due; driven by the statements, the
+sign-off and filing events and the clock, not by figures):
+
+    statement_not_filed   not filed by 10:00 Chicago,   warning           CBOT Rule 971.B; CFTC Reg. 1.32
+                          next business day
+                          not filed by noon             critical, pages   CBOT Rule 971.B
+    statement_filed_late  filed after the noon deadline warning           CBOT Rule 971.B
+    amendment_needed      a late balance or setting     warning           Reg. 1.32: file the AMENDMENT
+                          changed a statement already                     (the alert names the lines that
+                          signed off or filed                             move)
+
+Where and in what the money is held (issue #14), on each new figures record's `holdings`, in the same alert
+state (segwatch.core.holding_alerts; conditions and limits in segwatch.core.holding_rules):
+
+    offshore_funds               30.7 funds outside the US > 120% of   warning           Reg. 30.7
+                                 the foreign margin requirement
+    depository_not_acknowledged  funds at a depository without its     warning           Reg. 1.20(d), 30.7(d),
+                                 acknowledgment letter                                   22.5
+    depository_not_qualified     30.7 funds at a non-US bank without   warning           Reg. 30.7
+                                 over $1 billion of capital
+    investment_not_permitted     customer funds in an instrument       critical, pages   Reg. 1.25(a)
+                                 Reg. 1.25 does not permit (`other`)
+    asset_concentration          an instrument over its share          warning           Reg. 1.25(b)(3)(i)
+    issuer_concentration         one issuer over its share             warning           Reg. 1.25(b)(3)(ii)
+    average_maturity             average time to maturity > 730 days   warning           Reg. 1.25(b)(5)
+
 An alert fires when its condition becomes true and resolves when it becomes false: one record per state
 change, never one per figures update. Incomplete figures (a currency held without a rate, left out of the
 dollars) never resolve a deficiency or an under-target alert: they cannot show that it is cured. Within one

@@ -41,6 +41,7 @@ from segwatch.core.calendar import BusinessCalendar
 from segwatch.core.catalogue import SEGMENT_IDS, SEGMENTS
 from segwatch.core.controls import Controls
 from segwatch.core.figures import Consolidated
+from segwatch.core.holding_alerts import evaluate_holdings
 from segwatch.core.residual import RULE as RESIDUAL_RULE
 from segwatch.core.residual import ResidualInterest
 from segwatch.core.rules import AlertStates, evaluate
@@ -154,9 +155,32 @@ class DisbursementControls:
         return out
 
 
+@dataclass
+class HoldingRules:
+    """Where and in what the money is held (issue #14) as the alerter runs it: each new figures record's
+    holdings through segwatch.core.holding_alerts (offshore_funds, depository_not_acknowledged, ...), one
+    record per change."""
+
+    states: AlertStates = field(default_factory=AlertStates)
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def on_figures(self, twin: Twin, figures: Figures, now: datetime) -> Iterable[Record]:
+        if figures.version <= self.versions.get(figures.segment, -1):
+            return ()
+        self.versions[figures.segment] = figures.version
+        self.states, changes = evaluate_holdings(self.states, figures, now=now)
+        return [Record(ALERTS_TOPIC, alert) for alert in changes]
+
+    def on_event(self, twin: Twin, event: EventBase, now: datetime) -> Iterable[Record]:
+        return ()
+
+
 def default_stages() -> list[Stage]:
     """What the alerter runs today, in its order."""
-    return [AlertRules(), DisbursementControls()]
+    from segwatch.core.twin_day import BusinessDay  # the close, amendments, the filing deadline (issue #12)
+
+    # The close before the controls: its statements are the controls' baselines (Stage.on_record).
+    return [AlertRules(), BusinessDay(), DisbursementControls()]
 
 
 Clock = Callable[[EventBase], datetime]

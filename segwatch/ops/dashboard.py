@@ -193,6 +193,41 @@ def currency_panels(y: int) -> list[Any]:
     return panels
 
 
+def holdings_panels(y: int) -> list[Any]:
+    """Issue #14: where and in what the money is held (the figures' holdings, from the alerter)."""
+    panels: list[Any] = [row("Holdings: funds outside the US, instruments, depositories", y)]
+    w = WIDTH // 4
+    panels.append(timeseries(
+        "30.7 funds outside the US against 120% of the foreign margin requirement",
+        [(sel(m.OFFSHORE_FUNDS, segment="30.7"), "funds outside the US"),
+         (sel(m.FOREIGN_MARGIN_REQUIREMENT, segment="30.7"), "foreign margin requirement"),
+         (sel(m.OFFSHORE_LIMIT, segment="30.7"), "limit (120%)")],
+        g.GridPos(h=8, w=w, x=0, y=y + 1), unit=UNIT_USD,
+        description="Reg. 30.7: 30.7 funds outside the US at most the foreign margin requirement plus 20% "
+                    "(offshore_funds warns above it, or when no requirement is known).",
+    ))
+    panels.append(timeseries(
+        "30.7 offshore headroom", [(sel(m.OFFSHORE_HEADROOM, segment="30.7"), "headroom")],
+        g.GridPos(h=8, w=w, x=w, y=y + 1), unit=UNIT_USD, zero_line=True,
+        description="The 120% limit less the funds outside the US; below zero: over the limit.",
+    ))
+    panels.append(timeseries(
+        "Holdings by instrument", [(f"max by (segment, instrument) ({m.HOLDINGS})", "{{segment}} {{instrument}}")],
+        g.GridPos(h=8, w=w, x=2 * w, y=y + 1), unit=UNIT_USD,
+        description="What each pool holds, by instrument type (Reg. 1.25 permitted investments, cash, customer "
+                    "securities, open trade equity; `other` pages as investment_not_permitted).",
+    ))
+    panels.append(timeseries(
+        "Funds at depositories without an acknowledgment letter",
+        [(f"max by (segment) ({m.UNACKNOWLEDGED})", "{{segment}} unacknowledged"),
+         (f"max by (segment) ({m.UNCLASSIFIED})", "{{segment}} unclassified depositories")],
+        g.GridPos(h=8, w=WIDTH - 3 * w, x=3 * w, y=y + 1), unit=UNIT_USD,
+        description="Shown apart and, by default, left out of the funds lines (Reg. 1.20(d), 30.7(d), 22.5); "
+                    "unclassified: depositories without reference data (a count).",
+    ))
+    return panels
+
+
 def statement_table(seg: Segment, pos: Any) -> Any:
     """Every line of the segment: code, the form's line number and label (from the catalogue), amount."""
     expr = (
@@ -366,7 +401,8 @@ def dashboard_annotations() -> Any:
 def build() -> dict[str, Any]:
     """The dashboard model, as Grafana stores it."""
     panels: list[Any] = []
-    for make in (now_panels, segregation_panels, currency_panels, statement_panels, alert_panels, controls_panels,
+    for make in (now_panels, segregation_panels, currency_panels, holdings_panels, statement_panels, alert_panels,
+                 controls_panels,
                  input_panels, pipeline_panels):
         y = max((p.gridPos.y + p.gridPos.h for p in panels), default=0)
         panels.extend(make(y))

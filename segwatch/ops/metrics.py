@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from services.alerter import holdings as alerter_holdings
 from services.alerter import metrics as alerter
 from services.ingest.api import SOURCE_LAST_SEEN
 
@@ -35,6 +36,16 @@ WINDOW_BASELINE_EXCESS: Final = alerter.WINDOW_BASELINE_EXCESS
 WINDOW_AGGREGATE: Final = alerter.WINDOW_AGGREGATE
 WINDOW_LIMIT: Final = alerter.WINDOW_LIMIT
 WINDOW_HEADROOM: Final = alerter.WINDOW_HEADROOM
+
+# Where and in what the money is held (issue #14; services/alerter/holdings.py).
+OFFSHORE_FUNDS: Final = alerter_holdings.OFFSHORE_FUNDS  # label: segment (30.7)
+FOREIGN_MARGIN_REQUIREMENT: Final = alerter_holdings.FOREIGN_MARGIN_REQUIREMENT
+OFFSHORE_LIMIT: Final = alerter_holdings.OFFSHORE_LIMIT
+OFFSHORE_HEADROOM: Final = alerter_holdings.OFFSHORE_HEADROOM
+HOLDINGS: Final = alerter_holdings.HOLDINGS  # labels: segment, instrument
+UNACKNOWLEDGED: Final = alerter_holdings.UNACKNOWLEDGED
+UNCLASSIFIED: Final = alerter_holdings.UNCLASSIFIED
+AVERAGE_MATURITY: Final = alerter_holdings.AVERAGE_MATURITY
 
 # Ingest (services/ingest/api.py, IngestMetrics).
 INGEST_EVENTS_TOTAL: Final = "segwatch_ingest_events_total"  # label: outcome

@@ -52,6 +52,7 @@ from schemas.events import (
     Disbursement,
     DisbursementApproval,
     EventBase,
+    StatementApproval,
     StatementFiling,
     UndermarginedAmounts,
     parse_event_json,
@@ -115,7 +116,13 @@ class ControlsState:
             self.figures[figures.segment] = figures
         self.controls.on_figures(figures)
 
-    def on_statement(self, record: StatementRecord | DayStatus) -> bool:
+    def on_statement(self, record: StatementRecord | DayStatus | StatementFiling | StatementApproval) -> bool:
+        """One record of the statements topic: a statement (a baseline), a day's status or filing event (the
+        prior day's filing), or a sign-off (not an input of the controls: the filing is what counts)."""
+        if isinstance(record, StatementFiling):
+            return self.on_filing(record)
+        if isinstance(record, StatementApproval):
+            return False
         if isinstance(record, DayStatus):
             if record.status != "filed":
                 return False
@@ -182,14 +189,24 @@ class ControlsState:
         return response.model_copy(update={"reasons": reasons})
 
 
-def parse_statement(value: bytes) -> StatementRecord | DayStatus:
+StatementsRecord = StatementRecord | DayStatus | StatementFiling | StatementApproval
+
+
+def parse_statement(value: bytes) -> StatementsRecord:
+    """A record of the statements topic: the calculator's statements and the day's status, and the sign-off
+    and filing events ingest routes there (services/ingest/publisher.py)."""
     raw = orjson.loads(value)
     kind = raw.get("type") if isinstance(raw, dict) else None
     if kind == "statement":
         return StatementRecord.model_validate(raw)
     if kind == "statement_status":
         return DayStatus.model_validate(raw)
-    raise InputError("type", f"expected a statement or statement_status record, got {kind!r}")
+    if kind in ("statement_filing", "statement_approval"):
+        event = parse_event_json(value)
+        assert isinstance(event, StatementFiling | StatementApproval)
+        return event
+    raise InputError("type", f"expected a statement, statement_status, statement_filing or statement_approval"
+                             f" record, got {kind!r}")
 
 
 class _Bad(Exception):
@@ -199,7 +216,7 @@ class _Bad(Exception):
         self.reason = reason
 
 
-def _statement_or_bad(value: bytes | None) -> StatementRecord | DayStatus:
+def _statement_or_bad(value: bytes | None) -> StatementsRecord:
     if value is None:
         raise _Bad("(record)", "empty value (tombstone) where a statement was expected")
     try:
@@ -343,7 +360,7 @@ class AlerterControls:
 
         cfg = self.config
         settings, timeout = self.service.settings, cfg.recovery_timeout
-        statements: list[StatementRecord | DayStatus] = []
+        statements: list[StatementsRecord] = []
         events: list[EventBase] = []
         topics = [t for t in (cfg.statements_topic, cfg.disbursements_topic) if t is not None]
         counts = await partition_counts(settings, topics, timeout=timeout) if topics else {}

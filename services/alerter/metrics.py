@@ -19,6 +19,7 @@ from schemas.controls import DecisionOutcome, Verdict
 from schemas.records import Figures
 from segwatch.core.catalogue import SEGMENT_IDS, SEGMENTS
 from segwatch.core.rules import RULE_NAMES, RULES
+from services.alerter.holdings import HoldingsGauges, zero_alert_firing
 
 if TYPE_CHECKING:
     from segwatch.core.controls import WindowStatus
@@ -159,6 +160,8 @@ class AlerterMetrics:
             for outcome in DISBURSEMENT_OUTCOMES:
                 self.disbursements_total.labels(segment=segment, outcome=outcome)  # 0, not absent
             self.duplicate_disbursements_total.labels(segment=segment)
+        self.holdings = HoldingsGauges(r, dollars)  # issue #14: services/alerter/holdings.py
+        zero_alert_firing(self.alert_firing)
 
     def show_figures(self, figures: Figures) -> bool:
         """Set the gauges from `figures` unless a newer version is already shown; True if it was shown."""
@@ -192,6 +195,7 @@ class AlerterMetrics:
         self.stale_fx.labels(segment=seg).set(len(figures.stale_fx))
         self.incomplete.labels(segment=seg).set(1 if figures.incomplete else 0)
         self.show_sources(figures.sources)
+        self.holdings.show(figures)
         return True
 
     def show_sources(self, sources: Mapping[str, datetime]) -> None:

@@ -51,6 +51,7 @@ from segwatch.kafka.topics import (
     FIGURES,
     STATEMENTS,
 )
+from services.alerter import holdings
 from services.alerter.controls import AlerterControls
 from services.alerter.http import HttpServer
 from services.alerter.metrics import AlerterMetrics
@@ -361,7 +362,8 @@ class AlerterService:
 
         with structlog.contextvars.bound_contextvars(correlation_id=figures.last_event_id):
             self.metrics.show_figures(figures)
-            result = evaluate(self.states, figures, now=self.clock())
+            now = self.clock()
+            result = holdings.extend(evaluate(self.states, figures, now=now), figures, now=now)  # + issue #14
             if result.stale:
                 self.metrics.stale_figures(figures)
                 self.log.debug("figures replay ignored", segment=figures.segment, version=figures.version,

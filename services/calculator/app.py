@@ -56,6 +56,7 @@ from services.calculator.combiner import Combiner
 from services.calculator.defaults import BATCH_MAX, COALESCE_MS, FETCH_BYTES
 from services.calculator.fastparse import read_balance
 from services.calculator.faust_adapter import CalculatorApp, StoreTable, store_factory
+from services.calculator.holdings_stage import HOLDINGS_SETTING_TYPES, note_depository
 from services.calculator.partials import Partial, PartitionState
 from services.calculator.store import (
     ChangelogStore,
@@ -139,7 +140,7 @@ class Metrics:
         )
 
 
-SETTING_TYPES = (ManagementTarget, ForeignRequirement, FxRate)
+SETTING_TYPES = (ManagementTarget, ForeignRequirement, FxRate, *HOLDINGS_SETTING_TYPES)
 MAX_IN_FLIGHT = 2  # fetches whose changelog writes may be unacknowledged while the next one is applied
 ACK_TIMEOUT = 60.0  # seconds for Kafka to acknowledge a changelog write or a partial; then the worker stops
 # Canonical balance events are a few hundred bytes; a larger one (valid JSON with padding, say) is kept in the
@@ -262,6 +263,7 @@ class Aggregate:
                         accounts[held_key] = raw
                     else:
                         depositories[held_key] = raw
+                        note_depository(state.holdings, held_key, raw)  # issue #14: holdings_stage.py
                     applied += 1
                 else:
                     unchanged += 1

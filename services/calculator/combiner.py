@@ -14,14 +14,22 @@ from typing import Any
 
 import orjson
 
-from schemas.events import ForeignRequirement, FxRate, ManagementTarget
-from schemas.records import Figures
+from schemas.events import (
+    DepositoryReference,
+    ForeignMarginRequirement,
+    ForeignRequirement,
+    FxRate,
+    ManagementTarget,
+)
+from schemas.records import Figures, HoldingsFigures
 from segwatch.core.catalogue import SEGMENT_IDS
-from segwatch.core.figures import Consolidated, combine, consolidate, figures_record, stalest_as_of
+from segwatch.core.figures import Consolidated, combine, figures_record, stalest_as_of
+from segwatch.core.holdings import Holdings
+from segwatch.core.holdings_figures import HoldingsInputs, consolidate_held
 from segwatch.core.settings import Settings
 from services.calculator.partials import Partial
 
-SettingEvent = ManagementTarget | ForeignRequirement | FxRate
+SettingEvent = ManagementTarget | ForeignRequirement | FxRate | DepositoryReference | ForeignMarginRequirement
 
 
 @dataclass(slots=True)
@@ -34,26 +42,27 @@ class Emitted:
 
 
 def digest(c: Consolidated) -> str:
-    return _digest(c.lines, c.by_currency, c.missing_fx, c.stale_fx)
+    return _digest(c.lines, c.by_currency, c.missing_fx, c.stale_fx, c.holdings)
 
 
 def figures_digest(f: Figures) -> str:
     """The digest of a published figures record: equal to `digest` of the Consolidated it was made from."""
-    return _digest(f.lines, f.by_currency, f.missing_fx, f.stale_fx)
+    return _digest(f.lines, f.by_currency, f.missing_fx, f.stale_fx, f.holdings)
 
 
 def _digest(
-    lines: Mapping[str, Any], by_currency: Mapping[str, Mapping[str, Any]], missing_fx: Any, stale_fx: Any
+    lines: Mapping[str, Any], by_currency: Mapping[str, Mapping[str, Any]], missing_fx: Any, stale_fx: Any,
+    holdings: HoldingsFigures | None = None,
 ) -> str:
-    body = orjson.dumps(
-        {
-            "lines": {k: str(v) for k, v in lines.items()},
-            "by_currency": {ccy: {k: str(v) for k, v in ls.items()} for ccy, ls in by_currency.items()},
-            "missing_fx": list(missing_fx),
-            "stale_fx": list(stale_fx),
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
+    content: dict[str, Any] = {
+        "lines": {k: str(v) for k, v in lines.items()},
+        "by_currency": {ccy: {k: str(v) for k, v in ls.items()} for ccy, ls in by_currency.items()},
+        "missing_fx": list(missing_fx),
+        "stale_fx": list(stale_fx),
+    }
+    if holdings is not None:  # a change of where or in what the money is held is a new figures record too
+        content["holdings"] = holdings.model_dump(mode="json")
+    body = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(body).hexdigest()
 
 
@@ -61,6 +70,7 @@ class Combiner:
     def __init__(self) -> None:
         self.partials: dict[int, Partial] = {}
         self.settings = Settings()
+        self.holdings = HoldingsInputs()  # depository reference data, foreign margin requirements (issue #14)
         self.emitted: dict[str, Emitted] = {}
         self.dirty: set[str] = set()
         # The input that last touched each segment, for correlation and latency.
@@ -76,14 +86,18 @@ class Combiner:
             if before is None:
                 changed = bool(seg.accounts or seg.depositories)
             else:
-                changed = before.last_event_id != seg.last_event_id or before.totals != seg.totals
+                changed = (before.last_event_id != seg.last_event_id or before.totals != seg.totals
+                           or (held is not None and held.holdings != partial.holdings))
             if changed:
                 self.dirty.add(sid)
                 self.trigger[sid] = (seg.last_event_id, partial.ingested_at)
         return True
 
     def on_setting(self, ev: SettingEvent, ingested_at: datetime | None = None) -> frozenset[str]:
-        changed = self.settings.apply(ev)
+        if isinstance(ev, DepositoryReference | ForeignMarginRequirement):
+            changed = self.holdings.apply(ev)
+        else:
+            changed = self.settings.apply(ev)
         for sid in changed:
             self.dirty.add(sid)
             self.trigger[sid] = (ev.event_id, ingested_at)
@@ -97,7 +111,9 @@ class Combiner:
     def consolidated(self, segment_id: str) -> Consolidated:
         segs = [p.segments[segment_id] for p in self.partials.values() if segment_id in p.segments]
         newest = max((s.as_of for s in segs if s.as_of), default=None)
-        return consolidate(segment_id, combine(s.totals for s in segs), self.settings, newest)
+        sums = Holdings.merged(p.holdings for p in self.partials.values())
+        return consolidate_held(segment_id, combine(s.totals for s in segs), self.settings, newest, sums,
+                                self.holdings)
 
     def flush(self, now: datetime) -> list[Figures]:
         """Figures for every segment whose figures changed since the last flush, in segment order."""
@@ -150,7 +166,11 @@ class Combiner:
     ) -> None:
         self.partials = dict(partials)
         self.settings = Settings()
+        self.holdings = HoldingsInputs()
         for ev in sorted(settings, key=lambda e: (e.as_of, e.event_id)):
-            self.settings.apply(ev)
+            if isinstance(ev, DepositoryReference | ForeignMarginRequirement):
+                self.holdings.apply(ev)
+            else:
+                self.settings.apply(ev)
         self.emitted = {sid: Emitted(f.version, figures_digest(f)) for sid, f in published.items()}
         self.dirty = set(SEGMENT_IDS)  # flushed at once; unchanged figures are not re-sent

@@ -18,6 +18,7 @@ import orjson
 from schemas.events import AccountBalance, DepositoryBalance
 from segwatch.core.aggregate import Aggregate
 from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.core.holdings import Holdings, Sums
 from segwatch.core.ledger import Held, held_of
 
 
@@ -42,6 +43,9 @@ class Partial:
     # worker made a change durable since the last load. Partials are ordered by (epoch, offset): one that
     # is not newer than the combiner's is stale or replayed.
     epoch: int = 0
+    # Where and in what the money is held (issue #14): the partition's holdings sums (services/calculator/
+    # holdings_stage.py), integer cents per key; the combiner adds them up.
+    holdings: Sums = field(default_factory=dict)
 
     @property
     def order(self) -> tuple[int, int]:
@@ -64,6 +68,7 @@ class Partial:
                 }
                 for sid, s in self.segments.items()
             },
+            "holdings": [(list(k), v) for k, v in sorted(self.holdings.items())],
         })
 
     @classmethod
@@ -86,6 +91,7 @@ class Partial:
                 for sid, s in data["segments"].items()
                 if sid in SEGMENT_IDS
             },
+            holdings=Holdings.from_partial(data.get("holdings") or ()),
         )
 
 
@@ -100,7 +106,8 @@ def _dt(raw: object) -> datetime | None:
 class PartitionState:
     """The balances one partition has seen: latest per key, running sums, freshness per source."""
 
-    __slots__ = ("_ingested_ms", "aggregate", "batch_last_event", "ends", "offset", "partition", "published")
+    __slots__ = ("_ingested_ms", "aggregate", "batch_last_event", "ends", "holdings", "offset", "partition",
+                 "published")
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
@@ -110,6 +117,7 @@ class PartitionState:
         self.batch_last_event: dict[str, str] = {}
         self.ends: dict[str, int] = {}  # changelog end offset per table when this state was loaded
         self.published = -1  # the highest offset of a partial of this state that Kafka acknowledged
+        self.holdings = Holdings()  # the same depository balances, by instrument, location, issuer (issue #14)
 
     @property
     def epoch(self) -> int:
@@ -163,4 +171,4 @@ class PartitionState:
                 sources=dict(state.sources),
             )
         self.batch_last_event = {}
-        return Partial(self.partition, self.offset, self.ingested_at, segments, self.epoch)
+        return Partial(self.partition, self.offset, self.ingested_at, segments, self.epoch, dict(self.holdings.sums))

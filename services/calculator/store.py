@@ -39,6 +39,7 @@ from segwatch.core.ledger import Held
 from segwatch.logs import configure
 from services.calculator.fastparse import read_balance
 from services.calculator.faust_adapter import BulkLoadedStore
+from services.calculator.holdings_stage import note_depository
 from services.calculator.partials import PartitionState
 
 log = configure("calculator")
@@ -199,6 +200,8 @@ class HeldStore(ChangelogStore):
             held = self._held(key, raw_value)
             if held is not None:
                 state.load_one(key, held)
+                if key.startswith("depo|"):
+                    note_depository(state.holdings, key, raw_value)  # issue #14: holdings_stage.py
                 keys += 1
         log.info("partition_state_loaded", table=self.table.name, partition=partition, keys=keys,
                  held=len(state.aggregate.held))
@@ -224,7 +227,10 @@ class HeldStore(ChangelogStore):
             return
         held = self._held(key, value)
         if held is not None:
-            self.states.ensure(partition).load_one(key, held)
+            state = self.states.ensure(partition)
+            state.load_one(key, held)
+            if key.startswith("depo|"):
+                note_depository(state.holdings, key, value)  # issue #14: holdings_stage.py
 
     # The mapping Faust's table API reads: every balance held, over the partition states.
     def _rows(self) -> Iterator[tuple[str, Held]]:

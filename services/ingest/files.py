@@ -19,7 +19,7 @@ from segwatch.deadletter import dead_letter
 from segwatch.errors import InputError
 from services.ingest.bai2 import CLOSING_LEDGER, bai2_events, parse_bai2
 from services.ingest.csvledger import parse_ledger_csv
-from services.ingest.depositories import load_depositories
+from services.ingest.depositories import load_depositories, load_reference_file, reference_events
 from services.ingest.publisher import Publisher, final_outcome
 from services.ingest.records import Bad, Parse, Parsed, parse_ndjson
 
@@ -84,8 +84,25 @@ def timezone_of(name: str) -> ZoneInfo:
         raise InputError("--timezone", f"unknown time zone {name!r} (an IANA name such as America/New_York)") from None
 
 
+def reference_parsed(ref_path: str) -> list[Parsed]:
+    """The reference file's `depository_reference` events, as of the file's modification time (when it was
+    true; the latest as-of wins per depository account), for the settings topic (issue #14). Line 0: the
+    reference file. `segwatch ingest FILE --depositories REF.csv` publishes them before the file's events."""
+    from datetime import UTC, datetime
+
+    data = read_bytes(ref_path)
+    ref = load_reference_file(_text(data, ref_path, "the reference file"), ref_path)
+    if not ref.references:
+        return []
+    try:
+        as_of = datetime.fromtimestamp(Path(ref_path).stat().st_mtime, UTC).replace(microsecond=0)
+    except OSError:
+        as_of = datetime.now(UTC).replace(microsecond=0)
+    as_of = min(as_of, datetime.now(UTC).replace(microsecond=0))
+    return [Parsed(0, ev, ev.model_dump_json()) for ev in reference_events(ref, as_of=as_of)]
+
+
 def load_file(path: str, options: FileOptions) -> Parse:
-    """Read and validate a whole file. Raises InputError when the file (or the reference file) is unusable."""
     if options.format not in FORMATS:
         raise InputError("--format", f"must be one of {', '.join(FORMATS)}")
     if options.source is not None and not 1 <= len(options.source) <= 64:

@@ -31,6 +31,7 @@ from aiokafka.partitioner import murmur2
 
 from schemas.events import (
     AccountBalance,
+    BusinessDayClose,
     DepositoryBalance,
     DepositoryReference,
     Disbursement,
@@ -40,11 +41,13 @@ from schemas.events import (
     ForeignRequirement,
     FxRate,
     ManagementTarget,
+    StatementApproval,
+    StatementFiling,
     UndermarginedAmounts,
 )
 from schemas.records import DeadLetter
 from segwatch.config import KafkaSettings
-from segwatch.kafka.topics import BALANCES, DEADLETTER, DISBURSEMENTS, SETTINGS
+from segwatch.kafka.topics import BALANCES, DEADLETTER, DISBURSEMENTS, SETTINGS, STATEMENTS
 
 TOPIC_OF: dict[type[EventBase], str] = {
     AccountBalance: BALANCES,
@@ -58,8 +61,14 @@ TOPIC_OF: dict[type[EventBase], str] = {
     # Controls before the money moves (#13): read by the alerter with the disbursements they concern.
     DisbursementApproval: DISBURSEMENTS,
     UndermarginedAmounts: DISBURSEMENTS,
+    # The business day (issue #12): the close goes to the calculator's combiner, in order with the partials;
+    # sign-off and filing are part of the day's record, beside its statements (kept five years), where the
+    # alerter reads them (services/alerter/business_day.py).
+    BusinessDayClose: SETTINGS,
+    StatementApproval: STATEMENTS,
+    StatementFiling: STATEMENTS,
 }
-REQUIRED_TOPICS = (BALANCES, SETTINGS, DISBURSEMENTS, DEADLETTER)
+REQUIRED_TOPICS = (BALANCES, SETTINGS, DISBURSEMENTS, STATEMENTS, DEADLETTER)
 
 # Throughput tuning: wait a few ms to fill batches, let a batch grow large, keep the request bounded.
 DEFAULT_LINGER_MS = 2  # single events: concurrent requests share a batch; p50 ~4 ms with acks=all

@@ -89,7 +89,8 @@ async def assert_alerts_exactly_once(system: LocalSystem, watcher: Watcher) -> N
     await wait_until(evaluated, what="the alerter to evaluate the marker's figures", timeout=60, interval=0.2)
     end = await alerts_end_offset(system)
     await watcher.wait_for(lambda: len(watcher.alerts) >= end, 30, "the alerts topic read to its end")
-    assert [(a.segment, a.rule, a.state) for a in watcher.alerts] == EXPECTED_ALERTS
+    assert [(a.segment, a.rule, a.state) for a in watcher.alerts] == EXPECTED_ALERTS, [
+        (a.segment, a.rule, a.state, str(a.at)) for a in watcher.alerts]
     by_rule = {}
     for a in watcher.alerts:
         by_rule.setdefault(a.rule, set()).add(a.alert_id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 EXPECTED_ALERTS = [
+    # A small 4d(2) bank account without its acknowledgment letter (issue #14): shown apart, firing all day.
+    ("4d2", "depository_not_acknowledged", "firing"),
     # 30.7 holds euros before the day's EUR rate is in: incomplete figures, then complete.
     ("30.7", "missing_fx", "firing"),
     ("30.7", "missing_fx", "resolved"),

@@ -136,7 +136,8 @@ def test_late_fx_rate_or_target_amends_through_the_settings_history(cal: Busines
     history = SettingsHistory()
     history.apply(ManagementTarget(event_id="t1", source="p", as_of=at(6, 8), segment="4d2", amount=Decimal(5)))
     history.apply(ManagementTarget(event_id="t2", source="p", as_of=at(7, 8), segment="4d2", amount=Decimal(9)))
-    assert history.at(cal.cutoff(D)).target("4d2", Decimal(0)) == Decimal(5)  # the next day's target is not in D's close
+    # the next day's target is not in D's close
+    assert history.at(cal.cutoff(D)).target("4d2", Decimal(0)) == Decimal(5)
     history.prune(cal.cutoff(D))
     assert history.at(cal.cutoff(D)).target("4d2", Decimal(0)) == Decimal(5)
     restored = SettingsHistory.from_state(history.to_state())

@@ -83,13 +83,21 @@ def test_new_events_parse_and_key_per_board() -> None:
     assert input_errors(exc.value)[0].field == "maturity"
 
 
-def test_the_new_events_leave_the_statement_as_it_was() -> None:
-    base = [bal("30.7", "LDN", "7520", "900", location="non_us"), bal("4d2", "B", "7070", "100")]
-    with_new = [*base, fmr("700"), ref("4d2", "B", ack=False)]
-    one, two = Book(), Book()
+def test_the_new_events_leave_the_statement_as_it_was_unless_a_letter_is_missing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    base = [bal("30.7", "LDN", "7520", "900", location="non_us"), bal("4d2", "B", "7070", "100"),
+            bal("4d2", "C", "7070", "50")]
+    one, two, three = Book(), Book(), Book()
     one.apply_all(base)
-    two.apply_all(with_new)
+    two.apply_all([*base, fmr("700"), ref("4d2", "B", ack=True)])
     assert one.statement() == two.statement()
+    three.apply_all([*base, fmr("700"), ref("4d2", "B", ack=False)])  # default: B's funds do not count
+    assert three.statement()["4d2"]["7070"] == Decimal("50") and one.statement()["4d2"]["7070"] == Decimal("150")
+    assert three.figures("4d2").holdings.unacknowledged == {"B": Decimal("100")}  # type: ignore[union-attr]
+    monkeypatch.setenv("SEGWATCH_COUNT_UNACKNOWLEDGED", "yes")
+    four = Book()
+    four.apply_all([*base, ref("4d2", "B", ack=False)])
+    assert four.statement()["4d2"] == one.statement()["4d2"]
 
 
 # --- offshore_funds ----------------------------------------------------------------------------------------------
