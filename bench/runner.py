@@ -46,7 +46,8 @@ from segwatch.config import KafkaSettings
 from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.kafka import topics
 from segwatch.kafka.broker import KAFKA_VERSION
-from segwatch.system import LocalSystem, Service, free_port
+from segwatch.system import LocalSystem, Service, answers_ready, free_port
+from segwatch.waiting import WaitTimeout, wait_until
 
 PHASES = ("ceilings", "throughput", "recovery", "latency", "ingest", "idle")
 Out = Callable[[str], None]
@@ -269,16 +270,17 @@ def add_service(system: LocalSystem, name: str) -> Service:
 
 async def ready_at(svc: Service, timeout: float) -> float | None:
     """time.time() when the service's /readyz first answers 200 (None: it did not within `timeout`)."""
-    deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                async with http.get(f"{svc.url}/readyz", timeout=aiohttp.ClientTimeout(total=1)) as r:
-                    if r.status == 200:
-                        return time.time()
+
+        async def ready() -> float | None:
+            if await answers_ready(http, f"{svc.url}/readyz", timeout=1):
+                return time.time()
             if svc.process is not None and svc.process.poll() is not None:
-                return None
-            await asyncio.sleep(0.05)
+                raise ChildProcessError(svc.name)
+            return None
+
+        with contextlib.suppress(WaitTimeout, ChildProcessError):
+            return await wait_until(ready, what=f"{svc.name} to be ready", timeout=timeout, interval=0.05)
     return None
 
 

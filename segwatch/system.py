@@ -28,8 +28,17 @@ from schemas.records import Figures
 from segwatch.config import KafkaSettings
 from segwatch.kafka import broker, topics
 from segwatch.kafka.admin import delete_topics
+from segwatch.waiting import wait_until
 
 SERVICES = ("ingest", "calculator", "alerter")
+
+
+async def answers_ready(http: aiohttp.ClientSession, url: str, timeout: float = 2.0) -> bool:
+    """True when `url` answers 200 now; a refused or slow connection is simply not ready yet."""
+    with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            return response.status == 200
+    return False
 
 
 def free_port() -> int:
@@ -133,22 +142,25 @@ class LocalSystem:
             raise RuntimeError(f"segwatch {' '.join(argv)} failed:\n{output.decode(errors='replace')}")
 
     async def wait_ready(self, names: Iterable[str] | None = None, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
+        """Until every named service answers /readyz with 200; fails at once when one of them exits."""
         pending = set(names or self.services)
         async with aiohttp.ClientSession() as http:
-            while pending:
+
+            async def all_ready() -> bool:
                 for name in sorted(pending):
                     svc = self.services[name]
                     if svc.process and svc.process.poll() is not None:
                         raise RuntimeError(f"{name} exited with {svc.process.returncode}:\n{svc.log_tail()}")
-                    with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                        async with http.get(f"{svc.url}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                            if r.status == 200:
-                                pending.discard(name)
-                if pending and time.monotonic() > deadline:
-                    tails = "\n\n".join(f"== {n}\n{self.services[n].log_tail()}" for n in sorted(pending))
-                    raise RuntimeError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}\n{tails}")
-                await asyncio.sleep(0.25)
+                    if await answers_ready(http, f"{svc.url}/readyz"):
+                        pending.discard(name)
+                return not pending
+
+            def tails() -> str:
+                return ", ".join(sorted(pending)) + "".join(
+                    f"\n\n== {n}\n{self.services[n].log_tail()}" for n in sorted(pending))
+
+            await wait_until(all_ready, what="the services to be ready", timeout=timeout, interval=0.25,
+                             detail=tails)
 
     async def stop_service(self, name: str, timeout: float = 20.0) -> None:
         svc = self.services[name]

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
+# The Kafka fixtures (kafka_bootstrap, kafka_settings, kafka_topics, new_topic) for every test directory.
+pytest_plugins = ["tests.support.kafka"]
+
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "reference"
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from segwatch.config import KafkaSettings
 from segwatch.kafka.topics import TopicSpec
+from segwatch.waiting import WaitTimeout, wait_until
 
 # DescribeConfigs config_source values (KIP-226).
 _DYNAMIC_TOPIC_CONFIG = 1
@@ -264,9 +265,9 @@ async def wait_for_topics(client: Any, names: Sequence[str], timeout: float = 20
     CreateTopics returns when the controller has the topic; brokers learn of it a moment later, and a client
     that asks in between is told it does not exist (seen under load).
     """
-    deadline = asyncio.get_running_loop().time() + timeout
     pending = list(names)
-    while pending:
+
+    async def all_led() -> bool:
         existing = set(await client.list_topics())
         ready = set()
         present = [name for name in pending if name in existing]
@@ -274,11 +275,14 @@ async def wait_for_topics(client: Any, names: Sequence[str], timeout: float = 20
             for topic in await client.describe_topics(present):
                 if not topic["error_code"] and all(p["leader"] >= 0 for p in topic["partitions"]):
                     ready.add(topic["topic"])
-        pending = [name for name in pending if name not in ready]
-        if pending:
-            if asyncio.get_running_loop().time() > deadline:
-                raise KafkaAdminError(f"topics not ready after {timeout:.0f}s: {', '.join(pending)}")
-            await asyncio.sleep(0.1)
+        pending[:] = [name for name in pending if name not in ready]
+        return not pending
+
+    try:
+        await wait_until(all_led, what="the new topics to have a leader for each partition", timeout=timeout,
+                         detail=lambda: f"not ready: {', '.join(pending)}")
+    except WaitTimeout as exc:
+        raise KafkaAdminError(str(exc)) from None
 
 
 async def delete_topics(settings: KafkaSettings, names: Sequence[str]) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from segwatch.errors import InputError
+from segwatch.waiting import WaitTimeout, wait_until_blocking
 
 KAFKA_VERSION = "3.9.1"
 DEFAULT_HOST = "127.0.0.1"
@@ -512,38 +513,37 @@ def _launch(config: BrokerConfig, java: str) -> int:
 
 def _wait_ready(config: BrokerConfig, pid: int | None, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while True:
+
+    def accepts_clients() -> bool:
         if pid is not None and not _pid_alive(pid):
             raise BrokerError(_with_log(f"the broker (pid {pid}) exited while starting", config))
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise BrokerError(
-                _with_log(
-                    f"the broker did not accept Kafka clients at {config.bootstrap} within {timeout:.0f}s", config
-                )
-            )
-        if is_ready(config.bootstrap, timeout=max(1.0, min(5.0, remaining))):
-            return
-        time.sleep(0.25)
+        return is_ready(config.bootstrap, timeout=max(1.0, min(5.0, deadline - time.monotonic())))
+
+    try:
+        wait_until_blocking(accepts_clients, what=f"the broker to accept Kafka clients at {config.bootstrap}",
+                            timeout=timeout, interval=0.25)
+    except WaitTimeout as exc:
+        raise BrokerError(_with_log(str(exc), config)) from None
 
 
 def _terminate(pid: int, timeout: float) -> bool:
     """SIGTERM, wait up to `timeout`, then SIGKILL. True when it had to be killed."""
+
+    def gone() -> bool:
+        return not _pid_alive(pid)
+
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return False
-        time.sleep(0.1)
+    with contextlib.suppress(WaitTimeout):
+        wait_until_blocking(gone, what=f"the broker (pid {pid}) to stop", timeout=timeout)
+        return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return True
-        time.sleep(0.1)
-    raise BrokerError(f"the broker (pid {pid}) survived SIGKILL")
+    try:
+        wait_until_blocking(gone, what=f"the broker (pid {pid}) to die of SIGKILL", timeout=10)
+    except WaitTimeout:
+        raise BrokerError(f"the broker (pid {pid}) survived SIGKILL") from None
+    return True
 
 
 def _running_pid(config: BrokerConfig) -> int | None:

@@ -16,7 +16,6 @@ or SEGWATCH_PROMETHEUS / SEGWATCH_ALERTMANAGER. Every process listens on 127.0.0
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import os
 import shutil
@@ -33,7 +32,8 @@ import yaml
 from aiohttp import web
 
 from segwatch.ops.metrics import JOBS
-from segwatch.system import Service, free_port
+from segwatch.system import Service, answers_ready, free_port
+from segwatch.waiting import wait_until
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR: Final = ROOT / "deploy" / "prometheus"
@@ -186,18 +186,15 @@ class Process(Service):
             self.process = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
-            while True:
+
+            async def ready() -> bool:
                 if self.process is not None and self.process.poll() is not None:
                     raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
-                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
-                    async with http.get(f"{self.url}/-/ready", timeout=aiohttp.ClientTimeout(total=2)) as r:
-                        if r.status == 200:
-                            return
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s:\n{self.log_tail()}")
-                await asyncio.sleep(0.2)
+                return await answers_ready(http, f"{self.url}/-/ready")
+
+            await wait_until(ready, what=f"{self.name} to be ready", timeout=timeout, interval=0.2,
+                             detail=self.log_tail)
 
     async def stop(self, timeout: float = 10.0) -> None:
         proc = self.process

@@ -30,6 +30,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from segwatch.deadletter import dead_letter
+from segwatch.waiting import backoff
 from services.ingest.config import DEFAULT_MAX_SOURCES, OTHER_SOURCE, IngestConfig
 from services.ingest.publisher import InFlight, Publisher, PublisherError, final_outcome
 from services.ingest.records import Bad, Parsed, parse_event
@@ -383,15 +384,16 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def _keep_starting(publisher: Publisher, log: structlog.stdlib.BoundLogger) -> None:
-    """Start the producer, retrying with backoff while Kafka is unreachable (readiness stays 503 meanwhile)."""
-    delay = 0.5
+    """Start the producer, retrying with jittered backoff while Kafka is unreachable (readiness stays 503
+    meanwhile)."""
+    delays = backoff(0.5, 15.0)
     while not publisher.started:
         try:
             await publisher.start()
         except PublisherError as exc:
-            log.warning("kafka not available; retrying", reason=str(exc), retry_in_seconds=delay)
+            delay = next(delays)
+            log.warning("kafka not available; retrying", reason=str(exc), retry_in_seconds=round(delay, 3))
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 15.0)
         else:
             log.info("kafka producer started")
 

@@ -24,12 +24,18 @@ currency mismatch, no balance of the wanted type code, an amount the schema reje
 
 As-of time: the 02 record's date and time in the bank's time zone (the caller's --timezone); a blank time,
 2400 or 9999 means the end of that day (23:59:59).
+
+Why hand-written: the PyPI `bai2` package calls itself not production-ready and mishandles 88 continuation
+records (it guesses an 03 record's field boundaries from a count of commas, so a type-code group split
+between an 03 and its 88 becomes one bogus field), and its errors name no line. It serves as the oracle of
+tests/unit/test_bai2_oracle.py instead, which also pins that difference. The reader (Bai2Reader) takes one
+logical record at a time, one small step per record code.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -129,33 +135,44 @@ def _body(line: str) -> str:
 
 
 def _records(text: str, where: str) -> Iterator[Record]:
+    """The logical records of a file: each physical record with its 88 continuations folded in."""
     current: Record | None = None
     for number, physical in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
         line = physical.strip()
         if not line:
             continue
-        code = line.split(",", 1)[0].strip()
-        if code == "88":
+        if line.split(",", 1)[0].strip() == "88":
             if current is None:
                 raise InputError(f"{where}:{number}", "continuation record (88) without a record to continue")
-            current.physical += 1
-            current.raw.append(line)
-            if current.code != "16":  # a 16's continuation is more of its free text
-                current.fields.extend(_body(line).split(",")[1:])
+            continue_record(current, line)
             continue
         if current is not None:
             yield current
-        if code == "16":
-            # Transaction detail: only type code and amount matter; its text may hold ',' and '/'.
-            parts = line.split(",", 3)
-            fields = [p.strip() for p in parts[:3]]
-            if len(fields) == 3:
-                fields[2] = _body(fields[2])
-        else:
-            fields = [f.strip() for f in _body(line).split(",")]
-        current = Record(code, fields, number, 1, [line])
+        current = start_record(line, number)
     if current is not None:
         yield current
+
+
+def start_record(line: str, number: int) -> Record:
+    """One physical record (not an 88) as the start of a logical record."""
+    code = line.split(",", 1)[0].strip()
+    if code == "16":
+        # Transaction detail: only type code and amount matter; its text may hold ',' and '/'.
+        fields = [p.strip() for p in line.split(",", 3)[:3]]
+        if len(fields) == 3:
+            fields[2] = _body(fields[2])
+    else:
+        fields = [f.strip() for f in _body(line).split(",")]
+    return Record(code, fields, number, 1, [line])
+
+
+def continue_record(rec: Record, line: str) -> None:
+    """Folds an 88 into the record it continues: its fields follow the previous record's last field (a type
+    code on one physical record may have its amount on the next), except a 16's, which are more free text."""
+    rec.physical += 1
+    rec.raw.append(line)
+    if rec.code != "16":
+        rec.fields.extend(f.strip() for f in _body(line).split(",")[1:])
 
 
 def _field(rec: Record, index: int) -> str:
@@ -231,117 +248,167 @@ def _type_amounts(rec: Record, where: str) -> tuple[dict[str, int | None], int]:
 def parse_bai2(text: str, where: str) -> Bai2File:
     """Read and check a whole BAI2 file. Raises InputError (file:line: reason) when it is unusable."""
     records = _records(text, where)
-    header = next(records, None)
-    if header is None:
-        raise InputError(where, "empty file: expected a BAI2 file header (01)")
-    at = f"{where}:{header.line}"
-    if header.code != "01":
-        raise InputError(at, f"expected a BAI2 file header (01), got record {header.code!r}")
-    version = _field(header, 8)
-    if version != "2":
-        raise InputError(at, f"BAI version {version!r} is not supported; expected 2")
-
-    groups: list[Group] = []
-    accounts: list[Account] = []
-    file_records = header.physical
-    file_total = 0
-    group: Group | None = None
-    group_records = group_total = group_accounts = 0
-    account: Account | None = None
-    account_records = account_total = 0
-    trailer_seen = False
-
+    reader = Bai2Reader(where, next(records, None))
     for rec in records:
-        at = f"{where}:{rec.line}"
-        if trailer_seen:
+        reader.read(rec)
+    return reader.finish()
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What a section's trailer states, as the records read so far add up: control total and record count."""
+
+    total: int = 0
+    records: int = 0
+
+
+class Bai2Reader:
+    """Reads a BAI2 file one logical record at a time, one step per record code, checking every trailer.
+
+    The file header (01) is read on construction; `read` takes each following record (02 group header, 03
+    account identifier, 16 transaction detail, 49 account trailer, 98 group trailer, 99 file trailer, with
+    their 88 continuations already folded in); `finish` returns the file once its trailer has been read."""
+
+    def __init__(self, where: str, header: Record | None) -> None:
+        self.where = where
+        self.header = self._file_header(header)
+        self.groups: list[Group] = []
+        self.accounts: list[Account] = []
+        self.file = _Tally(records=self.header.physical)
+        self.group: Group | None = None
+        self.in_group = _Tally()
+        self.group_accounts = 0
+        self.account: Account | None = None
+        self.in_account = _Tally()
+        self.ended = False
+        self._steps: dict[str, Callable[[Record, str], None]] = {
+            "02": self.group_header,
+            "03": self.account_identifier,
+            "16": self.transaction_detail,
+            "49": self.account_trailer,
+            "98": self.group_trailer,
+            "99": self.file_trailer,
+        }
+
+    def _file_header(self, header: Record | None) -> Record:
+        if header is None:
+            raise InputError(self.where, "empty file: expected a BAI2 file header (01)")
+        at = f"{self.where}:{header.line}"
+        if header.code != "01":
+            raise InputError(at, f"expected a BAI2 file header (01), got record {header.code!r}")
+        version = _field(header, 8)
+        if version != "2":
+            raise InputError(at, f"BAI version {version!r} is not supported; expected 2")
+        return header
+
+    def read(self, rec: Record) -> None:
+        at = f"{self.where}:{rec.line}"
+        if self.ended:
             raise InputError(at, "record after the file trailer (99)")
-        file_records += rec.physical
-        if rec.code == "02":
-            if group is not None:
-                raise InputError(at, "group header (02) inside a group; the previous group has no trailer (98)")
-            group = Group(
-                line=rec.line,
-                originator=_field(rec, 2),
-                receiver=_field(rec, 1),
-                status=_field(rec, 3) or "1",
-                as_of_date=_date(_field(rec, 4), at, "as-of date"),
-                as_of_time=_time(_field(rec, 5), at, "as-of time"),
-                currency=_field(rec, 6).upper() or DEFAULT_CURRENCY,
-            )
-            groups.append(group)
-            group_records, group_total, group_accounts = rec.physical, 0, 0
-        elif rec.code == "03":
-            if group is None:
-                raise InputError(at, "account identifier (03) outside a group")
-            if account is not None:
-                raise InputError(at, "account identifier (03) before the previous account's trailer (49)")
-            number = _field(rec, 1)
-            if not number:
-                raise InputError(at, "account number is empty")
-            amounts, total = _type_amounts(rec, at)
-            account = Account(
-                line=rec.line,
-                number=number,
-                currency=_field(rec, 2).upper() or group.currency,
-                amounts=amounts,
-                group=group,
-                raw=rec.text,
-            )
-            account_records, account_total = rec.physical, total
-            group_records += rec.physical
-        elif rec.code == "16":
-            if account is None:
-                raise InputError(at, "transaction detail (16) outside an account")
-            amount = _amount(_field(rec, 2), at, "amount")
-            account_total += amount or 0
-            account_records += rec.physical
-            group_records += rec.physical
-        elif rec.code == "49":
-            if account is None:
-                raise InputError(at, "account trailer (49) without an account identifier (03)")
-            account_records += rec.physical
-            group_records += rec.physical
-            _check(at, f"account {account.number} control total", _amount(_field(rec, 1), at, "control total"),
-                   account_total)
-            _check(at, f"account {account.number} number of records", _count(_field(rec, 2), at, "number of records"),
-                   account_records)
-            accounts.append(account)
-            group_total += account_total
-            group_accounts += 1
-            account = None
-        elif rec.code == "98":
-            if group is None:
-                raise InputError(at, "group trailer (98) without a group header (02)")
-            if account is not None:
-                raise InputError(at, f"group trailer (98) before account {account.number}'s trailer (49)")
-            group_records += rec.physical
-            _check(at, "group control total", _amount(_field(rec, 1), at, "control total"), group_total)
-            _check(at, "group number of accounts", _count(_field(rec, 2), at, "number of accounts"), group_accounts)
-            _check(at, "group number of records", _count(_field(rec, 3), at, "number of records"), group_records)
-            file_total += group_total
-            group = None
-        elif rec.code == "99":
-            if group is not None:
-                raise InputError(at, "file trailer (99) before the group trailer (98)")
-            _check(at, "file control total", _amount(_field(rec, 1), at, "control total"), file_total)
-            _check(at, "file number of groups", _count(_field(rec, 2), at, "number of groups"), len(groups))
-            _check(at, "file number of records", _count(_field(rec, 3), at, "number of records"), file_records)
-            trailer_seen = True
-        elif rec.code == "01":
-            raise InputError(at, "a second file header (01)")
-        else:
-            raise InputError(at, f"unknown record code {rec.code!r}")
-    if not trailer_seen:
-        raise InputError(where, "the file ends without a file trailer (99): truncated?")
-    return Bai2File(
-        sender=_field(header, 1),
-        receiver=_field(header, 2),
-        created=f"{_field(header, 3)} {_field(header, 4)}",
-        file_id=_field(header, 5),
-        groups=tuple(groups),
-        accounts=tuple(accounts),
-        control_total=file_total,
-    )
+        step = self._steps.get(rec.code)
+        if step is None:
+            raise InputError(at, "a second file header (01)" if rec.code == "01" else
+                             f"unknown record code {rec.code!r}")
+        self.file.records += rec.physical
+        step(rec, at)
+
+    def group_header(self, rec: Record, at: str) -> None:
+        """02: opens a group; its as-of date and time and currency apply to its accounts."""
+        if self.group is not None:
+            raise InputError(at, "group header (02) inside a group; the previous group has no trailer (98)")
+        self.group = Group(
+            line=rec.line,
+            originator=_field(rec, 2),
+            receiver=_field(rec, 1),
+            status=_field(rec, 3) or "1",
+            as_of_date=_date(_field(rec, 4), at, "as-of date"),
+            as_of_time=_time(_field(rec, 5), at, "as-of time"),
+            currency=_field(rec, 6).upper() or DEFAULT_CURRENCY,
+        )
+        self.groups.append(self.group)
+        self.in_group, self.group_accounts = _Tally(records=rec.physical), 0
+
+    def account_identifier(self, rec: Record, at: str) -> None:
+        """03: opens an account with its balances by type code (a blank currency is the group's)."""
+        if self.group is None:
+            raise InputError(at, "account identifier (03) outside a group")
+        if self.account is not None:
+            raise InputError(at, "account identifier (03) before the previous account's trailer (49)")
+        number = _field(rec, 1)
+        if not number:
+            raise InputError(at, "account number is empty")
+        amounts, total = _type_amounts(rec, at)
+        self.account = Account(
+            line=rec.line,
+            number=number,
+            currency=_field(rec, 2).upper() or self.group.currency,
+            amounts=amounts,
+            group=self.group,
+            raw=rec.text,
+        )
+        self.in_account = _Tally(total, rec.physical)
+        self.in_group.records += rec.physical
+
+    def transaction_detail(self, rec: Record, at: str) -> None:
+        """16: counts toward its account's control total and record count; otherwise not a balance."""
+        if self.account is None:
+            raise InputError(at, "transaction detail (16) outside an account")
+        self.in_account.total += _amount(_field(rec, 2), at, "amount") or 0
+        self.in_account.records += rec.physical
+        self.in_group.records += rec.physical
+
+    def account_trailer(self, rec: Record, at: str) -> None:
+        """49: checks the account's control total and record count, and closes it."""
+        if self.account is None:
+            raise InputError(at, "account trailer (49) without an account identifier (03)")
+        self.in_account.records += rec.physical
+        self.in_group.records += rec.physical
+        name = f"account {self.account.number}"
+        _check(at, f"{name} control total", _amount(_field(rec, 1), at, "control total"), self.in_account.total)
+        _check(at, f"{name} number of records", _count(_field(rec, 2), at, "number of records"),
+               self.in_account.records)
+        self.accounts.append(self.account)
+        self.in_group.total += self.in_account.total
+        self.group_accounts += 1
+        self.account = None
+
+    def group_trailer(self, rec: Record, at: str) -> None:
+        """98: checks the group's control total, number of accounts and record count, and closes it."""
+        if self.group is None:
+            raise InputError(at, "group trailer (98) without a group header (02)")
+        if self.account is not None:
+            raise InputError(at, f"group trailer (98) before account {self.account.number}'s trailer (49)")
+        self.in_group.records += rec.physical
+        _check(at, "group control total", _amount(_field(rec, 1), at, "control total"), self.in_group.total)
+        _check(at, "group number of accounts", _count(_field(rec, 2), at, "number of accounts"),
+               self.group_accounts)
+        _check(at, "group number of records", _count(_field(rec, 3), at, "number of records"),
+               self.in_group.records)
+        self.file.total += self.in_group.total
+        self.group = None
+
+    def file_trailer(self, rec: Record, at: str) -> None:
+        """99: checks the file's control total, number of groups and record count; nothing may follow."""
+        if self.group is not None:
+            raise InputError(at, "file trailer (99) before the group trailer (98)")
+        _check(at, "file control total", _amount(_field(rec, 1), at, "control total"), self.file.total)
+        _check(at, "file number of groups", _count(_field(rec, 2), at, "number of groups"), len(self.groups))
+        _check(at, "file number of records", _count(_field(rec, 3), at, "number of records"), self.file.records)
+        self.ended = True
+
+    def finish(self) -> Bai2File:
+        if not self.ended:
+            raise InputError(self.where, "the file ends without a file trailer (99): truncated?")
+        header = self.header
+        return Bai2File(
+            sender=_field(header, 1),
+            receiver=_field(header, 2),
+            created=f"{_field(header, 3)} {_field(header, 4)}",
+            file_id=_field(header, 5),
+            groups=tuple(self.groups),
+            accounts=tuple(self.accounts),
+            control_total=self.file.total,
+        )
 
 
 def _check(where: str, what: str, stated: int | None, computed: int) -> None:

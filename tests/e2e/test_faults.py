@@ -21,6 +21,7 @@ from segwatch.kafka import broker
 from segwatch.kafka.broker import BrokerConfig
 from segwatch.replay import Watcher
 from segwatch.system import LocalSystem, free_port
+from segwatch.waiting import wait_until
 from tests.e2e.faults import FlipBook, assert_each_transition_once, sigkill_and_restart, wait_transitions
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
@@ -42,12 +43,15 @@ async def restart_broker(config: BrokerConfig) -> None:
     """SIGKILL the broker (no clean shutdown) and start it again on the same data."""
     pid = int(config.pid_file.read_text().strip())
     os.kill(pid, signal.SIGKILL)
-    while True:
+
+    def gone() -> bool:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            break
-        await asyncio.sleep(0.05)
+            return True
+        return False
+
+    await wait_until(gone, what=f"the broker (pid {pid}) to die of SIGKILL", timeout=30, interval=0.05)
     await asyncio.to_thread(broker.start, config)
 
 

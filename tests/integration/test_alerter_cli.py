@@ -18,9 +18,11 @@ import pytest
 
 from schemas.events import Disbursement
 from segwatch.config import KafkaSettings
-from tests.unit.test_rules import real_figures
+from segwatch.system import answers_ready
+from segwatch.waiting import wait_until
+from tests.support.figures import real_figures
+from tests.support.kafka import NewTopic, unique_name
 
-from .conftest import NewTopic, unique_name
 from .test_alerter_kafka import alerts_on, produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]
@@ -72,13 +74,8 @@ async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm
         await next_log(process.stderr, "alert state recovered", seen)
         port = int(starting["http"].rsplit(":", 1)[1])
         async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + WAIT
-            while True:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                    if response.status == 200:
-                        break
-                assert time.monotonic() < deadline, "never ready"
-                await asyncio.sleep(0.1)
+            await wait_until(lambda: answers_ready(http, f"http://127.0.0.1:{port}/readyz"),
+                             what="the alerter to be ready", timeout=WAIT)
 
         real = real_figures("4d2")
         deficient = real_figures("4d2", 2, funds_delta=-real.excess - 1, event="evt-cli-deficiency")

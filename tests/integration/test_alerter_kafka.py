@@ -23,11 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas.alerts import Alert
 from schemas.records import DeadLetter, Figures
 from segwatch.config import KafkaSettings
+from segwatch.waiting import wait_until
 from services.alerter import metrics as m
 from services.alerter.service import AlerterConfig, AlerterService
-from tests.unit.test_rules import real_figures, scripted
-
-from .conftest import NewTopic, unique_name
+from tests.support.figures import real_figures, scripted
+from tests.support.kafka import NewTopic, unique_name
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]
 
@@ -105,11 +105,7 @@ async def running(settings: KafkaSettings, config: AlerterConfig, log: Any = Non
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.05)
+    await wait_until(condition, what=what, timeout=timeout, interval=0.05)
 
 
 async def produce(settings: KafkaSettings, topic: str, records: Sequence[Figures | bytes]) -> None:

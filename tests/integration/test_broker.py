@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -21,8 +20,8 @@ from segwatch.config import KafkaSettings
 from segwatch.kafka.admin import admin_client, apply_topics, delete_topics, describe_topics
 from segwatch.kafka.broker import run_sync
 from segwatch.kafka.topics import TopicSpec, changelog_topic
-
-from .conftest import NewTopic, unique_name
+from segwatch.waiting import wait_until
+from tests.support.kafka import NewTopic, unique_name
 
 pytestmark = pytest.mark.kafka
 
@@ -170,11 +169,11 @@ class _Worker:
 
     async def ready(self, timeout: float = 60) -> None:
         """Until Faust logs that the worker is ready (its tables recovered, its partitions at their offsets)."""
-        deadline = time.monotonic() + timeout
-        while "[^Worker]: Ready" not in self.log_path.read_text(errors="replace"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Faust worker did not become ready:\n{self.output()}")
-            await asyncio.sleep(0.1)
+        def logged_ready() -> bool:
+            assert self.process.poll() is None, f"the Faust worker exited:\n{self.output()}"
+            return "[^Worker]: Ready" in self.log_path.read_text(errors="replace")
+
+        await wait_until(logged_ready, what="the Faust worker to be ready", timeout=timeout, detail=self.output)
 
     def stop(self) -> int:
         """SIGTERM (Faust commits and shuts down cleanly), SIGKILL after 15 s."""

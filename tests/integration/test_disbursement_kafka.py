@@ -29,9 +29,9 @@ from segwatch.kafka.topics import DISBURSEMENTS
 from services.alerter import metrics as m
 from services.alerter.service import AlerterService
 from services.ingest.publisher import KafkaPublisher
-from tests.unit.test_rules import real_figures
+from tests.support.figures import real_figures
+from tests.support.kafka import NewTopic, unique_name
 
-from .conftest import NewTopic, unique_name
 from .test_alerter_kafka import (
     RecordingLogger,
     Topics,

@@ -27,8 +27,9 @@ from aiokafka import AIOKafkaConsumer
 from segwatch.config import KafkaSettings
 from segwatch.kafka.admin import admin_client, delete_topics
 from segwatch.kafka.broker import run_sync
-
-from .conftest import unique_name
+from segwatch.system import answers_ready
+from segwatch.waiting import wait_until
+from tests.support.kafka import unique_name
 
 pytestmark = pytest.mark.kafka
 
@@ -83,18 +84,12 @@ class Service:
 
 
 async def _wait_ready(session: aiohttp.ClientSession, service: Service, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
+    async def ready() -> bool:
         assert process.poll() is None, f"serve exited {process.returncode}:\n{service.log.read_text()}"
-        try:
-            async with session.get(f"{service.base}/readyz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"segwatch ingest serve not ready after 60s:\n{service.log.read_text()}")
-        await asyncio.sleep(0.2)
+        return await answers_ready(session, f"{service.base}/readyz")
+
+    await wait_until(ready, what="segwatch ingest serve to be ready", timeout=60, interval=0.2,
+                     detail=service.log.read_text)
 
 
 async def _raw(service: Service, head: bytes, body: bytes) -> bytes:

@@ -27,12 +27,13 @@ from aiokafka.partitioner import murmur2
 from segwatch.config import KafkaSettings
 from segwatch.kafka.admin import admin_client, describe_topics
 from segwatch.kafka.topics import BALANCES, DEADLETTER, SETTINGS, TopicSpec
+from segwatch.system import answers_ready
+from segwatch.waiting import wait_until
 from services.ingest.api import create_app, runner_options
 from services.ingest.config import IngestConfig
 from services.ingest.files import FileOptions, load_file, publish_parse
 from services.ingest.publisher import InFlight, KafkaPublisher, PublisherError
-
-from .conftest import NewTopic, unique_name
+from tests.support.kafka import NewTopic, unique_name
 
 pytestmark = pytest.mark.kafka
 
@@ -105,14 +106,10 @@ def _depository(event_id: str, depository: str, as_of: str, amount: str) -> dict
 
 
 async def _ready(client: TestClient[Any, Any], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await client.get("/readyz")
-        if response.status == 200:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"/readyz still {response.status} after {timeout:.0f}s: {await response.text()}")
-        await asyncio.sleep(0.2)
+    async def ready() -> bool:
+        return (await client.get("/readyz")).status == 200
+
+    await wait_until(ready, what="/readyz to answer 200", timeout=timeout, interval=0.2)
 
 
 async def test_http_batch_lands_on_the_topics_keyed_and_partitioned_by_account(
@@ -337,18 +334,12 @@ async def test_serve_command_publishes_and_stops_cleanly_on_sigterm(
     try:
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + 30
-            while True:
+            async def ready() -> bool:
                 assert process.poll() is None, f"serve exited {process.returncode}:\n{log_path.read_text()}"
-                try:
-                    async with session.get(f"{base}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"segwatch ingest serve not ready after 30s:\n{log_path.read_text()}")
-                await asyncio.sleep(0.2)
+                return await answers_ready(session, f"{base}/readyz")
+
+            await wait_until(ready, what="segwatch ingest serve to be ready", timeout=30, interval=0.2,
+                             detail=log_path.read_text)
             async with session.get(f"{base}/healthz") as response:
                 assert response.status == 200
             async with Tail(kafka_settings, [BALANCES]) as tail:
@@ -450,11 +441,11 @@ async def test_events_still_in_flight_at_the_ack_timeout_are_followed_not_dead_l
             assert [f["event_id"] for f in failed] == ids
             assert all(f["in_flight"] and not f["dead_lettered"] and "still in flight" in f["reason"] for f in failed)
             published = await tail.collect(lambda r: _event_id(r) in ids, lambda kept: len(kept) >= len(ids))
-        deadline = time.monotonic() + 30
-        while 'segwatch_ingest_events_total{outcome="published_late"} 20.0' not in (
-                metrics := await (await client.get("/metrics")).text()):
-            assert time.monotonic() < deadline, metrics
-            await asyncio.sleep(0.1)
+        async def late_counted() -> str | None:
+            text = await (await client.get("/metrics")).text()
+            return text if 'segwatch_ingest_events_total{outcome="published_late"} 20.0' in text else None
+
+        metrics = await wait_until(late_counted, what="the 20 late publications to be counted", timeout=30)
         assert 'segwatch_ingest_events_total{outcome="dead_lettered"} 0.0' in metrics
         assert 'segwatch_ingest_events_total{outcome="failed"} 0.0' in metrics
     finally:

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import kafka_bootstrap
-
-__all__ = ["ROOT", "kafka_bootstrap", "run_tool", "tool"]
+__all__ = ["ROOT", "run_tool", "tool"]
 
 ROOT = Path(__file__).resolve().parents[2]
 

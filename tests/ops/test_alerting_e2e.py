@@ -18,7 +18,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -49,6 +49,7 @@ from segwatch.ops.stack import (
 from segwatch.replay import Watcher
 from segwatch.sample import Day
 from segwatch.system import LocalSystem
+from segwatch.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(150)]
 
@@ -119,14 +120,14 @@ async def wait_scraped(
         for probe in ("/healthz", "/readyz"):
             async with http.get(f"{svc.url}{probe}") as r:
                 assert r.status == 200, (name, probe, r.status)
-    deadline = time.monotonic() + timeout
-    while True:
-        up = await promql(http, prom.url, 'up{job=~"segwatch-.*"} == 1')
-        if len(up) == 3:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Prometheus did not scrape all three services: {up}\n{prom.log_tail()}")
-        await asyncio.sleep(0.5)
+    up: list[Any] = []
+
+    async def all_up() -> bool:
+        up[:] = await promql(http, prom.url, 'up{job=~"segwatch-.*"} == 1')
+        return len(up) == 3
+
+    await wait_until(all_up, what="Prometheus to scrape all three services", timeout=timeout, interval=0.5,
+                     detail=lambda: f"up: {up}\n{prom.log_tail()}")
 
 
 async def test_deficiency_pages_oncall_resolves_and_dashboard_has_data(
@@ -166,7 +167,7 @@ async def test_deficiency_pages_oncall_resolves_and_dashboard_has_data(
                     await process.stop()
     finally:
         await sink.stop()
-    assert time.time() - began < 90, f"the alerting e2e took {time.time() - began:.0f}s"
+    print(f"\nalerting e2e: {time.time() - began:.0f}s")  # a figure to watch, never an assertion
 
 
 async def drive_and_check(
@@ -223,6 +224,18 @@ async def drive_and_check(
     ), [n.body for n in pages]
     assert not [n for n in sink.received if n.receiver == "ops-chat"], [n.body for n in sink.received]
 
+    # Every notification that resolves came after the one that fired, on each path.
+    def first(matches: Callable[[Notification], bool]) -> int:
+        return next(i for i, n in enumerate(sink.received) if matches(n))
+
+    for fired, resolved in [
+        (webhook("SegwatchDeficiency", "firing"), webhook("SegwatchDeficiency", "resolved")),
+        (pagerduty("trigger"), pagerduty("resolve")),
+        (chat("compliance-chat", "SegwatchUnderTarget", "firing"), chat("compliance-chat", "SegwatchUnderTarget",
+                                                                        "resolved")),
+    ]:
+        assert first(fired) < first(resolved), [(n.kind, n.receiver, n.body) for n in sink.received]
+
 
 async def publish_closes(
     system: LocalSystem, watcher: Watcher, http: aiohttp.ClientSession, prom: Process, began: float
@@ -247,12 +260,12 @@ async def publish_closes(
                                          key=record.key.encode())
     finally:
         await producer.stop()
-    deadline = time.monotonic() + 20
     expr = "segwatch_disbursement_window_baseline_excess_dollars"
-    while len(await promql(http, prom.url, expr, start=began, end=time.time(), step=1)) < len(
-            watcher.figures):  # the range query the dashboard check makes: a point at one of its steps
-        assert time.monotonic() < deadline, "the alerter never showed the closes' baselines"
-        await asyncio.sleep(0.2)
+
+    async def baselines_shown() -> bool:  # the range query the dashboard check makes: a point at one of its steps
+        return len(await promql(http, prom.url, expr, start=began, end=time.time(), step=1)) >= len(watcher.figures)
+
+    await wait_until(baselines_shown, what="the alerter to show the closes' baselines", timeout=20, interval=0.2)
 
 
 async def check_dashboard(http: aiohttp.ClientSession, prom: Process, began: float, watcher: Watcher) -> None:

@@ -21,7 +21,7 @@ from services.alerter.controls import AlerterControls, ControlsState, baseline_o
 from services.alerter.http import make_app
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.service import AlerterConfig
-from tests.unit.test_rules import real_figures
+from tests.support.figures import real_figures
 
 M = Decimal(1_000_000)
 D = date(2026, 11, 20)  # a Friday

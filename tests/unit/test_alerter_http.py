@@ -8,7 +8,7 @@ import aiohttp
 
 from services.alerter.http import HttpServer
 from services.alerter.metrics import EXCESS, AlerterMetrics
-from tests.unit.test_rules import real_figures
+from tests.support.figures import real_figures
 
 
 @dataclass

@@ -15,7 +15,7 @@ from segwatch.core.controls import Controls
 from segwatch.core.rules import AlertStates, evaluate
 from services.alerter import metrics as m
 from services.alerter.metrics import AlerterMetrics
-from tests.unit.test_rules import T0, real_figures
+from tests.support.figures import T0, real_figures
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENT_IDS
 from services.calculator.combiner import Combiner
 from services.calculator.partials import Partial, PartitionState
-from tests.unit.test_aggregate import event_streams
+from tests.support.streams import event_streams
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 T0 = datetime(2026, 11, 20, 15, tzinfo=UTC)

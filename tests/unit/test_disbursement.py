@@ -27,8 +27,8 @@ from services.alerter import metrics as m
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.recovery import parse_alerts, parse_records
 from services.ingest.publisher import REQUIRED_TOPICS, event_key, event_value, topic_for
-from tests.unit.test_ingest_api import JSON, NDJSON, account, serving
-from tests.unit.test_rules import T0, real_figures
+from tests.support.figures import T0, real_figures
+from tests.support.ingest import JSON, NDJSON, account, serving
 
 EXCESS = Decimal("1000000.00")  # limit: 250,000.00
 

@@ -4,59 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from schemas.events import DepositoryBalance
 from segwatch.errors import InputError
-from services.ingest.bai2 import bai2_events, parse_bai2, to_decimal
-from services.ingest.depositories import load_depositories
+from services.ingest.bai2 import Bai2Reader, Record, bai2_events, continue_record, parse_bai2, start_record, to_decimal
+from services.ingest.depositories import DepositoryRef, load_depositories
 from services.ingest.files import FileOptions, load_file
+from tests.support.bai2_files import BANK, CONTINUED, EXAMPLES, FUNDS_TYPES, GROUP, MINOR_UNITS, REFERENCE, build
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "services" / "ingest" / "examples"
-BANK = EXAMPLES / "bank.bai2"
-REFERENCE = EXAMPLES / "depositories.csv"
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-def refs() -> dict:
+def refs() -> dict[str, DepositoryRef]:
     return load_depositories(REFERENCE.read_text(), "depositories.csv")
-
-
-def build(groups: list[tuple[str, list[tuple[str, str, list[str]]]]], *, header_extra: str = "") -> str:
-    """A BAI2 file with correct totals: groups of (02 fields after the code, [(account, currency, type groups +
-    optional 16 records)]). Each account entry is (number, currency, [fields...]) where fields are the 03
-    type-code groups; lines starting with '16,' in the list are transaction details."""
-    lines = ["01,021000021,FCMCORP01,261121,0530,77,,,2/" + header_extra]
-    file_total = 0
-    for group_header, accounts in groups:
-        group_lines = [f"02,{group_header}/"]
-        group_total = 0
-        for number, currency, parts in accounts:
-            type_fields = [p for p in parts if not p.startswith("16,")]
-            details = [p for p in parts if p.startswith("16,")]
-            acct_lines = [f"03,{number},{currency}," + ",".join(type_fields) + "/"]
-            total = 0
-            for group in type_fields:
-                fields = group.split(",")
-                if fields[1]:
-                    total += int(fields[1])
-            for d in details:
-                acct_lines.append(d)
-                total += int(d.split(",")[2].split("/")[0])
-            acct_lines.append(f"49,{total},{len(acct_lines) + 1}/")
-            group_lines += acct_lines
-            group_total += total
-        group_lines.append(f"98,{group_total},{len(accounts)},{len(group_lines) + 1}/")
-        lines += group_lines
-        file_total += group_total
-    lines.append(f"99,{file_total},{len(groups)},{len(lines) + 1}/")
-    return "\n".join(lines) + "\n"
-
-
-GROUP = "FCMCORP01,021000021,1,261120,2400,USD,2"
 
 
 def test_example_file_parses_with_continuations_details_and_default_currency() -> None:
@@ -79,8 +42,8 @@ def test_example_file_parses_with_continuations_details_and_default_currency() -
 def test_example_file_becomes_depository_balances() -> None:
     parse = bai2_events(parse_bai2(BANK.read_text(), "bank.bai2"), refs(), timezone=NEW_YORK)
     assert parse.bad == []
-    events = [p.event for p in parse.events]
-    assert all(isinstance(e, DepositoryBalance) for e in events)
+    events = [p.event for p in parse.events if isinstance(p.event, DepositoryBalance)]
+    assert len(events) == len(parse.events)
     got = [(e.segment, e.depository, e.line, e.currency, e.location, e.instrument, e.amount) for e in events]
     assert got == [
         ("4d2", "JPMC-SEG-CASH", "7070", "USD", "us", "cash", Decimal("131250000.00")),
@@ -187,17 +150,7 @@ def test_truncated_file_and_trailing_records_are_rejected() -> None:
 
 
 def test_funds_types_s_v_d_are_skipped_correctly_and_signed_amounts_count() -> None:
-    text = build([(GROUP, [
-        ("1001", "USD", [
-            "100,500000,3,S,100000,200000,200000",  # distributed availability: 3 extra amounts
-            "015,-123456,,",  # overdrawn: negative closing ledger
-            "110,7500,1,V,261121,0900",  # value dated: date and time
-            "400,25000,2,D,2,0,15000,1,10000",  # 2 distributions: (days, amount) pairs
-            "045,+99,,",
-            "16,195,500000,0,REF1,,WIRE IN",
-        ]),
-    ])])
-    bai = parse_bai2(text, "t.bai2")
+    bai = parse_bai2(FUNDS_TYPES, "t.bai2")
     [account] = bai.accounts
     assert dict(account.amounts) == {"100": 500000, "015": -123456, "110": 7500, "400": 25000, "045": 99}
     assert bai.control_total == 500000 - 123456 + 7500 + 25000 + 99 + 500000
@@ -209,14 +162,12 @@ def test_minor_units_follow_the_currency() -> None:
     assert to_decimal(12345, "JPY") == Decimal("12345")
     assert to_decimal(1234560, "KWD") == Decimal("1234.56")
     assert str(to_decimal(1234560, "KWD")) == "1234.56"
-    text = build([("FCMCORP01,021000021,1,261120,1600,JPY,2", [("J-1", "", ["015,250000000,,"])]),
-                  ("FCMCORP01,021000021,1,261120,1600,KWD,2", [("K-1", "", ["015,1234567,,"])])])
     reference = (
         "bank_account,segment,depository,line,currency,location\n"
         "J-1,30.7,MIZUHO-307-JPY,7520,JPY,non_us\n"
         "K-1,30.7,NBK-307-KWD,7520,KWD,non_us\n"
     )
-    parse = bai2_events(parse_bai2(text, "t.bai2"), load_depositories(reference, "r.csv"), timezone=NEW_YORK)
+    parse = bai2_events(parse_bai2(MINOR_UNITS, "t.bai2"), load_depositories(reference, "r.csv"), timezone=NEW_YORK)
     assert [(p.event.currency, p.event.amount) for p in parse.events] == [  # type: ignore[attr-defined]
         ("JPY", Decimal("250000000")),
     ]
@@ -269,3 +220,152 @@ def test_bai2_needs_the_reference_file_and_a_real_time_zone() -> None:
         load_file(str(BANK), FileOptions(depositories=str(REFERENCE), timezone="Mars/Olympus"))
     with pytest.raises(InputError, match="three-digit"):
         load_file(str(BANK), FileOptions(depositories=str(REFERENCE), type_code="15"))
+
+
+# Record by record: each step of the reader on its own.
+
+
+def record(line: str, *continuations: str, number: int = 1) -> Record:
+    rec = start_record(line, number)
+    for more in continuations:
+        continue_record(rec, more)
+    return rec
+
+
+def reader() -> Bai2Reader:
+    return Bai2Reader("t.bai2", record("01,BANK,FCM,261121,0530,9,,,2/"))
+
+
+def test_a_continuation_88_carries_on_the_fields_of_the_record_it_continues() -> None:
+    # The type code 045 ends the 03 record; its amount opens the 88 (legal: a group may span records).
+    rec = record("03,1,USD,010,100,,,045/", "88,4626045,,,072,-7,,/", "88, 100 ,5,,/")
+    assert rec.fields == ["03", "1", "USD", "010", "100", "", "", "045", "4626045", "", "", "072", "-7", "", "",
+                          "100", "5", "", ""]
+    assert (rec.physical, rec.line) == (3, 1)
+    assert rec.text == "03,1,USD,010,100,,,045/\n88,4626045,,,072,-7,,/\n88, 100 ,5,,/"
+
+
+def test_a_transaction_detail_keeps_its_text_and_its_88_is_more_text() -> None:
+    rec = record("16,495,625,0,FW1,,MARGIN CALL, ICE / US/", "88,PAYMENT REF 44719 / SETTLEMENT/")
+    assert rec.fields == ["16", "495", "625"]
+    assert rec.physical == 2 and rec.raw[1] == "88,PAYMENT REF 44719 / SETTLEMENT/"
+
+
+def test_file_header_01_is_required_and_is_version_2() -> None:
+    assert reader().header.fields[1:3] == ["BANK", "FCM"]
+    with pytest.raises(InputError, match="empty file"):
+        Bai2Reader("t.bai2", None)
+    with pytest.raises(InputError, match=r"expected a BAI2 file header \(01\), got record '02'"):
+        Bai2Reader("t.bai2", record("02,FCM,BANK,1,261120,2400,USD,2/"))
+    with pytest.raises(InputError, match="BAI version '' is not supported"):
+        Bai2Reader("t.bai2", record("01,BANK,FCM,261121,0530,9/"))
+
+
+def test_group_header_02_opens_a_group_with_its_as_of_and_currency() -> None:
+    r = reader()
+    r.read(record("02,FCM,BANK,,261120,,,2/", number=2))
+    assert r.group is not None
+    assert (r.group.originator, r.group.receiver, r.group.status) == ("BANK", "FCM", "1")  # blank status: update
+    assert (r.group.as_of_date.isoformat(), r.group.as_of_time.isoformat()) == ("2026-11-20", "23:59:59")
+    assert r.group.currency == "USD" and r.in_group.records == 1
+    with pytest.raises(InputError, match=r"t.bai2:3: group header \(02\) inside a group"):
+        r.read(record("02,FCM,BANK,1,261120,2400,USD,2/", number=3))
+
+
+def test_account_identifier_03_needs_a_group_and_takes_its_currency() -> None:
+    r = reader()
+    with pytest.raises(InputError, match=r"account identifier \(03\) outside a group"):
+        r.read(record("03,1,,015,100,,/"))
+    r.read(record("02,FCM,BANK,1,261120,2400,EUR,2/"))
+    with pytest.raises(InputError, match="account number is empty"):
+        r.read(record("03,,,015,100,,/"))
+    r.read(record("03,1,,015,100,,,010,-40,,/", "88,045,7,,/"))
+    assert r.account is not None
+    assert (r.account.number, r.account.currency, dict(r.account.amounts)) == (
+        "1", "EUR", {"015": 100, "010": -40, "045": 7})
+    assert (r.in_account.total, r.in_account.records, r.in_group.records) == (67, 2, 3)
+    with pytest.raises(InputError, match=r"before the previous account's trailer \(49\)"):
+        r.read(record("03,2,,015,100,,/"))
+
+
+def test_transaction_detail_16_counts_toward_its_account_only() -> None:
+    r = reader()
+    r.read(record("02,FCM,BANK,1,261120,2400,USD,2/"))
+    with pytest.raises(InputError, match=r"transaction detail \(16\) outside an account"):
+        r.read(record("16,195,5,0,R,,T/"))
+    r.read(record("03,1,,015,100,,/"))
+    r.read(record("16,195,5,0,R,,WIRE, IN/", "88,MORE TEXT/"))
+    r.read(record("16,495,-2/"))
+    assert r.account is not None and dict(r.account.amounts) == {"015": 100}
+    assert (r.in_account.total, r.in_account.records, r.in_group.records) == (103, 4, 5)
+
+
+def test_account_trailer_49_checks_and_closes_the_account() -> None:
+    r = reader()
+    r.read(record("02,FCM,BANK,1,261120,2400,USD,2/"))
+    with pytest.raises(InputError, match=r"account trailer \(49\) without an account identifier"):
+        reader().read(record("49,1,2/"))
+    r.read(record("03,1,,015,100,,/"))
+    with pytest.raises(InputError, match="account 1 control total is 101 but the records add up to 100"):
+        r.read(record("49,101,2/"))
+    r = reader()
+    r.read(record("02,FCM,BANK,1,261120,2400,USD,2/"))
+    r.read(record("03,1,,015,100,,/"))
+    r.read(record("49,100,2/"))
+    assert r.account is None and [a.number for a in r.accounts] == ["1"]
+    assert (r.in_group.total, r.in_group.records, r.group_accounts) == (100, 3, 1)
+
+
+def test_group_trailer_98_checks_and_closes_the_group() -> None:
+    def one_account() -> Bai2Reader:
+        r = reader()
+        for line in ("02,FCM,BANK,1,261120,2400,USD,2/", "03,1,,015,100,,/", "49,100,2/"):
+            r.read(record(line))
+        return r
+
+    with pytest.raises(InputError, match=r"group trailer \(98\) without a group header"):
+        reader().read(record("98,0,0,2/"))
+    r = reader()
+    r.read(record("02,FCM,BANK,1,261120,2400,USD,2/"))
+    r.read(record("03,1,,015,100,,/"))
+    with pytest.raises(InputError, match=r"group trailer \(98\) before account 1's trailer \(49\)"):
+        r.read(record("98,100,1,4/"))
+    with pytest.raises(InputError, match="group number of records is 5 but the records add up to 4"):
+        one_account().read(record("98,100,1,5/"))
+    with pytest.raises(InputError, match="group number of accounts is 2 but the records add up to 1"):
+        one_account().read(record("98,100,2,4/"))
+    r = one_account()
+    r.read(record("98,100,1,4/"))
+    assert r.group is None and r.file.total == 100
+
+
+def test_file_trailer_99_checks_the_file_and_ends_it() -> None:
+    r = reader()
+    r.read(record("02,FCM,BANK,1,261120,2400,USD,2/"))
+    with pytest.raises(InputError, match=r"file trailer \(99\) before the group trailer \(98\)"):
+        r.read(record("99,0,1,3/"))
+    r = reader()
+    with pytest.raises(InputError, match="without a file trailer"):
+        r.finish()
+    r.read(record("02,FCM,BANK,1,261120,2400,USD,2/"))
+    r.read(record("98,0,0,2/"))
+    r.read(record("99,0,1,4/"))
+    assert r.finish().control_total == 0
+    with pytest.raises(InputError, match=r"t.bai2:7: record after the file trailer \(99\)"):
+        r.read(record("02,FCM,BANK,1,261120,2400,USD,2/", number=7))
+
+
+def test_unknown_and_repeated_record_codes_are_refused() -> None:
+    with pytest.raises(InputError, match=r"a second file header \(01\)"):
+        reader().read(record("01,BANK,FCM,261121,0530,9,,,2/"))
+    with pytest.raises(InputError, match="unknown record code '77'"):
+        reader().read(record("77,1/"))
+
+
+def test_a_balance_split_over_88_continuations_reads_as_on_one_record() -> None:
+    bai = parse_bai2(CONTINUED, "t.bai2")
+    assert [(a.number, a.currency, dict(a.amounts)) for a in bai.accounts] == [
+        ("2001", "USD", {"010": 100, "015": 200, "040": 300, "045": 400, "072": -5, "100": 600}),
+        ("2002", "USD", {"015": 700}),
+    ]
+    assert bai.control_total == 100 + 200 + 300 + 400 - 5 + 600 + 700 + 50

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from segwatch.errors import InputError
 from services.ingest.config import DEFAULT_MAX_SOURCES, IngestConfig
-from tests.unit.test_ingest_api import JSON, NDJSON, TOKEN, account, serving
+from tests.support.ingest import JSON, NDJSON, TOKEN, account, serving
 
 BODY = account("e-1").encode()
 

@@ -27,49 +27,13 @@ from segwatch.core.twin import EventClock, Twin
 from segwatch.forms.parse import parse_filing
 from segwatch.sample import Day
 from tests.conftest import REFERENCE
-from tests.e2e.test_pipeline import EXPECTED_ALERTS
+from tests.support.replay_events import DAY, account, bank, disbursement, fx, ndjson
+from tests.support.sample_day import EXPECTED_ALERTS
 
 
 def segwatch(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "segwatch.cli", *args], input=stdin, capture_output=True,
                           text=True, check=False)
-
-
-def at(minute: int) -> str:
-    return f"2026-03-02T15:{minute:02d}:00Z"
-
-
-def account(eid: str, minute: int, cash: str, *, segment: str = "4d2", currency: str = "USD",
-            account: str = "C-1") -> dict[str, Any]:
-    return {"type": "account_balance", "event_id": eid, "source": "ledger", "as_of": at(minute), "segment": segment,
-            "account": account, "currency": currency, "cash": cash, "securities": "0", "unrealized": "0",
-            "long_options": "0", "short_options": "0"}
-
-
-def bank(eid: str, minute: int, amount: str, *, segment: str = "4d2", line: str = "7070",
-         currency: str = "USD", depository: str = "BANK-1") -> dict[str, Any]:
-    return {"type": "depository_balance", "event_id": eid, "source": "bank", "as_of": at(minute), "segment": segment,
-            "depository": depository, "line": line, "currency": currency, "location": "us", "amount": amount}
-
-
-def target(eid: str, minute: int, amount: str, segment: str = "4d2") -> dict[str, Any]:
-    return {"type": "management_target", "event_id": eid, "source": "treasury", "as_of": at(minute),
-            "segment": segment, "amount": amount}
-
-
-def fx(eid: str, minute: int, currency: str, rate: str) -> dict[str, Any]:
-    return {"type": "fx_rate", "event_id": eid, "source": "treasury", "as_of": at(minute), "currency": currency,
-            "usd_per_unit": rate}
-
-
-def disbursement(eid: str, minute: int, amount: str, approval: str | None = None) -> dict[str, Any]:
-    return {"type": "disbursement", "event_id": eid, "source": "treasury", "as_of": at(minute), "segment": "4d2",
-            "amount": amount, "recipient": "FCM proprietary account", "purpose": "return of residual interest",
-            "for_customer_benefit": False, "approval": approval}
-
-
-def ndjson(events: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(e) + "\n" for e in events)
 
 
 def replay(tmp_path: Path, events: list[dict[str, Any]] | str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -93,17 +57,6 @@ def decisions(result: subprocess.CompletedProcess[str]) -> list[DisbursementDeci
 
 def transitions(result: subprocess.CompletedProcess[str]) -> list[tuple[str, str, str]]:
     return [(a.segment, a.rule, a.state) for a in alerts(result)]
-
-
-# A segment with target 100, 1,200 held, 1,000 owed: then a bank balance drops to 950 and comes back. The
-# target comes first: a segment holding balances without one has a `no_target` finding.
-DAY = [
-    target("t1", 0, "100.00"),
-    bank("b1", 1, "1200.00"),
-    account("a1", 2, "1000.00"),
-    bank("b2", 3, "950.00"),   # excess -50: under target, deficiency
-    bank("b3", 4, "1150.00"),  # excess 150: both resolved
-]
 
 
 def test_deficiency_fires_then_resolves_with_one_incident_id(tmp_path):

@@ -8,7 +8,7 @@ from datetime import datetime
 from schemas.events import EVENT_ADAPTER, EventBase
 from schemas.records import Figures
 from segwatch.core.twin import FIGURES_TOPIC, Record, Twin, default_stages
-from tests.unit.test_replay import DAY
+from tests.support.replay_events import DAY
 
 
 class Spy:

@@ -1,4 +1,4 @@
-"""Fixtures for tests against a real Kafka broker.
+"""Fixtures for tests against a real Kafka broker (a pytest plugin: tests/conftest.py loads it for the suite).
 
 `kafka_bootstrap` is the broker: the cluster named by KAFKA_BOOTSTRAP (with the other KAFKA_* connection
 variables) when that is set, otherwise the local broker, started here with the same code as
