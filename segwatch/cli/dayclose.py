@@ -31,7 +31,8 @@ def close_day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _read(path: str) -> str:
+def read_text(path: str) -> str:
+    """The text of the file at `path` ("-": stdin); unreadable or not UTF-8 is an InputError naming it."""
     if path == "-":
         return sys.stdin.read()
     try:
@@ -68,7 +69,7 @@ def cmd_from_events_close(args: argparse.Namespace) -> int:
 def load_any(path: str) -> dict[str, dict[str, Decimal]]:
     """A statement from filing text (like shared/reference/) or JSON ({segment: {code: amount}}, or the
     filing JSON with its `statements`)."""
-    text = _read(path)
+    text = read_text(path)
     if not text.lstrip().startswith("{"):
         return parse_filing(text)
     try:

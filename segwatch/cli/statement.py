@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from decimal import Decimal
-from pathlib import Path
 
 from segwatch import ndjson
 from segwatch.cli import dayclose
@@ -55,15 +54,7 @@ def _format(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("json", "text"), default="json", help="output format (default json)")
 
 
-def _read(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(path, exc.strerror or str(exc)) from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not UTF-8 text") from None
+_read = dayclose.read_text  # one reader of a text file (or stdin) for every statement command
 
 
 def load_statement_json(text: str, where: str) -> dict[str, dict[str, Decimal]]:

@@ -8,28 +8,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import aiohttp
-import pytest
 
 from schemas.events import DepositoryBalance, EventBase, ForeignMarginRequirement
 from segwatch.replay import Watcher
-from segwatch.system import LocalSystem
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-
-
-@pytest.fixture
-async def system(kafka_bootstrap, tmp_path, monkeypatch):
-    monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
-    async with LocalSystem(workdir=tmp_path, out=lambda _: None) as running:
-        yield running
-
-
-@pytest.fixture
-async def watcher(system):
-    w = Watcher(system, out=None)
-    await w.start()
-    yield w
-    await w.stop()
 
 
 def bal(n: int, segment: str, depository: str, line: str, amount: str, *, location: str = "us",

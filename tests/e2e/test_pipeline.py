@@ -29,21 +29,6 @@ from tests.support.sample_day import EXPECTED_ALERTS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
-@pytest.fixture
-async def system(kafka_bootstrap, tmp_path, monkeypatch):
-    monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
-    async with LocalSystem(workdir=tmp_path, out=lambda _: None) as running:
-        yield running
-
-
-@pytest.fixture
-async def watcher(system):
-    w = Watcher(system, out=None)
-    await w.start()
-    yield w
-    await w.stop()
-
-
 async def metrics(system: LocalSystem) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     async with aiohttp.ClientSession() as http, http.get(f"{system.services['alerter'].url}/metrics") as r:
         text = await r.text()

@@ -21,21 +21,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 D = Decimal
 
 
-@pytest.fixture
-async def system(kafka_bootstrap, tmp_path, monkeypatch):
-    monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
-    async with LocalSystem(workdir=tmp_path, out=lambda _: None) as running:
-        yield running
-
-
-@pytest.fixture
-async def watcher(system):
-    w = Watcher(system, out=None)
-    await w.start()
-    yield w
-    await w.stop()
-
-
 def fired(watcher: Watcher, segment: str, rule: str, state: str = "firing") -> bool:
     return any((a.segment, a.rule, a.state) == (segment, rule, state) for a in watcher.alerts)
 
