@@ -130,6 +130,16 @@ def test_a_line_without_its_amount_is_named_not_guessed(code):
         parse_filing(text)
 
 
+@pytest.mark.parametrize("garbled", ["1,2,3", "12,34", "1,2345", "1.234.56"])
+def test_a_malformed_amount_is_named_not_read_as_its_tail(garbled):
+    """"1,2,3" is neither 3 nor 123: a number with misplaced separators is illegible, so its line is missing."""
+    clean = FILINGS["2017-11-06"].read_text()
+    text = re.sub(r"<u>[^<]*</u>(</b>)?([ \t]*)\[7010\]", rf"<u>{garbled}</u>\1\2[7010]", clean)
+    assert text != clean
+    filing = read_filing(text)
+    assert [(m.segment, m.code) for m in filing.missing] == [("4d2", "7010")]
+
+
 def test_a_line_gone_altogether_is_named():
     text = FILINGS["2013-07-25"].read_text()
     text = "\n".join(ln for ln in text.split("\n") if "[7160]" not in ln and "[8590]" not in ln)
