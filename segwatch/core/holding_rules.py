@@ -46,8 +46,10 @@ corporate notes (2011: 5% across those instruments); a single money market fund 
 family needs the family, which balances do not carry). Permitted foreign sovereign debt has no concentration
 limit (2025). Figures: the 2025 rule's table of current and new limits, 90 FR 7847-7848. Investments whose
 event names no issuer are taken together as one unknown issuer (they may be one), so an unidentified block over
-the limit fires rather than passing unseen. Average maturity, Reg. 1.25(b)(5): 24 months, money market funds as
-one day; investments without a maturity date are left out of the average and named in the summary.
+the limit fires rather than passing unseen. Average maturity, Reg. 1.25(b)(5): 24 months (730 days), money market
+funds as one day (segwatch.core.holdings; the treatment of funds in the average is not confirmed against the
+2025 text, which may leave them out instead); investments without a maturity date are left out of the average
+and named in the summary.
 
 A finding is active or not; `AlertTracker.step` turns findings into one record per state change (firing,
 resolved) per (segment, rule), never one per update.
