@@ -43,7 +43,7 @@ def run_partitioned(stream, partitions: int, batch: int) -> Combiner:
 
 
 @given(event_streams(), st.integers(1, 5), st.integers(1, 15))
-def test_partitioned_figures_equal_the_single_book(stream, partitions, batch):
+def test_partitioned_figures_equal_the_single_book(stream, partitions, batch) -> None:
     combiner = run_partitioned(stream, partitions, batch)
     book = Book()
     book.apply_all(stream)
@@ -57,7 +57,7 @@ def acct(n: int, cash: str, minutes: int = 0, segment: str = "4d2") -> AccountBa
                           unrealized=Decimal(0), long_options=Decimal(0), short_options=Decimal(0))
 
 
-def test_a_figures_record_only_when_a_figure_changes_and_versions_grow():
+def test_a_figures_record_only_when_a_figure_changes_and_versions_grow() -> None:
     state, combiner = PartitionState(0), Combiner()
     state.apply(acct(1, "100"), 1, None)
     combiner.on_partial(state.partial())
@@ -73,7 +73,7 @@ def test_a_figures_record_only_when_a_figure_changes_and_versions_grow():
     assert (second.version, second.requirement, second.last_event_id) == (2, Decimal(250), "e3")
 
 
-def test_a_stale_partial_is_ignored():
+def test_a_stale_partial_is_ignored() -> None:
     state, combiner = PartitionState(0), Combiner()
     state.apply(acct(1, "100"), 5, None)
     newer = state.partial()
@@ -84,7 +84,7 @@ def test_a_stale_partial_is_ignored():
     assert not combiner.on_partial(older)
 
 
-def test_settings_make_their_segment_dirty_and_carry_the_correlation_id():
+def test_settings_make_their_segment_dirty_and_carry_the_correlation_id() -> None:
     state, combiner = PartitionState(0), Combiner()
     state.apply(acct(1, "100", segment="4df"), 1, None)
     combiner.on_partial(state.partial())
@@ -97,14 +97,14 @@ def test_settings_make_their_segment_dirty_and_carry_the_correlation_id():
     assert figures.last_event_id == "t1"
 
 
-def test_a_segment_with_settings_but_no_balance_publishes_nothing():
+def test_a_segment_with_settings_but_no_balance_publishes_nothing() -> None:
     combiner = Combiner()
     target = ManagementTarget(event_id="t1", source="treasury", as_of=T0, segment="4df", amount=Decimal(5))
     assert combiner.on_setting(target) == frozenset({"4df"})
     assert combiner.flush(NOW) == []
 
 
-def test_restore_resumes_versions_from_the_published_record_and_does_not_resend_unchanged_figures():
+def test_restore_resumes_versions_from_the_published_record_and_does_not_resend_unchanged_figures() -> None:
 
     state, combiner = PartitionState(0), Combiner()
     state.apply(acct(1, "100"), 1, None)
@@ -121,7 +121,7 @@ def test_restore_resumes_versions_from_the_published_record_and_does_not_resend_
     assert after.version == figures.version + 1
 
 
-def test_restore_publishes_at_once_what_the_figures_topic_lacks():
+def test_restore_publishes_at_once_what_the_figures_topic_lacks() -> None:
     """The combiner applied a partial and was killed before its figures record reached Kafka: the restored
     combiner compares with the last record on the topic, not with what it believed it sent."""
     state, combiner = PartitionState(0), Combiner()
@@ -138,7 +138,7 @@ def test_restore_publishes_at_once_what_the_figures_topic_lacks():
     assert sent.version == published.version + 1
 
 
-def test_a_reloaded_partition_state_supersedes_every_partial_of_an_earlier_load():
+def test_a_reloaded_partition_state_supersedes_every_partial_of_an_earlier_load() -> None:
     """A worker killed after its change was durable but before the partial went out: its successor loads the
     state (a higher epoch: the changelog grew) and publishes it, offset -1 or not."""
     first = PartitionState(0)
@@ -164,7 +164,7 @@ def acct_held(n: int, cash: str) -> tuple[str, object]:
     return held_of(acct(n, cash, minutes=n))
 
 
-def test_partition_state_rebuilds_from_its_table_entries():
+def test_partition_state_rebuilds_from_its_table_entries() -> None:
     state = PartitionState(0)
     state.apply(acct(1, "100"), 1, None)
     rebuilt = PartitionState(0)

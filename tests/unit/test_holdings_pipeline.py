@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from schemas.alerts import Alert
 from schemas.events import DepositoryBalance, DepositoryReference, ForeignMarginRequirement, FxRate
@@ -71,7 +72,7 @@ def test_twin_a_4d2_investment_of_type_other_fires_investment_not_permitted_and_
     assert fired[0].runbook == "docs/RUNBOOK.md#investment-not-permitted"
 
 
-def test_replay_command_prints_the_offshore_alerts(tmp_path) -> None:
+def test_replay_command_prints_the_offshore_alerts(tmp_path: Path) -> None:
     events = [fmr("700"), bal("30.7", "LDN", "7520", "900", location="non_us"),
               bal("30.7", "LDN", "7520", "820", location="non_us", at=T0 + timedelta(minutes=1))]
     path = tmp_path / "events.ndjson"
