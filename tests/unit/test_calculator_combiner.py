@@ -9,9 +9,12 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import AccountBalance, DepositoryBalance, Figures, ManagementTarget
+from schemas import AccountBalance, DepositoryBalance, EventBase, Figures, ManagementTarget
+from schemas.events import Setting
+from schemas.types import SegmentId
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.core.ledger import Held, held_of
 from services.calculator.combiner import Combiner
 from services.calculator.partials import Partial, PartitionState
 from tests.support.streams import event_streams
@@ -20,7 +23,7 @@ NOW = datetime(2026, 11, 21, tzinfo=UTC)
 T0 = datetime(2026, 11, 20, 15, tzinfo=UTC)
 
 
-def run_partitioned(stream, partitions: int, batch: int) -> Combiner:
+def run_partitioned(stream: list[EventBase], partitions: int, batch: int) -> Combiner:
     """Route balances by key to partitions, publish a partial after every batch, settings straight in."""
     states = {p: PartitionState(p) for p in range(partitions)}
     combiner = Combiner()
@@ -34,6 +37,7 @@ def run_partitioned(stream, partitions: int, batch: int) -> Combiner:
                 states[p].apply(ev, offsets[p], None)
                 touched.add(p)
             else:
+                assert isinstance(ev, Setting), ev
                 combiner.on_setting(ev)
         for p in touched:
             # Through the wire form, as the app does.
@@ -43,7 +47,7 @@ def run_partitioned(stream, partitions: int, batch: int) -> Combiner:
 
 
 @given(event_streams(), st.integers(1, 5), st.integers(1, 15))
-def test_partitioned_figures_equal_the_single_book(stream, partitions, batch) -> None:
+def test_partitioned_figures_equal_the_single_book(stream: list[EventBase], partitions: int, batch: int) -> None:
     combiner = run_partitioned(stream, partitions, batch)
     book = Book()
     book.apply_all(stream)
@@ -51,7 +55,7 @@ def test_partitioned_figures_equal_the_single_book(stream, partitions, batch) ->
         assert combiner.consolidated(sid).lines == book.consolidated(sid).lines
 
 
-def acct(n: int, cash: str, minutes: int = 0, segment: str = "4d2") -> AccountBalance:
+def acct(n: int, cash: str, minutes: int = 0, segment: SegmentId = "4d2") -> AccountBalance:
     return AccountBalance(event_id=f"e{n}", source="ledger", as_of=T0 + timedelta(minutes=minutes), segment=segment,
                           account="C1", currency="USD", cash=Decimal(cash), securities=Decimal(0),
                           unrealized=Decimal(0), long_options=Decimal(0), short_options=Decimal(0))
@@ -158,8 +162,7 @@ def test_a_reloaded_partition_state_supersedes_every_partial_of_an_earlier_load(
     assert not combiner.on_partial(Partial.from_json(first.partial().to_json()))
 
 
-def acct_held(n: int, cash: str) -> tuple[str, object]:
-    from segwatch.core.ledger import held_of
+def acct_held(n: int, cash: str) -> tuple[str, Held]:
 
     return held_of(acct(n, cash, minutes=n))
 

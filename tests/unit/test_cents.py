@@ -15,7 +15,7 @@ amounts = st.integers(min_value=-(10**17) + 1, max_value=10**17 - 1)
 
 
 @given(amounts)
-def test_cents_round_trip_exactly(cents) -> None:
+def test_cents_round_trip_exactly(cents: int) -> None:
     assert to_cents(from_cents(cents)) == cents
     assert from_cents(cents) == Decimal(cents) / 100
 
@@ -25,7 +25,7 @@ def test_cents_round_trip_exactly(cents) -> None:
     [("0", 0), ("-0", 0), ("0.00", 0), ("-0.0", 0), ("1", 100), ("1.5", 150), ("1.50", 150), ("-1.05", -105),
      ("-0.5", -50), ("-0.05", -5), ("123456789012345.99", 12345678901234599)],
 )
-def test_wire_amounts_become_cents(text, cents) -> None:
+def test_wire_amounts_become_cents(text: str, cents: int) -> None:
     assert _cents(text) == cents
     assert to_cents(Decimal(text)) == cents
 

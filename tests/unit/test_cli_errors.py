@@ -24,7 +24,7 @@ def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         ("[]", "expected a JSON object"),
     ],
 )
-def test_statement_compute_rejects_bad_input(stdin, message) -> None:
+def test_statement_compute_rejects_bad_input(stdin: str, message: str) -> None:
     result = run("statement", "compute", "-", stdin=stdin)
     assert result.returncode == 2
     assert message in result.stderr
@@ -54,7 +54,7 @@ EVENT = (
         ("USD", '"NaN"', "line 2: cash: Input should be a finite number"),
     ],
 )
-def test_from_events_names_the_line_field_and_reason(currency, cash, message) -> None:
+def test_from_events_names_the_line_field_and_reason(currency: str, cash: str, message: str) -> None:
     good = EVENT % ("USD", '"5"')
     result = run("statement", "from-events", "-", stdin=good + "\n" + EVENT % (currency, cash) + "\n")
     assert result.returncode == 2

@@ -24,7 +24,7 @@ POISON = {
 
 
 @pytest.mark.parametrize("name", sorted(POISON))
-def test_a_dead_letter_of_any_record_is_small_and_names_the_whole_record(name) -> None:
+def test_a_dead_letter_of_any_record_is_small_and_names_the_whole_record(name: str) -> None:
     raw = POISON[name]
     letter = dead_letter("calculator", "t[2]@7", "not JSON", raw, field="(record)", topic="t", partition=2, offset=7)
     wire = letter.model_dump_json().encode()

@@ -30,7 +30,7 @@ def filing(request: pytest.FixtureRequest) -> dict[str, dict[str, Decimal]]:
     return parse_filing(FILINGS[request.param].read_text())
 
 
-def test_every_derived_line_of_each_filing_recomputes_to_the_dollar(filing) -> None:
+def test_every_derived_line_of_each_filing_recomputes_to_the_dollar(filing: dict[str, dict[str, Decimal]]) -> None:
     checked = 0
     for sid, given in filing.items():
         computed = statement.complete(sid, given)
@@ -90,7 +90,7 @@ def test_2013_filing_has_no_target_lines_and_computes_none(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("name", sorted(FILINGS))
-def test_cli_compute_check_passes_on_parsed_filing(name, tmp_path: Path) -> None:
+def test_cli_compute_check_passes_on_parsed_filing(name: str, tmp_path: Path) -> None:
     parsed = segwatch("statement", "parse", str(FILINGS[name]))
     assert parsed.returncode == 0, parsed.stderr
     path = tmp_path / "filing.json"

@@ -2,15 +2,17 @@
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from schemas import AccountBalance, DepositoryBalance, FxRate
+from schemas.types import SegmentId
 from segwatch.core.book import Book
 
 D = Decimal
 T0 = datetime(2026, 11, 20, 15, tzinfo=UTC)
 
 
-def acct(n: int, cash: str, *, account: str = "C1", minutes: int = 0, offset: str = "0", segment: str = "4d2",
+def acct(n: int, cash: str, *, account: str = "C1", minutes: int = 0, offset: str = "0", segment: SegmentId = "4d2",
          currency: str = "USD", securities: str | None = None) -> AccountBalance:
     """An account balance; its securities default to its haircut value (`offset`)."""
     return AccountBalance(
@@ -90,12 +92,12 @@ def test_ten_trillion_dollar_amounts_with_cents() -> None:
 
 def test_a_depository_moving_money_to_another_line_restates_the_old_line_with_a_zero() -> None:
     book = Book()
-    common = {"source": "t", "segment": "4d2", "depository": "DCO1", "currency": "USD", "location": "us"}
-    book.apply(DepositoryBalance(event_id="1", as_of=T0, line="7100", amount=D(50), **common))
-    book.apply(DepositoryBalance(event_id="2", as_of=T0 + timedelta(1), line="7120", amount=D(70), **common))
+    dco1 = partial(DepositoryBalance, source="t", segment="4d2", depository="DCO1", currency="USD", location="us")
+    book.apply(dco1(event_id="1", as_of=T0, line="7100", amount=D(50)))
+    book.apply(dco1(event_id="2", as_of=T0 + timedelta(1), line="7120", amount=D(70)))
     # Each line of the account is a balance of its own: the 7100 balance stands until restated.
     assert (lines(book)["7100"], lines(book)["7120"], lines(book)["7180"]) == (D(50), D(70), D(120))
-    book.apply(DepositoryBalance(event_id="3", as_of=T0 + timedelta(1), line="7100", amount=D(0), **common))
+    book.apply(dco1(event_id="3", as_of=T0 + timedelta(1), line="7100", amount=D(0)))
     assert (lines(book)["7100"], lines(book)["7120"], lines(book)["7180"]) == (D(0), D(70), D(70))
 
 

@@ -47,7 +47,7 @@ def test_crlf_bom_and_blank_lines() -> None:
         (b'"just a string"', "(record)", ""),
     ],
 )
-def test_each_bad_line_is_named_with_field_and_reason(raw, field, reason) -> None:
+def test_each_bad_line_is_named_with_field_and_reason(raw: bytes, field: str, reason: str) -> None:
     [bad] = list(read_events([line() + b"\n", b"\n", raw + b"\n", line(event_id="e3")]))[1:2]
     assert isinstance(bad, BadLine)
     assert (bad.line, bad.field) == (3, field)

@@ -81,7 +81,7 @@ def reference(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_a_noisy_variant_parses_to_exactly_the_clean_parse(reference, seed) -> None:
+def test_a_noisy_variant_parses_to_exactly_the_clean_parse(reference: str, seed: int) -> None:
     clean = read_filing(reference)
     assert clean.complete, clean.missing
     text = noisy(reference, seed)
@@ -121,7 +121,7 @@ def _drop(text: str, code: str) -> str:
 
 
 @pytest.mark.parametrize("code", ["7010", "7305", "7785", "8715", "7620"])
-def test_a_line_without_its_amount_is_named_not_guessed(code) -> None:
+def test_a_line_without_its_amount_is_named_not_guessed(code: str) -> None:
     text = _drop(FILINGS["2017-11-06"].read_text(), code)
     filing = read_filing(text)
     assert [(m.segment, m.code) for m in filing.missing] == [(LINES[code].segment, code)]
@@ -182,7 +182,7 @@ def test_cli_reads_a_noisy_filing_and_compute_check_passes(tmp_path: Path) -> No
         ("1. Cash <u>5</u> [1234]", "[1234]: unknown line code"),
     ],
 )
-def test_cli_bad_filings_are_clear_errors_without_traceback(text, message) -> None:
+def test_cli_bad_filings_are_clear_errors_without_traceback(text: str, message: str) -> None:
     result = segwatch("statement", "parse", "-", stdin=text)
     assert result.returncode in (1, 2)
     assert message in result.stderr

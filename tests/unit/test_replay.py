@@ -180,7 +180,7 @@ def test_the_clock_is_event_time_by_default_or_fixed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("now", ["yesterday", "2030-01-01T00:00:00"])
-def test_a_bad_clock_is_refused(tmp_path: Path, now) -> None:
+def test_a_bad_clock_is_refused(tmp_path: Path, now: str) -> None:
     result = replay(tmp_path, DAY, "--now", now)
     assert result.returncode == 2
     assert "--now" in result.stderr and "Traceback" not in result.stderr
@@ -208,7 +208,7 @@ def test_help_states_the_difference_from_the_live_pipeline() -> None:
 
 
 @pytest.mark.parametrize("seed", [11, 12])
-def test_the_sample_day_in_its_phases_gives_the_alerts_the_live_pipeline_publishes(seed) -> None:
+def test_the_sample_day_in_its_phases_gives_the_alerts_the_live_pipeline_publishes(seed: int) -> None:
     # The e2e test posts the day phase by phase and waits for the figures after each: the calculator takes a
     # phase as one batch (its coalescing window), so the twin does too (Twin.feed_batch). Event by event, the
     # opening would pass through states the live figures never show (funds before the customers they cover).
@@ -221,7 +221,7 @@ def test_the_sample_day_in_its_phases_gives_the_alerts_the_live_pipeline_publish
         ids.setdefault(a.rule, set()).add(a.alert_id)
     assert all(len(v) == 1 for v in ids.values())
     # And the day closes on the 2017 filing, line by line, as the live pipeline does.
-    last = {r.value.segment: r.value for r in records if isinstance(r.value, Figures)}
+    last: dict[str, Figures] = {r.value.segment: r.value for r in records if isinstance(r.value, Figures)}
     filed = parse_filing((REFERENCE / "000_a00a1cb97de91a10.txt").read_text())
     for sid in SEGMENT_IDS:
         assert last[sid].lines == statement.complete(sid, filed[sid]), sid

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas import EVENT_ADAPTER, AccountBalance, Figures, input_errors
 from schemas.events import parse_event_json
@@ -54,7 +54,7 @@ def test_json_numbers_are_read_exactly_not_through_floats() -> None:
         ({"type": "balance"}, "type", "unknown event type 'balance'"),
     ],
 )
-def test_bad_events_name_the_field_and_reason(changes, field, reason) -> None:
+def test_bad_events_name_the_field_and_reason(changes: dict[str, object], field: str, reason: str) -> None:
     errs = errors(**changes)
     assert field in errs, errs
     assert reason in errs[field]
@@ -79,7 +79,7 @@ def test_figures_serialise_amounts_as_decimal_strings() -> None:
 
 
 @pytest.mark.parametrize("model", models(), ids=lambda m: m.__name__)
-def test_exported_json_schema_matches_the_model(model) -> None:
+def test_exported_json_schema_matches_the_model(model: type[BaseModel]) -> None:
     path = HERE / file_name(model)
     assert path.exists(), f"{path.name} missing: run `python -m schemas.export`"
     assert path.read_text() == render(model), f"{path.name} drifted: run `python -m schemas.export`"

@@ -26,7 +26,7 @@ def test_deficits_add_back_and_offsets_reduce_the_requirement() -> None:
     [(D(500), D(500)), (D(50), D(100)), (D(100), D(100))],
     ids=["7305-above-7355", "7305-below-7355", "7305-equal-7355"],
 )
-def test_7360_is_the_greater_of_7305_and_7355(foreign, expected) -> None:
+def test_7360_is_the_greater_of_7305_and_7355(foreign: Decimal, expected: Decimal) -> None:
     lines = statement.compute("30.7", {"7305": foreign, "7315": D(100)})
     assert lines["7355"] == D(100)
     assert lines["7360"] == expected
@@ -81,7 +81,7 @@ def test_check_ignores_leaves_and_reports_derived_mismatches() -> None:
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
-def test_bad_statement_input_names_the_field_and_the_reason(raw, field, reason) -> None:
+def test_bad_statement_input_names_the_field_and_the_reason(raw: dict[str, object], field: str, reason: str) -> None:
     with pytest.raises(InputError) as err:
         statement.parse_statement("4d2", raw)
     assert err.value.field == field
