@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.catalogue import LINES, SEGMENTS, Sign, Source
 from schemas.types import (
     INEXACT_NUMBER,
     Currency,
@@ -33,7 +34,6 @@ from schemas.types import (
     SegmentId,
     Timestamp,
 )
-from segwatch.core.catalogue import LINES, SEGMENTS, Sign, Source
 
 
 class EventBase(BaseModel):

@@ -330,10 +330,12 @@ def _events(seed: int) -> list[EventBase]:
     for _ in range(200):
         dep = f"D{rng.randrange(12)}"
         inst = rng.choice(["cash", "us_government", "us_agency", "municipal", "other"])
-        out.append(bal("4d2", dep, "7070" if inst == "cash" else "7080", str(rng.randrange(-50, 1000)),
-                       instrument=inst, at=T0 + timedelta(seconds=rng.randrange(50)),
-                       **({} if inst == "cash" else {"issuer": rng.choice(["A", "B"]),
-                                                     "maturity": ON + timedelta(days=rng.randrange(900))})))
+        amount = str(rng.randrange(-50, 1000))
+        when = T0 + timedelta(seconds=rng.randrange(50))
+        issuer = None if inst == "cash" else rng.choice(["A", "B"])
+        maturity = None if inst == "cash" else ON + timedelta(days=rng.randrange(900))
+        out.append(bal("4d2", dep, "7070" if inst == "cash" else "7080", amount, instrument=inst, at=when,
+                       issuer=issuer, maturity=maturity))
     return out
 
 
