@@ -232,6 +232,14 @@ def variables_of(field: FieldInfo) -> tuple[str, ...]:
     return ()
 
 
+def value_of(settings: EnvSettings, var: str) -> Any:
+    """The value `settings` holds for the variable `var`."""
+    for name, field in type(settings).model_fields.items():
+        if var in variables_of(field):
+            return getattr(settings, name)
+    raise KeyError(var)
+
+
 def variables(model: type[EnvSettings]) -> dict[str, FieldInfo]:
     """Every variable `model` reads, with its field (default, description)."""
     return {var: field for field in model.model_fields.values() for var in variables_of(field)}
