@@ -34,7 +34,8 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import Annotated, Any, ClassVar, TypeVar
+from functools import cache
+from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
@@ -198,7 +199,27 @@ class EnvSettings(BaseSettings):
 def load(model: type[M], env: Mapping[str, str] | None = None, **values: Any) -> M:
     """`model` read from `env` (default os.environ) and validated; `values` (by field name) win over it.
     Raises SettingsError naming every variable at fault."""
-    token = _given.set(os.environ if env is None else env)
+    if env is None and not values:
+        # The same variables give the same (frozen) settings: the pure core asks for its part where it needs it
+        # (a Book's FX age), so a read is a dictionary look-up, not a validation, once the process has started.
+        key = (model, tuple(os.environ.get(var) for var in _names(model)))
+        held = _loaded.get(key)
+        if held is None:
+            held = _loaded[key] = _load(model, os.environ, values)
+        return cast(M, held)
+    return _load(model, os.environ if env is None else env, values)
+
+
+_loaded: dict[tuple[type[EnvSettings], tuple[str | None, ...]], EnvSettings] = {}
+
+
+@cache
+def _names(model: type[EnvSettings]) -> tuple[str, ...]:
+    return tuple(variables(model))
+
+
+def _load(model: type[M], env: Mapping[str, str], values: dict[str, Any]) -> M:
+    token = _given.set(env)
     try:
         return model(**values)
     except ValidationError as exc:

@@ -39,7 +39,8 @@ from typing import Any
 import faust
 import orjson
 from faust.types import TP
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.aiohttp import make_aiohttp_handler
 from pydantic import ValidationError
 
 from schemas.errors import first_error
@@ -670,9 +671,14 @@ class Calculator:
             ready = recovered and not app.rebalancing
             return web.json({"ready": ready, "recovered": recovered}, status=200 if ready else 503)
 
+        # prometheus_client's own aiohttp handler (Prometheus text or OpenMetrics, gzip when accepted). Faust
+        # routes a page through its View, but its aiohttp driver hands the view aiohttp's request and sends
+        # back the aiohttp response the view returns: so the page only forwards the request to the handler.
+        scrape = make_aiohttp_handler(metrics.registry)
+
         @app.page("/metrics")
         async def metrics_page(web: Any, request: Any) -> Any:
-            return web.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
+            return await scrape(request)
 
 
 def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None = None) -> faust.App:
