@@ -46,7 +46,6 @@ from segwatch.environment import (
     Seconds,
     SettingsError,
     Text,
-    TopicsPart,
     env,
     load,
 )
@@ -182,7 +181,7 @@ class IngestPart(TokensPart):
             raise SettingsError([(exc.field, exc.reason)]) from None
 
 
-class IngestSettings(KafkaPart, LoggingPart, NamespacePart, TopicsPart, EventsPart, IngestPart):
+class IngestSettings(KafkaPart, LoggingPart, NamespacePart, EventsPart, IngestPart):
     """Everything `segwatch ingest serve` reads from the environment, validated once at start."""
 
     @model_validator(mode="after")
