@@ -21,6 +21,8 @@ from services.ingest.api import METRICS, create_app
 from services.ingest.config import IngestConfig
 from tests.support.ingest import FakePublisher
 
+Client = TestClient[web.Request, web.Application]
+
 
 @dataclass
 class FakeAlerter:
@@ -39,7 +41,8 @@ def calculator_app(tmp: Path) -> tuple[web.Application, str]:
     # Never started: the Faust app's web server is an aiohttp application with the calculator's pages on it.
     calculator = Calculator(CalculatorConfig(datadir=str(tmp / "calculator")), KafkaSettings())
     calculator.metrics.figures.labels("4d2").inc()
-    return calculator.app.web.web_app, 'segwatch_calculator_figures_total{segment="4d2"} 1.0'
+    web_app: web.Application = calculator.app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver's
+    return web_app, 'segwatch_calculator_figures_total{segment="4d2"} 1.0'
 
 
 def alerter_app(_: Path) -> tuple[web.Application, str]:
@@ -54,7 +57,7 @@ SERVICES: dict[str, Callable[[Path], tuple[web.Application, str]]] = {
 
 
 @pytest.fixture(params=sorted(SERVICES))
-async def scraped(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[TestClient, str]]:
+async def scraped(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Client, str]]:
     app, sample = SERVICES[request.param](tmp_path)
     client = TestClient(TestServer(app), auto_decompress=False)  # to see the bytes as sent
     await client.start_server()
@@ -64,7 +67,7 @@ async def scraped(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await client.close()
 
 
-async def test_metrics_answer_in_the_prometheus_text_format(scraped: tuple[TestClient, str]) -> None:
+async def test_metrics_answer_in_the_prometheus_text_format(scraped: tuple[Client, str]) -> None:
     client, sample = scraped
     response = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
     assert response.status == 200
@@ -75,7 +78,7 @@ async def test_metrics_answer_in_the_prometheus_text_format(scraped: tuple[TestC
     assert list(text_string_to_metric_families(text))  # parses as the text format
 
 
-async def test_metrics_answer_gzip_when_asked(scraped: tuple[TestClient, str]) -> None:
+async def test_metrics_answer_gzip_when_asked(scraped: tuple[Client, str]) -> None:
     client, sample = scraped
     response = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})
     assert response.status == 200
@@ -84,7 +87,7 @@ async def test_metrics_answer_gzip_when_asked(scraped: tuple[TestClient, str]) -
     assert sample in gzip.decompress(await response.read()).decode().splitlines()
 
 
-async def test_metrics_answer_openmetrics_when_asked(scraped: tuple[TestClient, str]) -> None:
+async def test_metrics_answer_openmetrics_when_asked(scraped: tuple[Client, str]) -> None:
     client, _ = scraped
     headers = {"Accept": "application/openmetrics-text; version=1.0.0", "Accept-Encoding": "identity"}
     response = await client.get("/metrics", headers=headers)
