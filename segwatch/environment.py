@@ -8,7 +8,9 @@ Every environment variable segwatch reads is a field of a model here or in a ser
     services/ingest/config.py        IngestSettings        (`segwatch ingest serve`)
     services/calculator/settings.py  CalculatorSettings    (`segwatch calculator worker`)
     services/alerter/settings.py     AlerterSettings       (`segwatch alerter serve`)
-    segwatch/cli/settings.py         CliSettings           (the other commands), and `MODELS`: all of them
+    segwatch/cli/settings.py         CliSettings           (the other commands)
+    segwatch/kafka/broker.py         BrokerPart            (`segwatch broker`, the local development broker)
+    segwatch/ops/stack.py            ToolsPart             (the Prometheus and Alertmanager binaries of tests/ops)
 
 A model is read and validated once, at start, by `load(Model)` (or `load(Model, env)` with a mapping in tests):
 every mistake, in any variable, is reported at once in one `SettingsError` (an `InputError`) naming each variable
@@ -23,8 +25,12 @@ meaning, e.g. in services/alerter/settings.py's `AlerterPart`:
 
     read_port: ListenPort = env("SEGWATCH_ALERTER_READ_PORT", 8704, "port of the read API (0: any free port)")
 
-then a row in docs/OPERATIONS.md's table (tests/unit/test_environment_doc.py fails until it is there), and the
-service reads `settings.read_port` from the model it loaded at start, never `os.environ`.
+and a row in docs/OPERATIONS.md's table (tests/unit/test_environment_doc.py fails until it is there). The service
+gets the value from the model it loaded at start, never from os.environ: the alerter's and the calculator's own
+parts are passed whole to AlerterConfig / CalculatorConfig (`config_fields`), so a field named as the config's
+field needs nothing more. A rule of its own is an `Annotated` type with a validator that raises ValueError
+(the message says why; `load` names the variable); a check across variables raises `EnvError(var, why)` in a
+`model_validator` (KafkaPart shows how).
 """
 
 from __future__ import annotations

@@ -66,8 +66,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from services.alerter.settings import AlerterSettings
 
     environment = load(AlerterSettings)  # every variable the service reads, checked once, now
-    host = args.host or environment.host
-    port = args.port if args.port is not None else environment.port
+    fields = environment.config_fields()  # every AlerterPart variable, by its AlerterConfig field name
+    fields["host"] = args.host or environment.host
+    fields["port"] = args.port if args.port is not None else environment.port
     settings = environment.kafka
     log = configure("alerter")
     overrides: dict[str, Any] = {
@@ -84,7 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["disbursements_topic"] = args.disbursements_topic or None
     if args.statements_topic is not None:
         overrides["statements_topic"] = args.statements_topic or None
-    service = AlerterService(settings, AlerterConfig(host=host, port=port, **overrides), logger=log)
+    service = AlerterService(settings, AlerterConfig(**{**fields, **overrides}), logger=log)
     return asyncio.run(_serve(service, log))
 
 

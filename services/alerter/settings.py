@@ -1,6 +1,7 @@
 """The alerter's settings from the environment: `AlerterSettings`, read and checked once at start
-(`segwatch alerter serve`). segwatch/environment.py says how the models work and how to add a variable: a field
-in `AlerterPart`, then `AlerterConfig` gets it in `config_fields` (the service itself never reads os.environ)."""
+(`segwatch alerter serve`). segwatch/environment.py says how the models work. To add a variable: a field in
+`AlerterPart` named as the `AlerterConfig` field it sets (services/alerter/service.py); `segwatch alerter serve`
+passes every `AlerterPart` field to AlerterConfig (`config_fields`). The service itself never reads os.environ."""
 
 from __future__ import annotations
 
@@ -34,4 +35,4 @@ class AlerterSettings(KafkaPart, LoggingPart, NamespacePart, EventsPart, Calenda
 
     def config_fields(self) -> dict[str, Any]:
         """The AlerterConfig fields set from the environment."""
-        return {"host": self.host, "port": self.port}
+        return {name: getattr(self, name) for name in AlerterPart.model_fields}

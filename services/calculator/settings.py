@@ -1,6 +1,7 @@
 """The calculator's settings from the environment: `CalculatorSettings`, read and checked once at start
-(`segwatch calculator worker`). segwatch/environment.py says how the models work and how to add a variable;
-`CalculatorConfig.from_env` (services/calculator/app.py) takes its fields from here."""
+(`segwatch calculator worker`). segwatch/environment.py says how the models work. To add a variable: a field in
+`CalculatorPart` named as the `CalculatorConfig` field it sets (services/calculator/app.py); every `CalculatorPart`
+field goes to CalculatorConfig (`config_fields`, also what `CalculatorConfig.from_env` uses)."""
 
 from __future__ import annotations
 
