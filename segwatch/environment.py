@@ -242,12 +242,15 @@ def _problem(model: type[EnvSettings], error: Any) -> tuple[str, str]:
     var = str(loc[0]) if loc else model.__name__
     if var in model.model_fields and variables_of(model.model_fields[var]):  # given by field name
         var = variables_of(model.model_fields[var])[0]
+    given = error.get("input")
     if isinstance(cause, ValueError):
-        return var, str(cause)
-    message = str(error.get("msg", "is not valid"))
-    if var in model.SECRET or "input" not in error:
-        return var, message
-    return var, f"{message}, got {error['input']!r}"
+        reason = str(cause)
+    else:
+        message = str(error.get("msg", "is not valid"))
+        reason = message if "input" not in error else f"{message}, got {given!r}"
+    if var in model.SECRET and isinstance(given, str) and given.strip():
+        reason = reason.replace(given.strip(), "<redacted>").replace(given, "<redacted>")
+    return var, reason
 
 
 def variables_of(field: FieldInfo) -> tuple[str, ...]:

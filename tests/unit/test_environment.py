@@ -29,7 +29,7 @@ from services.ingest.config import IngestSettings
 
 
 class Rules(EnvSettings):
-    SECRET: ClassVar[frozenset[str]] = frozenset({"T_SECRET"})
+    SECRET: ClassVar[frozenset[str]] = frozenset({"T_SECRET", "T_SECRET_PORT"})
 
     port: Port = env("T_PORT", 9000, "a port to connect to")
     listen: ListenPort = env("T_LISTEN", 8000, "a port to listen on")
@@ -38,6 +38,7 @@ class Rules(EnvSettings):
     whole: WholeSeconds = env("T_WHOLE", 60, "whole seconds")
     flag: Flag = env("T_FLAG", False, "a switch")
     secret: int = env("T_SECRET", 0, "a number never repeated in an error")
+    secret_port: Port = env("T_SECRET_PORT", 1, "a port never repeated in an error")
 
 
 def refused(var: str, raw: str) -> SettingsError:
@@ -114,8 +115,9 @@ def test_every_wrong_variable_is_named_at_once() -> None:
         assert f"{var}: " in str(info.value)
 
 
-def test_a_secret_is_never_repeated_in_an_error() -> None:
-    error = refused("T_SECRET", "hunter2")
+@pytest.mark.parametrize("var", ["T_SECRET", "T_SECRET_PORT"])
+def test_a_secret_is_never_repeated_in_an_error(var: str) -> None:
+    error = refused(var, " hunter2")
     assert "hunter2" not in str(error)
 
 
