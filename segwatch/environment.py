@@ -12,9 +12,13 @@ Every environment variable segwatch reads is a field of a model here or in a ser
     segwatch/kafka/broker.py         BrokerPart            (`segwatch broker`, the local development broker)
     segwatch/ops/stack.py            ToolsPart             (the Prometheus and Alertmanager binaries of tests/ops)
 
-A model is read and validated once, at start, by `load(Model)` (or `load(Model, env)` with a mapping in tests):
-every mistake, in any variable, is reported at once in one `SettingsError` (an `InputError`) naming each variable
-and why, which the CLI prints as one line without a traceback. An unset or blank variable takes the default.
+A service's model is read and validated once, at start, by `load(Model)` (`load(Model, env)` with a mapping in
+tests): every variable's mistake is reported at once (the checks across variables, as Kafka's SASL and TLS, once
+each variable is valid) in one `SettingsError` (an `InputError`) naming each variable and why, which the CLI prints
+as one line without a traceback. An unset or blank variable takes the default. Code below the services (the event
+models' clock skew, the figures' FX age, the business calendar) asks `load(ItsPart)` where it needs the value:
+the same part, so the same rule, and since every service's model includes it a wrong value has already stopped
+the service at start; a repeated `load` of the same variables is a dictionary look-up.
 
 The same rule everywhere: a port is a whole number 1–65535 (`Port`; `ListenPort` also takes 0, "any free port",
 for the HTTP endpoints); a duration is a finite number of seconds more than 0 (`Seconds`; `nan`, `inf`, 0 and
