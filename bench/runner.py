@@ -43,8 +43,9 @@ from bench.kafkaio import Follower, Producer, Seen, delete_namespace, first_matc
 from bench.procfs import Memory, machine, memory
 from bench.stats import summary
 from bench.workload import DIP, Workload, check_wire
-from segwatch.config import KafkaSettings
+from segwatch.config import KafkaPart, KafkaSettings
 from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.environment import load
 from segwatch.kafka import topics
 from segwatch.kafka.broker import KAFKA_VERSION
 from segwatch.system import LocalSystem, Service, answers_ready, free_port
@@ -109,12 +110,14 @@ async def run(cfg: BenchConfig, out: Out = print) -> dict[str, Any]:
     namespace = f"bench{stamp}{secrets.token_hex(2)}."
     workdir = cfg.workdir / stamp
     workdir.mkdir(parents=True, exist_ok=True)
-    os.environ["SEGWATCH_BALANCE_PARTITIONS"] = str(cfg.partitions)
-    # Static group membership for the calculator (services/calculator/app.py, CalculatorConfig.instance_id): the
-    # worker relaunched after SIGKILL takes its partitions back at once, as a StatefulSet pod would.
-    os.environ["SEGWATCH_CALCULATOR_INSTANCE_ID"] = f"{namespace}calculator-0"
+    extra_env = {
+        "SEGWATCH_BALANCE_PARTITIONS": str(cfg.partitions),
+        # Static group membership for the calculator (services/calculator/settings.py, instance_id): the worker
+        # relaunched after SIGKILL takes its partitions back at once, as a StatefulSet pod would.
+        "SEGWATCH_CALCULATOR_INSTANCE_ID": f"{namespace}calculator-0",
+    }
     system = LocalSystem(namespace=namespace, workdir=workdir, run=(), coalesce_ms=cfg.coalesce_ms, out=out,
-                         keep_topics=True)
+                         keep_topics=True, extra_env=extra_env)
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {**machine(), "kafka": KAFKA_VERSION},
@@ -126,7 +129,7 @@ async def run(cfg: BenchConfig, out: Out = print) -> dict[str, Any]:
     settings: KafkaSettings | None = None
     try:
         await system.start()
-        settings = KafkaSettings.from_env({**os.environ, "KAFKA_BOOTSTRAP": system.bootstrap})
+        settings = load(KafkaPart, kafka_bootstrap=system.bootstrap).kafka
         producer = Producer(settings)
         await producer.start()
         follower = Follower(settings, system.topic(topics.FIGURES), system.topic(topics.ALERTS),
@@ -627,5 +630,5 @@ async def idle_calculator(cfg: BenchConfig, workdir: Path, out: Out, results: di
         if system.bootstrap:
             with contextlib.suppress(Exception):
                 await delete_namespace(
-                    KafkaSettings.from_env({**os.environ, "KAFKA_BOOTSTRAP": system.bootstrap}), namespace)
+                    load(KafkaPart, kafka_bootstrap=system.bootstrap).kafka, namespace)
         await system.stop()

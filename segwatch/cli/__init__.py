@@ -63,7 +63,11 @@ def _not_installed(sub: argparse._SubParsersAction[argparse.ArgumentParser], com
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    try:
+        parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    except InputError as exc:  # a setting read as a module loads (SEGWATCH_NAMESPACE: segwatch/kafka/topics.py)
+        print(f"segwatch: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         status: int = args.func(args)

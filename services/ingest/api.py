@@ -27,7 +27,8 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from segwatch.deadletter import dead_letter
 from segwatch.waiting import backoff
@@ -399,12 +400,6 @@ async def readyz(request: web.Request) -> web.Response:
     return _json(200, {"status": "ready"})
 
 
-async def metrics_handler(request: web.Request) -> web.Response:
-    return web.Response(
-        body=generate_latest(request.app[METRICS].registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
-
-
 async def _keep_starting(publisher: Publisher, log: structlog.stdlib.BoundLogger) -> None:
     """Start the producer, retrying with jittered backoff while Kafka is unreachable (readiness stays 503
     meanwhile)."""
@@ -434,7 +429,8 @@ def create_app(
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
+    # prometheus_client's own handler: Prometheus text or OpenMetrics as the scraper asks, gzip when accepted.
+    app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         starter = asyncio.create_task(_keep_starting(publisher, app[LOG]))
