@@ -218,12 +218,14 @@ async def drive_and_check(
     assert target is not None and watcher.figures["4d2"].excess >= target
     await sink.wait_for(chat("compliance-chat", "SegwatchUnderTarget", "resolved"), WAIT, "under target resolved")
 
-    # Only the 4d2 deficiency paged; nothing went to the platform's chat (all inputs fresh, all services up).
+    # Only the 4d2 deficiency paged, and perhaps 30.7's incomplete figures: the sample's euro balances arrive a
+    # phase before the EUR rate, a real page when a scrape falls in that gap (whether one does is timing).
+    # Nothing went to the platform's chat (all inputs fresh, all services up).
     pages = [n for n in sink.received if n.receiver == "oncall-page"]
-    assert pages and all(
-        a["labels"]["alertname"] == "SegwatchDeficiency" and a["labels"]["segment"] == "4d2"
-        for n in pages if n.kind == "webhook" for a in n.body["alerts"]
-    ), [n.body for n in pages]
+    paged = {(a["labels"]["alertname"], a["labels"]["segment"])
+             for n in pages if n.kind == "webhook" for a in n.body["alerts"]}
+    assert ("SegwatchDeficiency", "4d2") in paged, [n.body for n in pages]
+    assert paged <= {("SegwatchDeficiency", "4d2"), ("SegwatchMissingFx", "30.7")}, [n.body for n in pages]
     assert not [n for n in sink.received if n.receiver == "ops-chat"], [n.body for n in sink.received]
 
     # Every notification that resolves came after the one that fired, on each path.
