@@ -94,35 +94,46 @@ def clock_from(now: str) -> Callable[[], datetime]:
 class PartitionDay:
     """One balances partition's closer, whose view is the partition's live aggregate."""
 
-    __slots__ = ("aggregate", "calendar", "closer", "latest", "meta", "retain", "rows")
+    __slots__ = ("aggregate", "calendar", "closer", "hi", "latest", "lo", "meta", "retain", "rows")
 
     def __init__(self, calendar: BusinessCalendar, aggregate: Aggregate, retain: int = DEFAULT_RETAIN) -> None:
         self.calendar = calendar
         self.aggregate = aggregate
         self.retain = retain
         self.closer: DayCloser | None = None  # made at the partition's first balance
-        self.latest: ClosedDay | None = None  # the latest closed day (its cut-off bounds the fast path)
+        self.latest: ClosedDay | None = None  # the latest closed day
+        # The fast path's bounds in UTC (the cut-offs are Chicago time; comparing instants of the same tzinfo
+        # object skips the time zone lookup): the open day's cut-off, the latest closed day's.
+        self.hi: datetime | None = None
+        self.lo: datetime | None = None
         self.rows: set[str] = set()  # balance keys whose `before` row changed since `take_rows`
         self.meta = False  # the meta row changed since `take_rows`
 
     def put(self, key: str, held: Held) -> bool:
         """One balance into the live aggregate and the closer; True when the live aggregate changed (the
         aggregate's own answer). Rows to write are collected for `take_rows`."""
-        closer = self.closer
-        if closer is not None and held.as_of <= closer.cutoff:
-            latest = self.latest
-            if latest is None:
+        as_of = held.as_of
+        hi = self.hi
+        if hi is not None and as_of <= hi:
+            lo = self.lo
+            if lo is None:
                 return self.aggregate.put(key, held)
-            if held.as_of > latest.cutoff:  # the open day's: the view moves, the closed days do not
+            if as_of > lo:  # the open day's: the view moves, the closed days do not
                 old = self.aggregate.held.get(key)
                 if not self.aggregate.put(key, held):
                     return False
-                before = latest.before
+                before = self.latest.before  # type: ignore[union-attr]  # lo is set with it
                 if key not in before:
                     before[key] = old  # what was in force at the latest closed day's cut-off
                     self.rows.add(key)
                 return True
         return self._put_slow(key, held)
+
+    def _bounds(self) -> None:
+        closer = self.closer
+        self.latest = next(reversed(closer.closed.values())) if closer is not None and closer.closed else None
+        self.hi = None if closer is None else closer.cutoff.astimezone(UTC)
+        self.lo = None if self.latest is None else self.latest.cutoff.astimezone(UTC)
 
     def _put_slow(self, key: str, held: Held) -> bool:
         """The first balance, a balance that closes days, or a late balance of a closed day."""
@@ -136,7 +147,6 @@ class PartitionDay:
         if closed or put.amended:
             self.meta = True
         if closed:
-            self.latest = next(reversed(closer.closed.values()))
             log.info("day_closed", partition_days=[c.day.isoformat() for c in closed], by=held.event_id)
         if put.unchecked:
             log.warning("late_balance_unchecked", event_id=held.event_id, as_of=held.as_of.isoformat(),
@@ -144,6 +154,7 @@ class PartitionDay:
                         reason="older than the closed days kept for amendments")
         if any(key in c.before for c in closer.closed.values()):
             self.rows.add(key)
+        self._bounds()
         return self.aggregate.held.get(key) is not old
 
     def _open(self, as_of: datetime) -> DayCloser:
@@ -187,7 +198,7 @@ class PartitionDay:
                            for sid, curs in c["sums"].items()}, int(c["version"]))
             closer.closed[d.day] = d
         self.closer = closer
-        self.latest = next(reversed(closer.closed.values())) if closer.closed else None
+        self._bounds()
         for key, row in befores.items():
             self.load_before(key, row)
 
