@@ -45,7 +45,6 @@ from pydantic import ValidationError
 
 from schemas.errors import first_error
 from schemas.events import (
-    DAY_EVENT_MODELS,
     EVENT_ADAPTER,
     BusinessDayClose,
     ForeignRequirement,
@@ -115,6 +114,8 @@ class CalculatorConfig:
         """The topic an event of this type belongs on."""
         if event_type in ("account_balance", "depository_balance"):
             return self.balances
+        if event_type in ("statement_approval", "statement_filing"):
+            return self.statements  # the day's record (issue #12), where the alerter reads them
         return topics.DISBURSEMENTS if event_type == "disbursement" else self.settings
 
     @classmethod
@@ -643,18 +644,16 @@ class Calculator:
             with contextlib.suppress(KeyError):
                 del self.store[f"{closing.HISTORY}{event_id}"]
 
-    def take_day_event(self, ev: Any) -> bool:
-        """A business-day event on the settings topic. `business_day_close` closes the day in the book (the
-        partitions close it at their next balance after it: closing.py); approval and filing are the
-        alerter's (services/alerter), nothing for the calculator to compute."""
-        if isinstance(ev, BusinessDayClose):
-            if self.desk.on_close(ev):
-                self.store[closing.CLOSED_THROUGH] = str(self.desk.book.closed_through)
-                log.info("business_day_close", business_day=ev.business_day.isoformat(), event_id=ev.event_id)
+    def take_close(self, ev: BusinessDayClose) -> bool:
+        """`business_day_close` closes the day in the book (the partitions close it at their next balance
+        after its cut-off: closing.py); True when statements may be due."""
+        if self.desk.on_close(ev):
+            self.store[closing.CLOSED_THROUGH] = str(self.desk.book.closed_through)
+            log.info("business_day_close", business_day=ev.business_day.isoformat(), event_id=ev.event_id)
             self.metrics.settings.labels("applied").inc()
-            return self.desk.dirty
-        self.metrics.settings.labels("not_for_calculator").inc()
-        return False
+        else:
+            self.metrics.settings.labels("unchanged").inc()
+        return self.desk.dirty
 
     async def tick(self) -> None:
         """The clock closes the days whose cut-off passed (the owner of the combiner, once restored)."""
@@ -737,8 +736,8 @@ class Calculator:
             metrics.settings.labels("dead_lettered").inc()
             await self.to_dlq(record, err.reason, value, err.field)
             return False
-        if isinstance(ev, DAY_EVENT_MODELS):
-            return self.take_day_event(ev)
+        if isinstance(ev, BusinessDayClose):
+            return self.take_close(ev)
         if isinstance(ev, closing.BOOK_SETTINGS) and self.desk.on_setting(ev):
             self.store[f"{closing.HISTORY}{ev.event_id}"] = orjson.loads(ev.model_dump_json())
         if not isinstance(ev, SETTING_TYPES):

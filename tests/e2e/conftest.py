@@ -3,6 +3,7 @@
 import pytest
 
 from segwatch.replay import Watcher
+from segwatch.sample import OPEN
 from segwatch.system import LocalSystem
 
 
@@ -10,7 +11,9 @@ from segwatch.system import LocalSystem
 async def system(kafka_bootstrap, tmp_path, monkeypatch):
     """The three services on the test broker, in a namespace of their own; stopped after the test."""
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
-    async with LocalSystem(workdir=tmp_path, out=lambda _: None) as running:
+    # The services' clock (SEGWATCH_NOW) at the sample day's opening: its day closes at the ledger's end of day,
+    # not at once by the wall clock (the sample day is in 2017).
+    async with LocalSystem(workdir=tmp_path, out=lambda _: None, now=OPEN.isoformat()) as running:
         yield running
 
 

@@ -21,7 +21,7 @@ from segwatch.core.figures import consolidate
 from segwatch.core.ledger import held_of
 from segwatch.core.settings import Settings
 from services.calculator import closing
-from services.calculator.closing import PartitionDay, StatementDesk, clock_from, load_rows, partition_day
+from services.calculator.closing import StatementDesk, clock_from, load_rows, partition_day
 from services.calculator.partials import Partial, PartitionState
 from tests.unit.test_business_day import CAL, CHI, MON, TUE, account, at, bank, day_events, event
 
