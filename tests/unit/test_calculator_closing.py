@@ -215,3 +215,18 @@ def test_the_clock_is_fixed_by_segwatch_now_or_is_the_wall_clock() -> None:
         clock_from("2017-11-07T12:00:00")
     with pytest.raises(ValueError, match="SEGWATCH_NOW"):
         clock_from("tomorrow")
+
+
+def test_the_calculator_reads_its_clock_and_retention_from_the_environment(monkeypatch) -> None:
+    from services.calculator.app import CalculatorConfig
+
+    monkeypatch.setenv("SEGWATCH_NOW", "2017-11-06T12:00:00+00:00")
+    monkeypatch.setenv("SEGWATCH_CLOSE_RETAIN", "3")
+    cfg = CalculatorConfig.from_env()
+    assert (cfg.now, cfg.close_retain) == ("2017-11-06T12:00:00+00:00", 3)
+    monkeypatch.delenv("SEGWATCH_NOW")
+    monkeypatch.delenv("SEGWATCH_CLOSE_RETAIN")
+    assert (CalculatorConfig.from_env().now, CalculatorConfig.from_env().close_retain) == ("", 5)
+    # Sign-off and filing belong with the statements (a calculator dead-letters them from the settings topic).
+    assert cfg.home("statement_filing") == cfg.home("statement_approval") == cfg.statements
+    assert cfg.home("business_day_close") == cfg.settings
