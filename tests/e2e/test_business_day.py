@@ -179,3 +179,38 @@ async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(kafka_boo
         finally:
             await producer.stop()
             await watcher.stop()
+
+
+async def test_the_clock_and_the_ledgers_close_event_close_days_without_a_next_days_balance(
+        kafka_bootstrap, tmp_path, monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("SEGWATCH_CALCULATOR_INSTANCE_ID", "calculator-0")
+    async with LocalSystem(workdir=tmp_path, run=("calculator",), out=lambda _: None, now=at(MON, 12)) as system:
+        watcher = Watcher(system, out=None)
+        await watcher.start()
+        producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap, acks="all", linger_ms=0)
+        await producer.start()
+        try:
+            sent = monday()
+            await produce(system, producer, *sent)
+            lines = live_lines(sent)
+            await watcher.wait_for(lambda: watcher.figures_equal(lines), 60, "Monday's figures")
+            assert await read_statements(system) == []
+            # Tuesday 08:00 in Chicago: Monday's cut-off has passed; no balance says so, the clock does.
+            system.now = at(TUE, 8)
+            await system.restart_service("calculator")
+            monday_close = await wait_statements(system, len(SEGMENTS), "Monday closed by the clock")
+            assert {(r.business_day, r.kind, r.version) for r in monday_close} == {(MON, "INITIAL", 1)}
+            assert as_json(monday_close) == from_events(sent, MON, tmp_path)
+            # The ledger closes Tuesday before its cut-off: its statement is out at once.
+            close = EVENT_ADAPTER.validate_python({"type": "business_day_close", "event_id": "close-tue",
+                                                   "source": "ledger", "as_of": at(TUE, 17),
+                                                   "business_day": TUE.isoformat()})
+            await produce(system, producer, close)
+            both = await wait_statements(system, 2 * len(SEGMENTS), "Tuesday closed by the ledger")
+            tuesday_close = both[len(SEGMENTS):]
+            assert {(r.business_day, r.kind, r.version) for r in tuesday_close} == {(TUE, "INITIAL", 1)}
+            assert as_json(tuesday_close) == from_events(sent, TUE, tmp_path)
+        finally:
+            await producer.stop()
+            await watcher.stop()
