@@ -157,11 +157,15 @@ class PartitionDay:
         self._bounds()
         return self.aggregate.held.get(key) is not old
 
+    def _newest(self) -> datetime | None:
+        return max((s.as_of for s in self.aggregate.segments.values() if s.as_of is not None), default=None)
+
     def _open(self, as_of: datetime) -> DayCloser:
-        """The closer, opened at the statement day of the newest balance the partition holds (a partition
-        loaded from before the closer existed holds some)."""
-        newest = max((s.as_of for s in self.aggregate.segments.values() if s.as_of is not None), default=as_of)
-        closer = new_closer(self.calendar, max(as_of, newest), self.retain)
+        """The closer, opened at the statement day of the newest balance the partition already holds (one
+        loaded from before the closer existed), else of this first balance: the days between then and this
+        balance close with what the partition held, as its partials said (`wire`)."""
+        newest = self._newest()
+        closer = new_closer(self.calendar, as_of if newest is None else newest, self.retain)
         closer.view = self.aggregate
         return closer
 
@@ -212,7 +216,11 @@ class PartitionDay:
 
     def wire(self) -> dict[str, Any] | None:
         """The partition's `PartView` for its partial (its live sums travel in the partial already)."""
-        return None if self.closer is None else PartView.of(self.closer, {}).to_json()
+        if self.closer is None:
+            newest = self._newest()  # balances loaded from before the closer existed: open at the newest's day
+            return None if newest is None else {"open_day": self.calendar.statement_day_of(newest).isoformat(),
+                                                "closed": {}}
+        return PartView.of(self.closer, {}).to_json()
 
 
 def meta_of(closer: DayCloser) -> dict[str, Any]:

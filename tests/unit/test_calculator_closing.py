@@ -230,3 +230,19 @@ def test_the_calculator_reads_its_clock_and_retention_from_the_environment(monke
     # Sign-off and filing belong with the statements (a calculator dead-letters them from the settings topic).
     assert cfg.home("statement_filing") == cfg.home("statement_approval") == cfg.statements
     assert cfg.home("business_day_close") == cfg.settings
+
+
+def test_a_partition_loaded_without_a_closer_counts_in_the_days_since_its_newest_balance() -> None:
+    """Balances from before the calculator closed days: the partial says the partition is open at its newest
+    balance's day, and its first balance after that closes the day with what it held."""
+    state = PartitionState(2)
+    evs = [account("m1", "C-1", "1000", at(MON, 10)), bank("m2", "1500", at(MON, 11))]
+    state.load(held_of(ev) for ev in evs)  # type: ignore[arg-type]
+    load_rows(partition_day(state, CAL), {})  # its `closing` changelog is empty
+    assert state.partial().day == {"open_day": MON.isoformat(), "closed": {}}
+    put(state, account("w1", "C-1", "7", at(WED, 9)))
+    closer = state.closing.closer
+    assert list(closer.closed) == [MON, TUE] and closer.open_day == WED
+    expected = statement_at_close(evs, MON, CAL)
+    for day in (MON, TUE):
+        assert dict(consolidate("4d2", closer.closed[day].totals("4d2"), Settings()).lines) == expected["4d2"]
