@@ -28,6 +28,7 @@ import os
 import secrets
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -41,7 +42,7 @@ from bench.javatool import consumer_performance
 from bench.kafkaio import Follower, Producer, delete_namespace, first_match
 from bench.procfs import Memory, machine, memory
 from bench.stats import summary
-from bench.workload import Workload, check_wire
+from bench.workload import DIP, Workload, check_wire
 from segwatch.config import KafkaSettings
 from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.kafka import topics
@@ -435,15 +436,26 @@ async def latency(ctx: Context, out: Out) -> None:
     ctx.checks["latency: figures equal the Book's after the load"] = True
 
     def deficiency_alerts() -> list[Any]:
-        return [a for a in follower.alerts[alerts_from:] if a.item.rule == "deficiency"]
+        # The dipped segment's only: the steady load's restatements can take another segment's thin excess
+        # across zero now and then (a real deficiency of the workload's book, reported apart below).
+        return [a for a in follower.alerts[alerts_from:] if a.item.rule == "deficiency" and a.item.segment == DIP[0]]
 
-    await follower.wait_for(lambda: True if len(deficiency_alerts()) >= len(toggles) else None, 30,
-                            f"{len(toggles)} deficiency alert transitions")
+    with contextlib.suppress(TimeoutError):  # fewer: a calculator behind the load coalesced a dip with its cure
+        await follower.wait_for(lambda: True if len(deficiency_alerts()) >= len(toggles) else None, 30,
+                                f"{len(toggles)} deficiency alert transitions")
     alerts = deficiency_alerts()
     ctx.checks["latency: one deficiency alert per dip and per cure"] = [
         a.item.state == ("firing" if into else "resolved") for a, (into, _) in zip(alerts, toggles, strict=False)
     ] == [True] * len(toggles) and len(alerts) == len(toggles)
-    alert_latency = [(a.kafka_ms - ts) / 1000 for a, (_, ts) in zip(alerts, toggles, strict=False)]
+    if len(alerts) == len(toggles):
+        alert_latency = [(a.kafka_ms - ts) / 1000 for a, (_, ts) in zip(alerts, toggles, strict=False)]
+    else:  # each alert against the latest dip (or cure) before it: a lower bound where dips coalesced
+        alert_latency = []
+        for a in alerts:
+            into = a.item.state == "firing"
+            before = [ts for d, ts in toggles if d == into and ts <= a.kafka_ms]
+            if before:
+                alert_latency.append((a.kafka_ms - before[-1]) / 1000)
 
     # Event → figures: an event is in the first figures record of its segment whose ingested_at (the Kafka
     # timestamp of the newest balance behind it) is at or after the event's own timestamp.
@@ -475,6 +487,10 @@ async def latency(ctx: Context, out: Out) -> None:
         "event_to_figures_ms": summary(figure_latency),
         "figures_record_behind_newest_event_ms": summary(per_record),
         "event_to_alert_ms": summary(alert_latency),
+        "alert_transitions": {"expected": len(toggles), "seen": len(alerts)},
+        "other_alerts": dict(sorted(Counter(
+            f"{a.item.segment} {a.item.rule} {a.item.state}" for a in follower.alerts[alerts_from:]
+            if not (a.item.rule == "deficiency" and a.item.segment == DIP[0])).items())),
         "note": "event → figures: per steady event, the Kafka timestamp of the first figures record of its "
                 "segment whose ingested_at is at or after the event's timestamp, minus that timestamp; event → "
                 "alert: per dip or cure, the Kafka timestamp of the deficiency alert it caused minus its own",

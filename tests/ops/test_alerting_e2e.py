@@ -203,7 +203,8 @@ async def drive_and_check(
     # 2. The funds come back: the deficiency resolves (webhook and PagerDuty); 4d2 is still under its target,
     #    which, no longer inhibited, reaches the compliance chat.
     await post_phases(system, watcher, book, phases[deficiency:cured])
-    assert 0 <= watcher.figures["4d2"].excess < watcher.figures["4d2"].target
+    target = watcher.figures["4d2"].target
+    assert target is not None and 0 <= watcher.figures["4d2"].excess < target
     resolved = await sink.wait_for(webhook("SegwatchDeficiency", "resolved"), WAIT, "the deficiency resolution")
     assert resolved.receiver == "oncall-page"
     resolve = await sink.wait_for(pagerduty("resolve"), WAIT, "the PagerDuty resolve")
@@ -213,7 +214,8 @@ async def drive_and_check(
 
     # 3. The close restores the filed excess: the under-target warning resolves too.
     await post_phases(system, watcher, book, phases[cured:])
-    assert watcher.figures["4d2"].excess >= watcher.figures["4d2"].target
+    target = watcher.figures["4d2"].target
+    assert target is not None and watcher.figures["4d2"].excess >= target
     await sink.wait_for(chat("compliance-chat", "SegwatchUnderTarget", "resolved"), WAIT, "under target resolved")
 
     # Only the 4d2 deficiency paged; nothing went to the platform's chat (all inputs fresh, all services up).

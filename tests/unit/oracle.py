@@ -53,7 +53,9 @@ def latest(events: list[Any], key: Any) -> dict[Any, Any]:
 
 def derive(sid: str, v: dict[str, Decimal], with_target: bool) -> dict[str, Decimal]:
     """Every derived line of the form, from the leaves in `v` (missing leaves are zero)."""
-    g = lambda code: v.get(code, Z)  # noqa: E731
+    def g(code: str) -> Decimal:
+        return v.get(code, Z)
+
     out = dict(v)
     if sid == "4d2":
         out["7040"] = g("7010") + g("7020") + g("7030") + g("7032") + g("7033")
