@@ -9,6 +9,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,14 +18,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from schemas.events import EVENT_ADAPTER, EventBase
+from schemas.events import AccountBalance, BusinessDayClose, DepositoryBalance, EventBase, ManagementTarget
 from schemas.statements import StatementRecord
+from schemas.types import SegmentId
 from segwatch.core.book import Book
 from segwatch.forms.render import to_json
 from segwatch.kafka import topics
 from segwatch.replay import Watcher
 from segwatch.system import LocalSystem
-from tests.e2e.faults import produce, sigkill_and_restart
+from tests.e2e.faults import sigkill_and_restart
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -37,23 +39,33 @@ def at(day: date, hour: int, minute: int = 0) -> str:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=CHI).isoformat()
 
 
-def account(eid: str, acct: str, cash: str, when: str, segment: str = "4d2") -> EventBase:
-    return EVENT_ADAPTER.validate_python({
-        "type": "account_balance", "event_id": eid, "source": "ledger", "as_of": when, "segment": segment,
-        "account": acct, "currency": "USD", "cash": cash, "securities": "0", "unrealized": "0",
-        "long_options": "0", "short_options": "0"})
+def account(eid: str, acct: str, cash: str, when: str, segment: SegmentId = "4d2") -> AccountBalance:
+    zero = Decimal(0)
+    return AccountBalance(event_id=eid, source="ledger", as_of=datetime.fromisoformat(when), segment=segment,
+                          account=acct, currency="USD", cash=Decimal(cash), securities=zero, unrealized=zero,
+                          long_options=zero, short_options=zero)
 
 
-def bank(eid: str, amount: str, when: str, depository: str, segment: str = "4d2") -> EventBase:
-    return EVENT_ADAPTER.validate_python({
-        "type": "depository_balance", "event_id": eid, "source": "bank", "as_of": when, "segment": segment,
-        "depository": depository, "line": "7070", "location": "us", "currency": "USD", "amount": amount})
+def bank(eid: str, amount: str, when: str, depository: str) -> DepositoryBalance:
+    return DepositoryBalance(event_id=eid, source="bank", as_of=datetime.fromisoformat(when), segment="4d2",
+                             depository=depository, line="7070", location="us", currency="USD",
+                             amount=Decimal(amount))
 
 
-def monday() -> list[EventBase]:
-    target = EVENT_ADAPTER.validate_python({"type": "management_target", "event_id": "tgt", "source": "treasury",
-                                            "as_of": at(MON, 7), "segment": "4d2", "amount": "100"})
-    evs: list[EventBase] = [target]
+Sendable = AccountBalance | DepositoryBalance | ManagementTarget | BusinessDayClose
+
+
+async def send(system: LocalSystem, producer: AIOKafkaProducer, *events: Sendable) -> None:
+    """Straight to Kafka, each on its topic (as ingest publishes them)."""
+    for ev in events:
+        home = topics.BALANCES if isinstance(ev, AccountBalance | DepositoryBalance) else topics.SETTINGS
+        await producer.send_and_wait(system.topic(home), ev.model_dump_json().encode(), key=ev.key.encode())
+
+
+def monday() -> list[Sendable]:
+    target = ManagementTarget(event_id="tgt", source="treasury", as_of=datetime.fromisoformat(at(MON, 7)),
+                              segment="4d2", amount=Decimal(100))
+    evs: list[Sendable] = [target]
     for i in range(8):  # over the four balances partitions
         evs.append(account(f"mon-a{i}", f"C-{i}", str(1000 + 10 * i), at(MON, 9 + i % 6)))
         evs.append(bank(f"mon-b{i}", str(1200 + 20 * i), at(MON, 10 + i % 5), f"BANK-{i}"))
@@ -61,25 +73,26 @@ def monday() -> list[EventBase]:
     return evs
 
 
-def tuesday() -> list[EventBase]:
+def tuesday() -> list[Sendable]:
     return [account(f"tue-a{i}", f"C-{i}", str(5000 + i), at(TUE, 9)) for i in range(0, 8, 2)]
 
 
-def from_events(events: list[EventBase], day: date, workdir: Path) -> dict[str, dict[str, str]]:
+def from_events(events: Sequence[EventBase], day: date, workdir: Path) -> dict[str, dict[str, str]]:
     """`segwatch statement from-events EVENTS --close DAY`, run as the CLI."""
     path = workdir / f"events-{len(events)}.ndjson"
     path.write_text("".join(ev.model_dump_json() + "\n" for ev in events))
     out = subprocess.run([sys.executable, "-m", "segwatch.cli", "statement", "from-events", str(path), "--close",
                           day.isoformat()], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    statements: dict[str, dict[str, str]] = json.loads(out.stdout)
+    return statements
 
 
-def live_lines(events: list[EventBase]) -> dict[str, dict[str, Decimal]]:
+def live_lines(events: Sequence[EventBase]) -> dict[str, dict[str, Decimal]]:
     """The live figures' lines of the segments that hold a balance (the others have no figures)."""
     book = Book()
     for ev in events:
         book.apply(ev)
-    held = {getattr(ev, "segment", None) for ev in events if ev.type in ("account_balance", "depository_balance")}
+    held = {ev.segment for ev in events if isinstance(ev, AccountBalance | DepositoryBalance)}
     return {sid: lines for sid, lines in book.statement().items() if sid in held}
 
 
@@ -116,18 +129,19 @@ def as_json(records: list[StatementRecord]) -> dict[str, dict[str, str]]:
     return to_json({r.segment: r.lines for r in records})
 
 
-async def fence(system: LocalSystem, producer: AIOKafkaProducer, watcher: Watcher, sent: list[EventBase],
-                ev: EventBase) -> None:
+async def fence(system: LocalSystem, producer: AIOKafkaProducer, watcher: Watcher, sent: list[Sendable],
+                ev: Sendable) -> None:
     """A live change after what was sent before it; once its figures are out, so is whatever came before it
     (then a moment for the statements of the same flush)."""
-    await produce(system, producer, ev)
+    await send(system, producer, ev)
     sent.append(ev)
     expected = live_lines(sent)
     await watcher.wait_for(lambda: watcher.figures_equal(expected), 60, f"the figures after {ev.event_id}")
     await asyncio.sleep(1.0)
 
 
-async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(kafka_bootstrap, tmp_path, monkeypatch):
+async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(
+        kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     # A test clock: Monday noon, so only balances (Tuesday's first) close Monday, never the wall clock.
     monkeypatch.setenv("SEGWATCH_NOW", at(MON, 12))
@@ -139,12 +153,12 @@ async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(kafka_boo
         await producer.start()
         try:
             sent = monday()
-            await produce(system, producer, *sent)
+            await send(system, producer, *sent)
             closed_lines = live_lines(sent)
             await watcher.wait_for(lambda: watcher.figures_equal(closed_lines), 60, "Monday's figures")
             assert await read_statements(system) == []  # Monday is open
 
-            await produce(system, producer, *tuesday())
+            await send(system, producer, *tuesday())
             sent += tuesday()
             initial = await wait_statements(system, len(SEGMENTS), "Monday's close")
             assert sorted((r.business_day, r.segment, r.kind, r.version) for r in initial) == sorted(
@@ -161,7 +175,7 @@ async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(kafka_boo
             assert await read_statements(system) == initial  # nothing republished, nothing lost
 
             late = bank("late-1", "1999", at(MON, 16), "BANK-3")  # reaches a partition that closed Monday or not
-            await produce(system, producer, late)
+            await send(system, producer, late)
             sent.append(late)
             after = await wait_statements(system, len(SEGMENTS) + 1, "the amendment")
             (amended,) = after[len(SEGMENTS):]
@@ -171,7 +185,7 @@ async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(kafka_boo
             assert as_json([*[r for r in initial if r.segment != "4d2"], amended]) == from_events(sent, MON, tmp_path)
 
             same = bank("late-2", "1999", at(MON, 16, 30), "BANK-3")  # later, the same amount: no change
-            await produce(system, producer, same)
+            await send(system, producer, same)
             sent.append(same)
             await sigkill_and_restart(system, "calculator")
             await fence(system, producer, watcher, sent, bank("tue-x2", "2500", at(TUE, 11), "BANK-3"))
@@ -182,7 +196,7 @@ async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(kafka_boo
 
 
 async def test_the_clock_and_the_ledgers_close_event_close_days_without_a_next_days_balance(
-        kafka_bootstrap, tmp_path, monkeypatch):
+        kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     monkeypatch.setenv("SEGWATCH_CALCULATOR_INSTANCE_ID", "calculator-0")
     async with LocalSystem(workdir=tmp_path, run=("calculator",), out=lambda _: None, now=at(MON, 12)) as system:
@@ -192,7 +206,7 @@ async def test_the_clock_and_the_ledgers_close_event_close_days_without_a_next_d
         await producer.start()
         try:
             sent = monday()
-            await produce(system, producer, *sent)
+            await send(system, producer, *sent)
             lines = live_lines(sent)
             await watcher.wait_for(lambda: watcher.figures_equal(lines), 60, "Monday's figures")
             assert await read_statements(system) == []
@@ -203,10 +217,9 @@ async def test_the_clock_and_the_ledgers_close_event_close_days_without_a_next_d
             assert {(r.business_day, r.kind, r.version) for r in monday_close} == {(MON, "INITIAL", 1)}
             assert as_json(monday_close) == from_events(sent, MON, tmp_path)
             # The ledger closes Tuesday before its cut-off: its statement is out at once.
-            close = EVENT_ADAPTER.validate_python({"type": "business_day_close", "event_id": "close-tue",
-                                                   "source": "ledger", "as_of": at(TUE, 17),
-                                                   "business_day": TUE.isoformat()})
-            await produce(system, producer, close)
+            close = BusinessDayClose(event_id="close-tue", source="ledger", as_of=datetime.fromisoformat(at(TUE, 17)),
+                                     business_day=TUE)
+            await send(system, producer, close)
             both = await wait_statements(system, 2 * len(SEGMENTS), "Tuesday closed by the ledger")
             tuesday_close = both[len(SEGMENTS):]
             assert {(r.business_day, r.kind, r.version) for r in tuesday_close} == {(TUE, "INITIAL", 1)}

@@ -80,7 +80,7 @@ def test_the_changelog_rows_rebuild_the_same_closer_and_it_goes_on_the_same() ->
     rng = random.Random(12)
     evs = balances()
     first, later = evs[:6], evs[6:]
-    state, rows = PartitionState(3), {}
+    state, rows = PartitionState(3), dict[str, Any]()
     for ev in first:
         put(state, ev, rows)
     assert any(k.startswith(closing.META) for k in rows) and any(k.startswith(closing.BEFORE) for k in rows)
@@ -217,7 +217,7 @@ def test_the_clock_is_fixed_by_segwatch_now_or_is_the_wall_clock() -> None:
         clock_from("tomorrow")
 
 
-def test_the_calculator_reads_its_clock_and_retention_from_the_environment(monkeypatch) -> None:
+def test_the_calculator_reads_its_clock_and_retention_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from services.calculator.app import CalculatorConfig
 
     monkeypatch.setenv("SEGWATCH_NOW", "2017-11-06T12:00:00+00:00")
