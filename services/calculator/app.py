@@ -533,6 +533,10 @@ class Calculator:
                                    self.partials_topic, self.to_dlq, self.combine_here, self.calendar)
         self.figures_throttle = Throttle(cfg.coalesce_ms / 2000, self.flush_figures,
                                          lambda exc: crash(app, exc))
+        # Statements are recomputed at most every STATEMENTS_INTERVAL: a closed day's statement is not
+        # latency-bound, and its recomputation (the closed days kept x the segments) stays off the figures' path.
+        self.statements_throttle = Throttle(max(cfg.coalesce_ms / 2000, closing.STATEMENTS_INTERVAL),
+                                            self.flush_statements, lambda exc: crash(app, exc))
         app.bulk_topic(self.balances_topic, self.aggregate)
         app.bulk_topic(self.inputs_topic, self.consolidate)
         # A partition given to another worker is dropped by the stores (faust_adapter.BulkLoadedStore).
@@ -634,8 +638,10 @@ class Calculator:
                  published={r.key: r.version for r in self.desk.book_published()})
 
     async def flush_statements(self) -> None:
-        """Publish the closed days' statements that are new or changed (the owner of the combiner only, which
-        `flush_figures` checked)."""
+        """Publish the closed days' statements that are new or changed (the owner of the combiner only: a
+        flush after its partition was given to another worker would repeat a version)."""
+        if self.partials_tp not in self.app.consumer.assignment():
+            return
         for rec in self.desk.flush(self.clock()):
             await self.statements_topic.send(key=rec.key.encode(), value=rec.model_dump_json().encode())
             log.info("statement", business_day=rec.business_day.isoformat(), segment=rec.segment, kind=rec.kind,
@@ -661,7 +667,7 @@ class Calculator:
             return
         if self.desk.tick(self.clock()):
             log.info("day_closed_by_clock", closed_through=str(self.desk.book.closed_through))
-            await self.figures_throttle.request()
+            await self.statements_throttle.request()
 
     # -- the combiner's stage and flush ------------------------------------------------------------------------
 
@@ -680,7 +686,8 @@ class Calculator:
                 requirement=str(figures.requirement), funds=str(figures.funds), excess=str(figures.excess),
                 excess_over_target=str(figures.excess_over_target),
             )
-        await self.flush_statements()
+        if self.desk.dirty:
+            await self.statements_throttle.request()
 
     async def consolidate(self, fetch: Mapping[TP, Sequence[Any]]) -> None:
         """Each fetch of partials and settings, in Kafka's order per partition. (Their offsets may be committed

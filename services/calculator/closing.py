@@ -58,6 +58,7 @@ from services.calculator.store import ChangelogStore, PartitionStates
 log = configure("calculator")
 
 CLOCK_TICK = 1.0  # seconds between two looks at the clock by the combiner's owner
+STATEMENTS_INTERVAL = 0.25  # seconds: statements are recomputed and published at most this often
 PREFIX = "clos|"  # the `closing` table in Aggregate's changes (its rows' keys are META and BEFORE ones)
 META = "meta|"
 BEFORE = "before|"
