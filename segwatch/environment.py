@@ -44,6 +44,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from datetime import datetime
 from functools import cache
 from typing import Annotated, Any, ClassVar, TypeVar, cast
 
@@ -135,6 +136,21 @@ NonNegativeSeconds = Annotated[float, BeforeValidator(_number), AfterValidator(_
 WholeSeconds = Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(1, " second"))]
 Flag = Annotated[bool, BeforeValidator(_flag)]
 Text = Annotated[str, BeforeValidator(_strip)]
+
+
+def _instant(raw: str) -> str:
+    if raw:
+        try:
+            at = datetime.fromisoformat(raw)
+        except ValueError:
+            raise ValueError("not an ISO 8601 instant (e.g. 2026-11-30T12:00:00+00:00)") from None
+        if at.tzinfo is None:
+            raise ValueError("an instant needs its UTC offset (e.g. +00:00)")
+    return raw
+
+
+# An ISO 8601 instant with its offset, kept as text ("" when unset).
+Instant = Annotated[str, BeforeValidator(_strip), AfterValidator(_instant)]
 
 
 def env(var: str | tuple[str, ...], default: Any, meaning: str, **kwargs: Any) -> Any:

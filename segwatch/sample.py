@@ -7,6 +7,11 @@ what the figures must get right: accounts in debit secured by their own securiti
 margin accounts reporting on several lines, euro balances before the EUR rate is in (incomplete figures),
 and a management target set as a percentage of the requirement. At the close every
 balance is restated so that the statement equals the 2017-11-06 reference filing line by line.
+The business day (issue #12): the ledger closes the day (`business_day_close`) while the clearing-house
+account's restatement is still provisional, a thousand dollars short, so the day's statement (INITIAL) is
+a thousand dollars off the filing; its final balance, as of the close, arrives after it (a late balance)
+and amends the statement (AMENDMENT, version 2) to the filing; the CFO signs it off and it is filed the
+next morning, before the 10:00 warning.
 Deterministic for a seed; pure (no Kafka).
 """
 
@@ -22,6 +27,7 @@ from importlib import resources
 
 from schemas.events import (
     AccountBalance,
+    BusinessDayClose,
     DepositoryBalance,
     DepositoryReference,
     EventBase,
@@ -29,6 +35,8 @@ from schemas.events import (
     ForeignRequirement,
     FxRate,
     ManagementTarget,
+    StatementApproval,
+    StatementFiling,
 )
 from segwatch.core import statement
 from segwatch.core.catalogue import SEGMENTS, ZERO
@@ -38,6 +46,13 @@ END_DATE = "2017-11-06"
 # 2017-11-06 in New York (EST, UTC-5): the day runs 07:00-17:30 local.
 DAY = datetime(2017, 11, 6, 12, 0, tzinfo=UTC)
 OPEN, CLOSE = DAY, DAY + timedelta(hours=10, minutes=30)
+# The business day's record: the ledger's end of day, the late balance (as of a minute after the close),
+# and the next morning's sign-off and filing (Chicago 07:00 and 07:30: before the 10:00 warning).
+LEDGER_CLOSED = CLOSE + timedelta(minutes=30)
+LATE_AS_OF = CLOSE + timedelta(minutes=1)
+LATE_CORRECTION = Decimal("1000.00")  # what the provisional restatement is short of the final balance
+SIGNED_OFF = datetime(2017, 11, 7, 13, 0, tzinfo=UTC)
+FILED = SIGNED_OFF + timedelta(minutes=30)
 PREFIX = {"4d2": "F", "30.7": "S", "4df": "X"}
 # Where the 4d(2) dip happens: the clearing house's cash margin account (line 8A, code 7100).
 DIP_LINE = "7100"
@@ -320,12 +335,30 @@ class Day:
                 out.append((f"4d2 margin: {names[step]}", [self.depository_event(d, t, amount)]))
         # The close: every account that moved and the dipped depository restated at their closing balances.
         closing: list[EventBase] = [self.account_event(a, CLOSE) for a in moved.values()]
-        closing.append(self.depository_event(self._dip_account(), CLOSE))
+        dipped = self._dip_account()
+        closing.append(self.depository_event(dipped, CLOSE, dipped.amount - LATE_CORRECTION))  # provisional
         closing.extend(self._euro(CLOSE, closed=True))
         closing.append(ManagementTarget(event_id=self._id(), source="treasury", as_of=CLOSE, segment="4df",
                                         amount=self.book["4df"][SEGMENTS["4df"].target]))
         out.append(("close", closing))
+        out.extend(self._business_day(dipped))
         return out
+
+    def _business_day(self, dipped: Depository) -> list[tuple[str, list[EventBase]]]:
+        """The close, its statement amended by a late balance, the sign-off and the filing (issue #12)."""
+        day = DAY.date()
+        return [
+            ("ledger end of day", [BusinessDayClose(event_id=self._id(), source="ledger", as_of=LEDGER_CLOSED,
+                                                    business_day=day)]),
+            ("late balance (amends the close)", [self.depository_event(dipped, LATE_AS_OF)]),
+            ("sign-off and filing", [
+                StatementApproval(event_id=self._id(), source="compliance", as_of=SIGNED_OFF, business_day=day,
+                                  approved_by="Pat Example", role="cfo", approved_at=SIGNED_OFF,
+                                  reference=f"SIGNOFF-{END_DATE}"),
+                StatementFiling(event_id=self._id(), source="compliance", as_of=FILED, business_day=day,
+                                filed_at=FILED, confirmation=f"WJ-{END_DATE}-0001", filed_by="Pat Example"),
+            ]),
+        ]
 
     def events(self) -> Iterator[EventBase]:
         for _, events in self.phases():

@@ -77,6 +77,7 @@ class LocalSystem:
     ports: dict[str, int] = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     coalesce_ms: int | None = None  # None: the calculator's default
+    now: str | None = None  # SEGWATCH_NOW for the services: a fixed clock (ISO instant); None: the wall clock
     keep_topics: bool = False
     run: tuple[str, ...] = SERVICES  # which services to start
     out: Callable[[str], None] = print
@@ -100,6 +101,8 @@ class LocalSystem:
         })
         if self.coalesce_ms is not None:
             env["SEGWATCH_COALESCE_MS"] = str(self.coalesce_ms)
+        if self.now is not None:
+            env["SEGWATCH_NOW"] = self.now
         env.update(self.extra_env)
         return env
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 
@@ -29,12 +30,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 async def run(args: argparse.Namespace) -> int:
     from segwatch.core import statement
     from segwatch.replay import Watcher, replay
-    from segwatch.sample import END_DATE, Day, closing_book
+    from segwatch.sample import END_DATE, OPEN, Day, closing_book
     from segwatch.system import LocalSystem
 
     system = LocalSystem(
         workdir=Path(args.workdir),
         ports={"ingest": args.ingest_port, "calculator": args.calculator_port, "alerter": args.alerter_port},
+        # The sample day is in 2017: the services' clock starts at its opening, so that the day closes at the
+        # ledger's end of day as it would live, not at once by the wall clock (SEGWATCH_NOW overrides it).
+        now=os.environ.get("SEGWATCH_NOW") or OPEN.isoformat(),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -70,6 +74,10 @@ async def run(args: argparse.Namespace) -> int:
             print(f"Closing statement for {END_DATE}: "
                   + ("equals the reference filing, line by line " f"({total} lines)." if not mismatches
                      else f"{len(mismatches)} lines differ: {', '.join(mismatches)}"))
+            print("Statements of the business day (segwatch.statements):")
+            for rec in watcher.statements:
+                print(f"  {rec.business_day} {rec.segment:>4} {rec.kind:<9} v{rec.version}"
+                      + (f"  moved {', '.join(sorted(rec.moved))}" if rec.moved else ""))
             print("Alerts during the day:")
             for alert in watcher.alerts:
                 print(f"  {alert.segment:>4} {alert.rule:<13} {alert.state}")

@@ -73,6 +73,7 @@ TABLES: tuple[TableChangelog, ...] = (
     TableChangelog(CALCULATOR_APP_ID, "accounts", True, "calculator table: latest balance per account"),
     TableChangelog(CALCULATOR_APP_ID, "depositories", True, "calculator table: latest balance per depository"),
     TableChangelog(CALCULATOR_APP_ID, "combiner", False, "calculator table: partials, settings, versions"),
+    TableChangelog(CALCULATOR_APP_ID, "closing", True, "calculator table: each partition's closed business days"),
     TableChangelog(ALERTER_APP_ID, "alerts", False, "alerter table: current state of every alert"),
 )
 

@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import faust
@@ -44,13 +44,24 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from pydantic import ValidationError
 
 from schemas.errors import first_error
-from schemas.events import EVENT_ADAPTER, ForeignRequirement, FxRate, ManagementTarget, parse_event_json
+from schemas.events import (
+    EVENT_ADAPTER,
+    BusinessDayClose,
+    ForeignRequirement,
+    FxRate,
+    ManagementTarget,
+    parse_event_json,
+)
 from schemas.records import Figures
 from segwatch.config import KafkaSettings
+from segwatch.core.calendar import BusinessCalendar, CalendarConfig
 from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.core.close import DEFAULT_RETAIN
 from segwatch.deadletter import dead_letter
 from segwatch.kafka import topics
 from segwatch.logs import configure
+from services.calculator import closing
+from services.calculator.closing import ClosingStore, StatementDesk
 from services.calculator.combiner import Combiner
 from services.calculator.defaults import BATCH_MAX, COALESCE_MS, FETCH_BYTES
 from services.calculator.fastparse import read_balance
@@ -63,6 +74,7 @@ from services.calculator.store import (
     ChangelogWriter,
     HeldStore,
     PartitionStates,
+    read_changelog,
     read_last_per_key,
 )
 
@@ -91,11 +103,19 @@ class CalculatorConfig:
     # instead of waiting for the broker to expire the old member's session. Stable per worker (a StatefulSet
     # pod name); unset: dynamic membership.
     instance_id: str = ""
+    # The business day (issue #12, closing.py): the statements topic, the closed days kept for amendments
+    # (SEGWATCH_CLOSE_RETAIN), and a fixed clock for tests and demonstrations (SEGWATCH_NOW, an ISO instant
+    # with its offset; unset: the wall clock).
+    statements: str = topics.STATEMENTS
+    close_retain: int = DEFAULT_RETAIN
+    now: str = ""
 
     def home(self, event_type: str) -> str:
         """The topic an event of this type belongs on."""
         if event_type in ("account_balance", "depository_balance"):
             return self.balances
+        if event_type in ("statement_approval", "statement_filing"):
+            return self.statements  # the day's record (issue #12), where the alerter reads them
         return topics.DISBURSEMENTS if event_type == "disbursement" else self.settings
 
     @classmethod
@@ -192,8 +212,10 @@ class Aggregate:
     def __init__(self, app: CalculatorApp, cfg: CalculatorConfig, metrics: Metrics, states: PartitionStates,
                  writer: ChangelogWriter, tables: Mapping[str, StoreTable], partials: faust.TopicT,
                  to_dlq: Callable[..., Awaitable[None]],
-                 combine_here: Callable[[Sequence[bytes]], Awaitable[None]] | None = None) -> None:
+                 combine_here: Callable[[Sequence[bytes]], Awaitable[None]] | None = None,
+                 calendar: BusinessCalendar | None = None) -> None:
         self.app, self.cfg, self.metrics, self.states, self.writer = app, cfg, metrics, states, writer
+        self.calendar = calendar or BusinessCalendar(CalendarConfig.from_env())  # the partitions' days (#12)
         self.combine_here = combine_here
         self.partials = partials
         self.to_dlq = to_dlq
@@ -217,7 +239,8 @@ class Aggregate:
             state = self.states.get(partition)
             if state is None:
                 raise RuntimeError(f"balances partition {partition} is assigned but its tables were not loaded")
-            put = state.aggregate.put
+            day = state.closing or closing.partition_day(state, self.calendar, self.cfg.close_retain)
+            put = day.put  # the live aggregate's put, and the partition's closer beside it (closing.py)
             last_event = state.batch_last_event
             accounts = changes.setdefault((partition, "acct|"), {})
             depositories = changes.setdefault((partition, "depo|"), {})
@@ -259,6 +282,7 @@ class Aggregate:
                     unchanged += 1
             if records:
                 state.advance(records[-1].offset, newest if newest >= 0 else None)
+            changes[(partition, closing.PREFIX)] = day.take_rows(partition)  # same write, same checkpoint
         touched = {p: self.states[p] for (p, _), rows in changes.items() if rows}
         await self._write(changes, {tp: records[-1].offset + 1 for tp, records in batch.items() if records},
                           touched)
@@ -479,21 +503,34 @@ class Calculator:
         self.depositories = self._table("depositories", cfg.partitions,
                                         store_factory(HeldStore, kafka=kafka, states=self.states, prefix="depo|"))
         self.combiner = Combiner()
+        self.calendar = BusinessCalendar(CalendarConfig.from_env())
+        self.clock = closing.clock_from(cfg.now)
+        self.desk = StatementDesk(self.calendar, cfg.close_retain)  # the closed days' statements (#12)
+        self.closing = self._table("closing", cfg.partitions,
+                                   store_factory(ClosingStore, kafka=kafka, states=self.states,
+                                                 calendar=self.calendar, retain=cfg.close_retain))
+        self.statements_topic = self._raw(cfg.statements, 1)
         self.restored = False  # the combiner was rebuilt from its table since its partition was (re)loaded
         self._restoring = asyncio.Lock()
         self.store = self._table("combiner", 1, store_factory(ChangelogStore, kafka=kafka,
                                                               on_loaded=self._combiner_loaded))
         self.writer = ChangelogWriter(kafka, client_id=f"{cfg.app_id}-changelog")
         self.aggregate = Aggregate(app, cfg, metrics, self.states, self.writer,
-                                   {"acct|": self.accounts, "depo|": self.depositories},
-                                   self.partials_topic, self.to_dlq, self.combine_here)
+                                   {"acct|": self.accounts, "depo|": self.depositories,
+                                    closing.PREFIX: self.closing},
+                                   self.partials_topic, self.to_dlq, self.combine_here, self.calendar)
         self.figures_throttle = Throttle(cfg.coalesce_ms / 2000, self.flush_figures,
                                          lambda exc: crash(app, exc))
+        # Statements are recomputed at most every STATEMENTS_INTERVAL: a closed day's statement is not
+        # latency-bound, and its recomputation (the closed days kept x the segments) stays off the figures' path.
+        self.statements_throttle = Throttle(max(cfg.coalesce_ms / 2000, closing.STATEMENTS_INTERVAL),
+                                            self.flush_statements, lambda exc: crash(app, exc))
         app.bulk_topic(self.balances_topic, self.aggregate)
         app.bulk_topic(self.inputs_topic, self.consolidate)
         # A partition given to another worker is dropped by the stores (faust_adapter.BulkLoadedStore).
         app.before_stop.append(self.aggregate.close)
         app.after_rebalance(self._on_rebalance_complete)
+        app.timer(closing.CLOCK_TICK)(self.tick)
         self._pages()
 
     def _raw(self, name: str, partitions: int | None = None) -> faust.TopicT:
@@ -560,8 +597,65 @@ class Calculator:
         published = {key.decode(): Figures.model_validate_json(value) for key, value in last.items()}
         self.combiner = Combiner()
         self.combiner.restore(partials, settings, published)  # type: ignore[arg-type]
+        await self.restore_desk(partials.values())
         log.info("combiner_restored", partitions=len(partials), settings=len(settings),
                  published={sid: f.version for sid, f in published.items()})
+
+    async def restore_desk(self, partials: Iterable[Partial]) -> None:
+        """The closing book (issue #12) from the combiner's table (the partitions' views, the settings history,
+        the day closed through) and from the statements topic: what was really published."""
+        history = []
+        through = None
+        for key, value in self.store.items():
+            if key.startswith(closing.HISTORY):
+                ev = EVENT_ADAPTER.validate_python(value)
+                if isinstance(ev, closing.BOOK_SETTINGS):
+                    history.append(ev)
+            elif key == closing.CLOSED_THROUGH:
+                through = date.fromisoformat(value)
+        topic = self.cfg.statements
+        published = []
+        async for _, latest, _, _, _ in read_changelog(self.kafka, [TP(topic, 0)]):
+            for value in latest.values():
+                rec = closing.statement_of(value)
+                if rec is not None:
+                    published.append(rec)
+        self.desk.restore(partials, history, through, published)
+        self.desk.tick(self.clock())
+        log.info("closing_restored", settings=len(history), closed_through=str(self.desk.book.closed_through),
+                 published={r.key: r.version for r in self.desk.book_published()})
+
+    async def flush_statements(self) -> None:
+        """Publish the closed days' statements that are new or changed (the owner of the combiner only: a
+        flush after its partition was given to another worker would repeat a version)."""
+        if self.partials_tp not in self.app.consumer.assignment():
+            return
+        for rec in self.desk.flush(self.clock()):
+            await self.statements_topic.send(key=rec.key.encode(), value=rec.model_dump_json().encode())
+            log.info("statement", business_day=rec.business_day.isoformat(), segment=rec.segment, kind=rec.kind,
+                     version=rec.version, moved=sorted(rec.moved))
+        for event_id in self.desk.prunable():
+            with contextlib.suppress(KeyError):
+                del self.store[f"{closing.HISTORY}{event_id}"]
+
+    def take_close(self, ev: BusinessDayClose) -> bool:
+        """`business_day_close` closes the day in the book (the partitions close it at their next balance
+        after its cut-off: closing.py); True when statements may be due."""
+        if self.desk.on_close(ev):
+            self.store[closing.CLOSED_THROUGH] = str(self.desk.book.closed_through)
+            log.info("business_day_close", business_day=ev.business_day.isoformat(), event_id=ev.event_id)
+            self.metrics.settings.labels("applied").inc()
+        else:
+            self.metrics.settings.labels("unchanged").inc()
+        return self.desk.dirty
+
+    async def tick(self) -> None:
+        """The clock closes the days whose cut-off passed (the owner of the combiner, once restored)."""
+        if self.partials_tp not in self.app.consumer.assignment() or not self.restored:
+            return
+        if self.desk.tick(self.clock()):
+            log.info("day_closed_by_clock", closed_through=str(self.desk.book.closed_through))
+            await self.statements_throttle.request()
 
     # -- the combiner's stage and flush ------------------------------------------------------------------------
 
@@ -580,6 +674,8 @@ class Calculator:
                 requirement=str(figures.requirement), funds=str(figures.funds), excess=str(figures.excess),
                 excess_over_target=str(figures.excess_over_target),
             )
+        if self.desk.dirty:
+            await self.statements_throttle.request()
 
     async def consolidate(self, fetch: Mapping[TP, Sequence[Any]]) -> None:
         """Each fetch of partials and settings, in Kafka's order per partition. (Their offsets may be committed
@@ -618,7 +714,8 @@ class Calculator:
             return False
         if self.combiner.on_partial(partial):
             self.store[f"partial|{partial.partition}"] = orjson.loads(value)
-        return bool(self.combiner.dirty)
+            self.desk.on_partial(partial)
+        return bool(self.combiner.dirty) or self.desk.dirty
 
     async def combine_input(self, record: Any) -> bool:
         """Take one partial or setting (an aiokafka record); True when a figure may have changed."""
@@ -634,6 +731,10 @@ class Calculator:
             metrics.settings.labels("dead_lettered").inc()
             await self.to_dlq(record, err.reason, value, err.field)
             return False
+        if isinstance(ev, BusinessDayClose):
+            return self.take_close(ev)
+        if isinstance(ev, closing.BOOK_SETTINGS) and self.desk.on_setting(ev):
+            self.store[f"{closing.HISTORY}{ev.event_id}"] = orjson.loads(ev.model_dump_json())
         if not isinstance(ev, SETTING_TYPES):
             metrics.settings.labels("dead_lettered").inc()
             await self.to_dlq(record, f"a {ev.type} event belongs on {self.cfg.home(ev.type)}", value, "type")
@@ -643,7 +744,7 @@ class Calculator:
             metrics.settings.labels("applied").inc()
             return True
         metrics.settings.labels("unchanged").inc()
-        return False
+        return self.desk.dirty
 
     async def to_dlq(self, where: Any, reason: str, payload: bytes, field: str | None = None) -> None:
         """Dead-letter a record (`where`: the aiokafka record, or a description of where it came from)."""

@@ -46,6 +46,10 @@ class Partial:
     # Where and in what the money is held (issue #14): the partition's holdings sums (services/calculator/
     # holdings_stage.py), integer cents per key; the combiner adds them up.
     holdings: Sums = field(default_factory=dict)
+    # The partition's business days (issue #12, services/calculator/closing.py): its `PartView` on the wire
+    # (open day, closing sums of the closed days kept); None from a partition without balances or an older
+    # calculator.
+    day: dict[str, Any] | None = None
 
     @property
     def order(self) -> tuple[int, int]:
@@ -69,6 +73,7 @@ class Partial:
                 for sid, s in self.segments.items()
             },
             "holdings": [(list(k), v) for k, v in sorted(self.holdings.items())],
+            **({"day": self.day} if self.day is not None else {}),
         })
 
     @classmethod
@@ -92,6 +97,7 @@ class Partial:
                 if sid in SEGMENT_IDS
             },
             holdings=Holdings.from_partial(data.get("holdings") or ()),
+            day=data.get("day"),
         )
 
 
@@ -106,8 +112,8 @@ def _dt(raw: object) -> datetime | None:
 class PartitionState:
     """The balances one partition has seen: latest per key, running sums, freshness per source."""
 
-    __slots__ = ("_ingested_ms", "aggregate", "batch_last_event", "ends", "holdings", "offset", "partition",
-                 "published")
+    __slots__ = ("_ingested_ms", "aggregate", "batch_last_event", "closing", "ends", "holdings", "offset",
+                 "partition", "published")
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
@@ -118,6 +124,7 @@ class PartitionState:
         self.ends: dict[str, int] = {}  # changelog end offset per table when this state was loaded
         self.published = -1  # the highest offset of a partial of this state that Kafka acknowledged
         self.holdings = Holdings()  # the same depository balances, by instrument, location, issuer (issue #14)
+        self.closing: Any = None  # its business days (issue #12): a closing.PartitionDay, made at first use
 
     @property
     def epoch(self) -> int:
@@ -171,4 +178,5 @@ class PartitionState:
                 sources=dict(state.sources),
             )
         self.batch_last_event = {}
-        return Partial(self.partition, self.offset, self.ingested_at, segments, self.epoch, dict(self.holdings.sums))
+        return Partial(self.partition, self.offset, self.ingested_at, segments, self.epoch, dict(self.holdings.sums),
+                       None if self.closing is None else self.closing.wire())

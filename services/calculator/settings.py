@@ -9,11 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from segwatch.config import KafkaPart
+from segwatch.core.close import DEFAULT_RETAIN
 from segwatch.environment import (
     CalendarPart,
     EnvSettings,
     EventsPart,
     FiguresPart,
+    Instant,
     ListenPort,
     LoggingPart,
     NamespacePart,
@@ -39,6 +41,8 @@ class CalculatorPart(EnvSettings):
     web_port: ListenPort = env("SEGWATCH_CALCULATOR_PORT", DEFAULT_PORT, "port of the web endpoints (or --port)")
     datadir: Text = env("SEGWATCH_CALCULATOR_DATADIR", "", "Faust's data directory")
     instance_id: Text = env("SEGWATCH_CALCULATOR_INSTANCE_ID", "", "static group membership id")
+    close_retain: PositiveInt = env("SEGWATCH_CLOSE_RETAIN", DEFAULT_RETAIN, "closed business days kept for amendments")
+    now: Instant = env("SEGWATCH_NOW", "", "a fixed clock (an ISO instant with offset) for tests; unset: wall clock")
 
 
 class CalculatorSettings(

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from segwatch.replay import Watcher
+from segwatch.sample import OPEN
 from segwatch.system import LocalSystem
 
 
@@ -13,7 +14,9 @@ from segwatch.system import LocalSystem
 async def system(kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LocalSystem]:
     """The three services on the test broker, in a namespace of their own; stopped after the test."""
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
-    async with LocalSystem(workdir=tmp_path, out=lambda _: None) as running:
+    # The services' clock (SEGWATCH_NOW) at the sample day's opening: its day closes at the ledger's end of day,
+    # not at once by the wall clock (the sample day is in 2017).
+    async with LocalSystem(workdir=tmp_path, out=lambda _: None, now=OPEN.isoformat()) as running:
         yield running
 
 

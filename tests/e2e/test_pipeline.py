@@ -16,8 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.events import DepositoryBalance
 from schemas.records import Figures
+from segwatch.cli.dayclose import statement_at_close
 from segwatch.core import statement
 from segwatch.core.book import Book
+from segwatch.core.calendar import BusinessCalendar
 from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.forms.parse import parse_filing
 from segwatch.kafka import topics
@@ -26,7 +28,7 @@ from segwatch.sample import Day
 from segwatch.system import LocalSystem
 from segwatch.waiting import wait_until
 from tests.conftest import REFERENCE
-from tests.support.sample_day import EXPECTED_ALERTS
+from tests.support.sample_day import EXPECTED_ALERTS, EXPECTED_STATEMENTS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -116,6 +118,11 @@ async def test_sample_day_through_the_pipeline(system: LocalSystem, watcher: Wat
         assert watcher.figures[sid].lines == book.consolidated(sid).lines
     await assert_metrics_show(system, watcher.figures)
     assert_closing_equals_the_2017_filing(watcher.figures)
+    # The business day: closed by the ledger, amended by the late balance to the filing (issue #12).
+    assert [(s.segment, s.kind, s.version) for s in watcher.statements] == EXPECTED_STATEMENTS
+    events = [ev for _, evs in Day(accounts=300, events=200, seed=11).phases() for ev in evs]
+    day = watcher.statements[0].business_day
+    assert {s.segment: s.lines for s in watcher.statements} == statement_at_close(events, day, BusinessCalendar())
     await assert_alerts_exactly_once(system, watcher)  # last: its marker adds a cent to 4d(f)
     versions = [f.version for f in watcher.figures_seen if f.segment == "4d2"]
     assert versions == sorted(set(versions))  # one record per change, versions only grow

@@ -13,3 +13,13 @@ EXPECTED_ALERTS = [
     ("4d2", "deficiency", "resolved"),
     ("4d2", "under_target", "resolved"),
 ]
+
+# The business day (issue #12): the ledger's end of day closes it (INITIAL of every segment, the 4d(2) one a
+# thousand dollars short: the clearing-house account's provisional balance), then the account's final balance
+# arrives late and amends 4d(2) to the filing (version 2). The sign-off and filing after it raise no alert.
+EXPECTED_STATEMENTS = [
+    ("4d2", "INITIAL", 1),
+    ("30.7", "INITIAL", 1),
+    ("4df", "INITIAL", 1),
+    ("4d2", "AMENDMENT", 2),
+]

@@ -20,15 +20,18 @@ import pytest
 from schemas.alerts import Alert
 from schemas.controls import DisbursementDecision
 from schemas.records import Figures
+from schemas.statements import StatementRecord
 from segwatch.cli import main
+from segwatch.cli.dayclose import statement_at_close
 from segwatch.core import statement
+from segwatch.core.calendar import BusinessCalendar
 from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.core.twin import EventClock, Twin
 from segwatch.forms.parse import parse_filing
-from segwatch.sample import Day
+from segwatch.sample import LATE_CORRECTION, Day
 from tests.conftest import REFERENCE
 from tests.support.replay_events import DAY, account, bank, disbursement, fx, ndjson
-from tests.support.sample_day import EXPECTED_ALERTS
+from tests.support.sample_day import EXPECTED_ALERTS, EXPECTED_STATEMENTS
 
 
 def segwatch(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -225,6 +228,13 @@ def test_the_sample_day_in_its_phases_gives_the_alerts_the_live_pipeline_publish
     filed = parse_filing((REFERENCE / "000_a00a1cb97de91a10.txt").read_text())
     for sid in SEGMENT_IDS:
         assert last[sid].lines == statement.complete(sid, filed[sid]), sid
+    # The business day: the close, then the late balance that amends 4d(2) to the filing.
+    statements = [r.value for r in records if isinstance(r.value, StatementRecord)]
+    assert [(s.segment, s.kind, s.version) for s in statements] == EXPECTED_STATEMENTS
+    amended = statements[-1]
+    events = [ev for _, evs in Day(accounts=300, events=200, seed=seed).phases() for ev in evs]
+    assert amended.lines == statement_at_close(events, amended.business_day, BusinessCalendar())["4d2"]
+    assert statements[0].lines["7190"] == amended.lines["7190"] - LATE_CORRECTION
 
 
 def test_shuffling_the_sample_day_changes_no_closing_figure(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from segwatch.kafka import topics as t
 CHANGELOGS = (
     "segwatch-calculator-accounts-changelog",
     "segwatch-calculator-depositories-changelog",
+    "segwatch-calculator-closing-changelog",
 )
 COMBINER_CHANGELOG = "segwatch-calculator-combiner-changelog"  # one partition: partials and settings
 
