@@ -399,7 +399,7 @@ class StatementApproval(EventBase):
 
     @property
     def key(self) -> str:
-        return f"statement|{self.business_day.isoformat()}|approval"
+        return f"statement|{self.business_day.isoformat()}|approval|{self.event_id}"  # each one kept (Reg. 1.31)
 
 
 class StatementFiling(EventBase):
@@ -416,7 +416,7 @@ class StatementFiling(EventBase):
 
     @property
     def key(self) -> str:
-        return f"statement|{self.business_day.isoformat()}|filing"
+        return f"statement|{self.business_day.isoformat()}|filing|{self.event_id}"  # each one kept (Reg. 1.31)
 
 
 DAY_EVENT_MODELS: tuple[type[EventBase], ...] = (BusinessDayClose, StatementApproval, StatementFiling)

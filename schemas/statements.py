@@ -60,7 +60,8 @@ class StatementRecord(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.business_day.isoformat()}|{self.segment}"
+        """Every version its own key: compaction keeps the INITIAL beside its AMENDMENTs (Reg. 1.31's record)."""
+        return f"{self.business_day.isoformat()}|{self.segment}|v{self.version}"
 
 
 class DayStatus(BaseModel):

@@ -137,8 +137,8 @@ def topics(env: Mapping[str, str] | None = None) -> tuple[TopicSpec, ...]:
         spec(
             STATEMENTS,
             1,
-            # compact: the latest version of each (day, segment) and each day's status; delete: after the
-            # retention, never before it
+            # compact: every version of each (day, segment) (its own key), every sign-off and filing, the latest
+            # status of each day; delete: after the retention, never before it
             {"cleanup.policy": "compact,delete", "retention.ms": str(STATEMENT_RETENTION_DAYS * _DAY_MS)},
             "the daily statements (INITIAL, AMENDMENT) and each day's status, keyed by business day and segment; "
             "kept over five years (Reg. 1.31)",

@@ -21,7 +21,8 @@ partition's `PartView` (`Partial.day`: its open day and the closing sums of the 
 Combiner side (`StatementDesk`): a `ClosingBook` fed the partitions' views, the settings (kept as a history,
 since a closed day is computed with the settings in force at its cut-off), `business_day_close` events and
 the clock (`tick`). `flush` returns the `StatementRecord`s to publish on segwatch.statements, keyed by
-`rec.key` ("<day>|<segment>"): INITIAL at a day's close, an AMENDMENT with the next version when a late
+`rec.key` ("<day>|<segment>|v<version>": compaction keeps every version): INITIAL at a day's close, an
+AMENDMENT with the next version when a late
 balance or setting changes it, nothing when it does not. The owner of the combiner restores it from the
 combiner table (views, settings history, `closed|through`) and from the statements topic (`ClosingBook.restore`:
 what was really published), so a restart republishes nothing and loses nothing.

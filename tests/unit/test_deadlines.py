@@ -75,7 +75,7 @@ def test_a_day_closes_amends_is_signed_off_and_filed(cal: BusinessCalendar) -> N
         c.close(nxt, cal.cutoff(nxt))
     record = DayRecord(D, cal.cutoff(D), cal.deadlines(D), segments=("4d2",))
     (initial,) = close_and_publish(closers, history, record, at(7, 0, 5))
-    assert initial.kind == "INITIAL" and initial.version == 1 and initial.key == "2017-11-06|4d2"
+    assert initial.kind == "INITIAL" and initial.version == 1 and initial.key == "2017-11-06|4d2|v1"
     assert initial.lines["7070"] == Decimal("100.00") and initial.lines["7190"] == Decimal("50.00")
     assert record.status().status == "computed"
 
