@@ -25,6 +25,8 @@ from segwatch.kafka.topics import ALERTS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8703
+# Seconds between evaluations of the filing and report deadlines (issue #12; default 15; 0: on inputs only).
+DAY_INTERVAL_ENV = "SEGWATCH_ALERTER_DAY_INTERVAL_SECONDS"
 
 
 def _env_port(env: dict[str, str] | os._Environ[str]) -> int:
@@ -95,7 +97,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["disbursements_topic"] = args.disbursements_topic or None
     if args.statements_topic is not None:
         overrides["statements_topic"] = args.statements_topic or None
-    service = AlerterService(settings, AlerterConfig(host=host, port=port, **overrides), logger=log)
+    from services.alerter.clock import clock_from_env
+
+    interval = os.environ.get(DAY_INTERVAL_ENV, "").strip()
+    if interval:
+        try:
+            overrides["day_interval"] = float(interval)
+        except ValueError:
+            raise InputError(DAY_INTERVAL_ENV, f"expected seconds, got {interval!r}") from None
+        if not overrides["day_interval"] >= 0:
+            raise InputError(DAY_INTERVAL_ENV, f"expected seconds (0: no timer), got {interval!r}")
+    service = AlerterService(settings, AlerterConfig(host=host, port=port, **overrides), logger=log,
+                             clock=clock_from_env())
     return asyncio.run(_serve(service, log))
 
 
