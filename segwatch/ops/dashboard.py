@@ -256,12 +256,14 @@ def business_day_panels(y: int) -> list[Any]:
         mappings=value_map({"0": ("none", "green"), "1": ("AMENDMENT to file", "red")}),
         description="A late balance changed a statement already filed or signed off: file the AMENDMENT.",
     ))
-    panels.append(state_timeline(
-        "Report of investments submitted", f"min by (report_date) ({m.INVESTMENT_REPORT_SUBMITTED})",
-        "{{report_date}}", g.GridPos(h=8, w=WIDTH - 2 * (WIDTH // 3), x=2 * (WIDTH // 3), y=y + 9),
-        mappings=value_map({"0": ("not submitted", "red"), "1": ("submitted", "green")}),
-        description="CBOT Rule 971.D: as of the 15th and the last business day of the month, due by the close of "
-                    "business of the next business day (investment_report_overdue).",
+    panels.append(timeseries(
+        "Reports of investments not yet submitted",
+        [(f"count({m.INVESTMENT_REPORT_SUBMITTED} == 0) or vector(0)", "pools not submitted"),
+         (f"count(({m.INVESTMENT_REPORT_DEADLINE_AT} <= time()) unless on (report_date, segment) "
+          f"({m.INVESTMENT_REPORT_SUBMITTED} == 1)) or vector(0)", "overdue")],
+        g.GridPos(h=8, w=WIDTH - 2 * (WIDTH // 3), x=2 * (WIDTH // 3), y=y + 9),
+        description="CBOT Rule 971.D: as of the 15th and the last business day of the month, per pool, due by the "
+                    "close of business of the next business day (investment_report_overdue warns when overdue).",
     ))
     return panels
 
