@@ -54,7 +54,7 @@ class ReportDeadlines:
     """The reports owed (from the closes of report dates), their submissions, and the alerts in force."""
 
     calendar: BusinessCalendar
-    retain: int = 24  # report dates kept (a year); one with an alert in force is never dropped
+    retain: int = 6  # report dates kept (three months); one with an alert in force is never dropped
     due: dict[tuple[date, str], ReportDue] = field(default_factory=dict)
     submissions: dict[date, list[InvestmentReportSubmitted]] = field(default_factory=dict)
     firing: dict[str, Alert] = field(default_factory=dict)  # alert_id -> its firing record

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.events import StatementFiling
+from schemas.events import InvestmentReportSubmitted, StatementFiling
 from schemas.statements import StatementRecord
 from segwatch.config import KafkaSettings
 from segwatch.core.deadlines import moved_lines
@@ -92,8 +92,11 @@ async def get(http: aiohttp.ClientSession, system: LocalSystem, path: str, token
 
 
 def day_alerts(watcher: Watcher) -> list[tuple[str, str, str]]:
-    return [(a.rule, a.severity, a.state) for a in watcher.alerts if a.rule in
-            (NOT_FILED, "statement_filed_late", "amendment_needed")]
+    return [(a.rule, a.severity, a.state) for a in watcher.alerts if a.alert_id.startswith("2026-11-16|")]
+
+
+def report_alerts(watcher: Watcher) -> list[tuple[str, str, str]]:
+    return [(a.segment, a.rule, a.state) for a in watcher.alerts if a.rule == "investment_report_overdue"]
 
 
 async def test_the_filing_deadline_amendments_and_the_record_on_the_live_services(
@@ -162,6 +165,22 @@ async def test_the_filing_deadline_amendments_and_the_record_on_the_live_service
             status, bad = await get(http, system, "/v1/days/2026-11-16/statement?version=x")
             assert (status, bad["field"]) == (400, "version")
 
+            # Issue #14: the close of a report date (10-15) owes its report of investments, due by the close of
+            # 10-16: long overdue on this clock. The submission, through ingest, resolves it.
+            report_day = statement("30.7").model_copy(update={"business_day": date(2026, 10, 15),
+                                                               "cutoff": datetime(2026, 10, 15, 23, 59, tzinfo=CHI)})
+            await publish(system, [report_day])
+            await watcher.wait_for(lambda: report_alerts(watcher) == [("30.7", "investment_report_overdue",
+                                                                       "firing")], 60, "investment_report_overdue")
+            submitted = InvestmentReportSubmitted(
+                event_id="sidr-1", source="nfa", as_of=datetime(2026, 10, 19, 9, tzinfo=CHI),
+                report_date=date(2026, 10, 15), segment=None, submitted_at=datetime(2026, 10, 19, 9, tzinfo=CHI),
+                reference="SIDR-2026-10-15")
+            await system.post(http, [submitted])
+            await watcher.wait_for(lambda: len(report_alerts(watcher)) >= 2, 60, "the report's submission")
+            assert report_alerts(watcher) == [("30.7", "investment_report_overdue", "firing"),
+                                              ("30.7", "investment_report_overdue", "resolved")]
+
         # The last restart published nothing of its own: what it published while recovering was acknowledged
         # before it was ready, so the alert topic read to its end now holds it if there is any.
         await system.restart_service("alerter")
@@ -171,6 +190,7 @@ async def test_the_filing_deadline_amendments_and_the_record_on_the_live_service
                 "filed", 2, False)
         settings = KafkaSettings.from_env({"KAFKA_BOOTSTRAP": system.bootstrap})
         alerts, _ = parse_alerts(await read_to_end(settings, system.topic(topics.ALERTS), 1, timeout=30))
-        assert [(a.rule, a.severity, a.state) for a in alerts] == day_alerts(watcher)
+        assert [(a.alert_id, a.state) for a in alerts] == [(a.alert_id, a.state) for a in watcher.alerts]
+        assert len(day_alerts(watcher)) == 6 and len(report_alerts(watcher)) == 2
     finally:
         await watcher.stop()
