@@ -51,6 +51,7 @@ from segwatch.core.day_alerts import RUNBOOK_ANCHORS, DayAlerts
 from segwatch.core.deadlines import DayRecord
 from segwatch.core.report_deadlines import RULE as REPORT_RULE
 from segwatch.core.report_deadlines import ReportDeadlines
+from services.alerter.day_metrics import DAYS_SHOWN
 
 if TYPE_CHECKING:
     from services.alerter.service import AlerterService
@@ -175,8 +176,11 @@ class DayBook:
         record = self.records.get(day)
         return record.status() if record is not None and record.statements else None
 
-    def statuses(self) -> list[DayStatus]:
-        return [s for s in (self.status(day) for day in sorted(self.records)) if s is not None]
+    def statuses(self, last: int | None = None) -> list[DayStatus]:
+        """Each day's status, oldest first (`last`: only the newest that many days)."""
+        days = sorted(d for d, r in self.records.items() if r.statements)
+        chosen = days[-last:] if last else days
+        return [s for s in (self.status(day) for day in chosen) if s is not None]
 
     def changed_statuses(self, days: Iterable[date]) -> list[DayStatus]:
         """The statuses of `days` that differ from the one last published."""
@@ -385,7 +389,7 @@ class AlerterBusinessDay:
     def show(self) -> None:
         book, cal = self.book, self.book.calendar
         self.service.metrics.day.show_days(
-            (s, cal.deadlines(s.business_day).warning.timestamp()) for s in book.statuses())
+            (s, cal.deadlines(s.business_day).warning.timestamp()) for s in book.statuses(DAYS_SHOWN))
         self.service.metrics.day.show_reports(
             (r.report_date, r.segment, r.due_at.timestamp(), r.submitted is not None)
             for r in book.reports.due.values())
