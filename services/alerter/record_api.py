@@ -1,7 +1,8 @@
 """The record over HTTP (issue #12): the alerter's read API on the business days, their statements and status,
 and the figures in force at a time of the current day. Documented in docs/RECORD.md.
 
-    GET /v1/days                                       every business day held, with its status
+    GET /v1/days[?from=&to=]                           every business day held, with its status (from/to:
+                                                       every statement day of the calendar in the range)
     GET /v1/days/{day}                                 the day's status (DayStatus) and the versions held
     GET /v1/days/{day}/statement?segment=&version=&format=json|text|filing
                                                        the statement (default: every segment, latest version)
@@ -35,6 +36,7 @@ REALM: Final = 'Bearer realm="segwatch-record"'
 FIRM_ENV: Final = "SEGWATCH_FIRM_NAME"
 DEFAULT_FIRM: Final = "segwatch FCM"
 FORMATS: Final = ("json", "text", "filing")
+MAX_RANGE_DAYS: Final = 6 * 366  # /v1/days?from=&to=: at most the record's retention
 
 
 class BadParameter(Exception):
@@ -53,11 +55,11 @@ def _error(exc: BadParameter) -> web.Response:
     return _json(exc.status, {"error": f"{exc.field}: {exc.reason}", "field": exc.field, "reason": exc.reason})
 
 
-def parse_day(text: str) -> date:
+def parse_day(text: str, field: str = "day") -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise BadParameter("day", f"expected a date YYYY-MM-DD, got {text!r}") from None
+        raise BadParameter(field, f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def parse_version(text: str | None) -> int | None:
@@ -160,11 +162,26 @@ class RecordApi:
     # --- the handlers (synchronous: the state is in memory) ---------------------------------------------
 
     def days(self, request: web.Request) -> web.Response:
+        """The days held; with `from` (and `to`, default today): every statement day of the calendar in that
+        range, a day without a statement held saying so (`status` null), so a missing close shows."""
         book = self.book
+        first, last = request.query.get("from"), request.query.get("to")
+        if first is None and last is None:
+            days = [s.business_day for s in book.statuses()]
+        else:
+            if not first:
+                raise BadParameter("from", "required with `to` (YYYY-MM-DD)")
+            start = parse_day(first, "from")
+            end = parse_day(last, "to") if last else self.service.clock().astimezone(book.calendar.tz).date()
+            if end < start or (end - start).days > MAX_RANGE_DAYS:
+                raise BadParameter("to", f"expected a day from {start} to {MAX_RANGE_DAYS} days after it, got {end}")
+            days = book.calendar.statement_days(start, end)
         out = []
-        for status in book.statuses():
-            row = status.model_dump(mode="json")
-            row["versions"] = book.versions_of(status.business_day)
+        for day in days:
+            status = book.status(day)
+            row: dict[str, Any] = (status.model_dump(mode="json") if status is not None
+                                   else {"business_day": day.isoformat(), "status": None})
+            row["versions"] = book.versions_of(day)
             out.append(row)
         return _json(200, {"days": out})
 

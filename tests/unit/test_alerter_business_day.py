@@ -345,6 +345,9 @@ async def test_the_read_api_serves_the_days_statements_and_figures_behind_a_toke
     status, days, _ = await get(service, "/v1/days")
     assert status == 200 and [(d["business_day"], d["status"], d["versions"]) for d in days["days"]] == [
         ("2026-11-16", "filed", {"30.7": [1], "4d2": [1, 2], "4df": [1]})]
+    status, listed, _ = await get(service, "/v1/days?from=2026-11-13&to=2026-11-17")
+    assert status == 200 and [(d["business_day"], d["status"]) for d in listed["days"]] == [
+        ("2026-11-13", None), ("2026-11-16", "filed"), ("2026-11-17", None)]  # the weekend has no statement
     status, day, _ = await get(service, "/v1/days/2026-11-16")
     assert status == 200 and day["filed_by"] == "Pat Filer" and day["amendment_needed"] and day["version"] == 2
 
@@ -361,7 +364,9 @@ async def test_the_read_api_serves_the_days_statements_and_figures_behind_a_toke
     status, filed, _ = await get(service, "/v1/days/2026-11-16/statement?format=filing")
     assert status == 200 and filed["kind"] == "AMENDMENT" and filed["submit_date"] == "2026-11-17"
 
-    for path, field in (("/v1/days/16-11-2026", "day"), ("/v1/days/2026-11-16/statement?version=0", "version"),
+    for path, field in (("/v1/days/16-11-2026", "day"), ("/v1/days?from=2026-13-01", "from"),
+                        ("/v1/days?to=2026-11-17", "from"), ("/v1/days?from=2026-11-17&to=2026-11-16", "to"),
+                        ("/v1/days/2026-11-16/statement?version=0", "version"),
                         ("/v1/days/2026-11-16/statement?segment=5x", "segment"),
                         ("/v1/days/2026-11-16/statement?format=pdf", "format"),
                         ("/v1/figures?at=yesterday", "at"), ("/v1/figures?at=2026-11-17T09:00:00", "at"),
