@@ -203,12 +203,13 @@ def test_the_twin_replays_the_report_deadline() -> None:
 
     stage = InvestmentReports()
     twin = Twin(stages=[stage])
-    stage.on_record(twin, Record("segwatch.statements", report_close("4d2")), R)
     late = datetime(2026, 10, 19, 9, tzinfo=CHI)
+    stage.on_record(twin, Record("segwatch.statements", report_close("4d2")), late)
     [fired] = stage.on_event(twin, submitted("30.7", late, "other-pool"), late)
-    assert (fired.value.rule, fired.value.state) == ("investment_report_overdue", "firing")  # type: ignore[union-attr]
+    assert isinstance(fired.value, Alert) and (fired.value.rule, fired.value.state) == (
+        "investment_report_overdue", "firing")
     [resolved] = stage.on_event(twin, submitted("4d2", late, "sub-4d2"), late)
-    assert resolved.value.state == "resolved"  # type: ignore[union-attr]
+    assert isinstance(resolved.value, Alert) and resolved.value.state == "resolved"
 
 
 # --- the test clock ---------------------------------------------------------------------------------------
@@ -323,7 +324,7 @@ async def test_the_service_publishes_each_alert_once_mirrored_per_incident_and_t
 
 async def get(service: FakeService, path: str, token: str | None = "secret") -> tuple[int, Any, str]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with TestClient(TestServer(make_app(service))) as client:  # type: ignore[arg-type]
+    async with TestClient(TestServer(make_app(service))) as client:
         response = await client.get(path, headers=headers)
         text = await response.text()
         body = await response.json() if response.content_type == "application/json" else None
