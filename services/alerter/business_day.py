@@ -416,6 +416,13 @@ class AlerterBusinessDay:
         topics = [t for t in (cfg.statements_topic, cfg.alerts_topic, cfg.state_topic, cfg.figures_topic)
                   if t is not None]
         counts = await partition_counts(settings, topics, timeout=timeout)
+        # The alerts in force first, so a day with one is never dropped while the statements are taken; the
+        # newest record of each incident wins (by `at`: a record mirrored to the state topic equals its original).
+        alerts: list[Alert] = []
+        for topic in [t for t in (cfg.alerts_topic, cfg.state_topic) if t is not None]:
+            got, _, _ = parse_records(await read_to_end(settings, topic, counts[topic], timeout=timeout))
+            alerts.extend(got)
+        book.restore(sorted(alerts, key=lambda a: a.at))
         unreadable = 0
         if cfg.statements_topic is not None:
             for record in await read_to_end(settings, cfg.statements_topic, counts[cfg.statements_topic],
@@ -430,11 +437,6 @@ class AlerterBusinessDay:
                     book.take(parse_day_input(kind, raw, record.value))
                 except Unreadable:
                     unreadable += 1
-        alerts: list[Alert] = []
-        for topic in [t for t in (cfg.alerts_topic, cfg.state_topic) if t is not None]:
-            got, _, _ = parse_records(await read_to_end(settings, topic, counts[topic], timeout=timeout))
-            alerts.extend(got)
-        book.restore(alerts)
         now = svc.clock()
         for record in await read_to_end(settings, cfg.figures_topic, counts[cfg.figures_topic], timeout=timeout):
             if record.value is None:

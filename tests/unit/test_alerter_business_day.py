@@ -143,6 +143,24 @@ def test_restored_alerts_are_not_published_again_and_what_ended_meanwhile_resolv
     assert state_key(fired[0]) == "4d2|statement_not_filed|2026-11-16|statement_not_filed|warning"
 
 
+def test_an_old_unfiled_day_with_its_page_in_force_is_kept_past_the_days_retained() -> None:
+    """Recovery restores the alerts first: a day whose page is still in force is not forgotten (and so not
+    resolved) when later days' statements arrive."""
+    first = DayBook(BusinessCalendar())
+    first.on_statement(statement())
+    page = [a for a in first.evaluate(chicago(30, 13)) if a.severity == "critical"]
+    book = DayBook(BusinessCalendar())
+    book.restore(page)
+    cal = book.calendar
+    day = D
+    for _ in range(12):
+        book.on_statement(statement(day=day))
+        day = cal.next_business_day(day)
+    late = [a for a in book.evaluate(chicago(30, 13)) if a.alert_id.startswith("2026-11-16|")]
+    assert late == []  # still firing, not resolved nor fired again
+    assert "2026-11-16|statement_not_filed|critical" in {a.alert_id for a in book.firing()}
+
+
 def test_the_figures_in_force_at_a_time_of_the_current_day() -> None:
     book = DayBook(BusinessCalendar())
     now = chicago(17, 15)
