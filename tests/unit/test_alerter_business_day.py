@@ -410,3 +410,20 @@ async def test_the_read_api_refuses_everyone_without_a_configured_token(monkeypa
     assert (await get(FakeService(chicago(17, 15), tokens=None), "/v1/days"))[0] == 503
     monkeypatch.setenv("SEGWATCH_INGEST_ALLOW_ANONYMOUS", "1")
     assert (await get(FakeService(chicago(17, 15), tokens=None), "/v1/days", token=None))[0] == 200
+
+
+def test_ingest_routes_a_report_submission_to_the_statements_topic_and_names_a_bad_field() -> None:
+    from pydantic import ValidationError
+
+    from schemas.errors import first_error
+    from schemas.events import parse_event_json
+    from segwatch.kafka.topics import STATEMENTS
+    from services.ingest.publisher import event_key, topic_for
+
+    ev = submitted("4d2", datetime(2026, 10, 16, 9, tzinfo=CHI))
+    assert topic_for(ev) == STATEMENTS
+    assert event_key(ev) == b"investment_report|2026-10-15|submitted|4d2"
+    assert parse_event_json(ev.model_dump_json()) == ev
+    with pytest.raises(ValidationError) as exc:
+        parse_event_json(ev.model_dump_json().replace('"2026-10-15"', '"15/10/2026"'))
+    assert first_error(exc.value).field == "report_date"
