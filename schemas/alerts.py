@@ -7,7 +7,7 @@ Besides the state changes (`firing`, `resolved`) the alert topic carries one-off
 (`state="notice"`): an event that owes a notice but has no condition that could "resolve" — a disbursement
 that needs CEO/CFO pre-approval under CBOT Rule 971.E. A notice is not alert state: the state recovery skips
 it, and its `alert_id` (one per disbursement) is how a restarted alerter knows it was already published.
-`DisbursementCheckRecord` is the alerter's own record of each disbursement it checked (on its state topic).
+The alerter's record of each disbursement it decided is `schemas.controls.DisbursementDecision` (state topic).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Annotated, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.types import Currency, Identifier, SegmentId, Total
+from schemas.types import Currency, SegmentId, Total
 
 # An exact amount that is not a sum of cents (25% of an excess): any number of decimal places, finite.
 ExactAmount = Annotated[Decimal, Field(allow_inf_nan=False)]
@@ -45,10 +45,6 @@ StateRuleName = Literal["deficiency", "under_target", "missing_fx", "stale_fx", 
 # Rules that publish one-off notices (state "notice"), never firing/resolved.
 NoticeRuleName = Literal["disbursement_25pct", "disbursement_violation"]
 NOTICE_RULES: frozenset[str] = frozenset(get_args(NoticeRuleName))
-# What the alerter did with a disbursement (also the `outcome` label of segwatch_disbursements_total):
-# within_limit / needs_approval (checked against the excess), unchecked (no excess known: a warning notice),
-# customer_benefit (for the benefit of customers: Rule 971.E does not apply).
-DisbursementOutcome = Literal["within_limit", "needs_approval", "unchecked", "customer_benefit"]
 
 
 class AlertFigures(BaseModel):
@@ -151,26 +147,3 @@ class Alert(BaseModel):
     @property
     def key(self) -> str:
         return f"{self.segment}|{self.rule}"
-
-
-class DisbursementCheckRecord(BaseModel):
-    """The alerter's record of one disbursement it processed, on its compacted state topic (keyed per
-    disbursement, so compaction keeps every one): a restarted alerter rebuilds from these the aggregation
-    window (the disbursements not for customers since the last excess calculation) and the set of event ids
-    already processed, so a replayed or duplicate disbursement is neither counted nor noticed twice."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    schema_version: Literal[1] = 1
-    type: Literal["disbursement_check"] = "disbursement_check"
-    event_id: Identifier
-    segment: SegmentId
-    amount: Total
-    outcome: DisbursementOutcome
-    calculation: int | None = Field(ge=0, description="The figures version the amount was checked against.")
-    notice_id: str | None = Field(default=None, description="The alert_id of the notice published, if any.")
-    at: datetime
-
-    @property
-    def key(self) -> str:
-        return f"{self.segment}|disbursement|{self.event_id}"

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.catalogue import LINES, SEGMENTS, Sign, Source
 from schemas.types import (
     INEXACT_NUMBER,
     Currency,
@@ -33,7 +34,6 @@ from schemas.types import (
     SegmentId,
     Timestamp,
 )
-from segwatch.core.catalogue import LINES, SEGMENTS, Sign, Source
 
 
 class EventBase(BaseModel):
@@ -88,14 +88,14 @@ class AccountBalance(EventBase):
 
 INSTRUMENTS = (
     "cash",
-    "us_government",  # Reg. 1.25(a)(1)(i)
-    "us_agency",  # (ii)
-    "certificate_of_deposit",  # (iii)
-    "commercial_paper",  # (iv), FDIC-guaranteed
-    "corporate_note",  # (v), FDIC-guaranteed
-    "money_market_fund",  # (vi), government MMF
-    "municipal",  # state and municipal securities
-    "foreign_sovereign",  # Reg. 1.25 / 30.7 foreign sovereign debt
+    "us_government",  # Reg. 1.25(a)(1)(i) (paragraphs as amended in 2025, 90 FR 7810)
+    "us_agency",  # (iii)
+    "certificate_of_deposit",  # 2011 list (iv); off the list since 2025, kept per DOMAIN.md
+    "commercial_paper",  # 2011 list (v), TLGP-guaranteed; likewise
+    "corporate_note",  # 2011 list (vi), TLGP-guaranteed; likewise
+    "money_market_fund",  # (iv), government MMF
+    "municipal",  # (ii), state and municipal securities
+    "foreign_sovereign",  # (vi), Canada, France, Germany, Japan, UK (segwatch.core.holding_rules)
     "customer_securities",  # securities held for particular customers in lieu of cash
     "open_trade_equity",  # variation, option value, settlement at a DCO or broker
     "other",

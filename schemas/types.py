@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -12,6 +11,7 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, Stri
 from pydantic_core import PydanticCustomError
 
 from schemas.currencies import ISO_4217
+from segwatch.environment import EventsPart, load
 
 SegmentId = Literal["4d2", "30.7", "4df"]
 
@@ -76,23 +76,13 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 # A balance is a fact as of a time, and the newest as-of wins: a date far in the future would pin its key for
 # ever, one before 2000 is a typo. Both are refused, naming the field.
 EARLIEST_AS_OF = datetime(2000, 1, 1, tzinfo=UTC)
-MAX_CLOCK_SKEW_VAR = "SEGWATCH_MAX_CLOCK_SKEW_SECONDS"
-DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @cache
 def max_clock_skew() -> timedelta:
-    """How far in the future an as-of may be (clocks differ a little): SEGWATCH_MAX_CLOCK_SKEW_SECONDS, 300."""
-    raw = os.environ.get(MAX_CLOCK_SKEW_VAR, "").strip()
-    if not raw:
-        return DEFAULT_MAX_CLOCK_SKEW
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise ValueError(f"{MAX_CLOCK_SKEW_VAR} must be a number of seconds, got {raw!r}") from None
-    if not seconds >= 0 or seconds == float("inf"):
-        raise ValueError(f"{MAX_CLOCK_SKEW_VAR} must be a finite number of seconds >= 0, got {raw!r}")
-    return timedelta(seconds=seconds)
+    """How far in the future an as-of may be (clocks differ a little): SEGWATCH_MAX_CLOCK_SKEW_SECONDS, 300
+    (segwatch/environment.py, EventsPart). Read once per process."""
+    return timedelta(seconds=load(EventsPart).max_clock_skew)
 
 
 def as_of_error(at: datetime, now: datetime | None = None) -> str | None:

@@ -11,18 +11,22 @@
     KAFKA_SSL_KEY_PASSWORD     the key's passphrase, if it has one
 
 The same settings feed aiokafka clients (`aiokafka_kwargs`) and Faust apps (`faust_kwargs`).
-Mistakes are `InputError`s naming the variable at fault.
+The variables are read by `KafkaPart`, the Kafka part of every service's settings model (segwatch/environment.py);
+mistakes are `InputError`s naming the variable at fault.
 """
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pydantic import model_validator
+
+from segwatch.environment import EnvError, EnvSettings, Text, env, load
 from segwatch.errors import InputError
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
@@ -50,26 +54,6 @@ def _parse_bootstrap(raw: str, var: str) -> tuple[str, ...]:
     return tuple(servers)
 
 
-def _choice(env: Mapping[str, str], var: str, choices: tuple[str, ...], default: str | None) -> str | None:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return default
-    value = raw.upper().replace("_", "-") if var == "KAFKA_SASL_MECHANISM" else raw.upper()
-    if value not in choices:
-        raise InputError(var, f"must be one of {', '.join(choices)}; got {raw!r}")
-    return value
-
-
-def _file(env: Mapping[str, str], var: str) -> str | None:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return None
-    path = Path(raw).expanduser()
-    if not path.is_file():
-        raise InputError(var, f"no such file: {raw}")
-    return str(path)
-
-
 @dataclass(frozen=True)
 class KafkaSettings:
     """Where the Kafka cluster is and how to authenticate to it."""
@@ -86,68 +70,8 @@ class KafkaSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaSettings:
-        env = os.environ if env is None else env
-        bootstrap_var = "KAFKA_BOOTSTRAP" if env.get("KAFKA_BOOTSTRAP", "").strip() else "SEGWATCH_KAFKA_BOOTSTRAP"
-        raw_bootstrap = env.get(bootstrap_var, "").strip() or DEFAULT_BOOTSTRAP
-        bootstrap = _parse_bootstrap(raw_bootstrap, bootstrap_var)
-
-        protocol = _choice(env, "KAFKA_SECURITY_PROTOCOL", SECURITY_PROTOCOLS, "PLAINTEXT")
-        assert protocol is not None
-        sasl = protocol in _SASL
-        tls = protocol in _TLS
-
-        mechanism = _choice(env, "KAFKA_SASL_MECHANISM", SASL_MECHANISMS, "PLAIN" if sasl else None)
-        username = env.get("KAFKA_SASL_USERNAME") or None
-        password = env.get("KAFKA_SASL_PASSWORD") or None
-        password_file = env.get("KAFKA_SASL_PASSWORD_FILE", "").strip() or None
-        if password is not None and password_file is not None:
-            raise InputError("KAFKA_SASL_PASSWORD_FILE", "set either KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE")
-        if password_file is not None:
-            try:
-                lines = Path(password_file).expanduser().read_text().splitlines()
-            except OSError as exc:
-                raise InputError("KAFKA_SASL_PASSWORD_FILE", f"cannot read {password_file}: {exc.strerror}") from None
-            password = lines[0] if lines and lines[0] else None
-            if password is None:
-                raise InputError("KAFKA_SASL_PASSWORD_FILE", f"{password_file} is empty")
-        if sasl:
-            if username is None:
-                raise InputError("KAFKA_SASL_USERNAME", f"is required with KAFKA_SECURITY_PROTOCOL={protocol}")
-            if password is None:
-                raise InputError("KAFKA_SASL_PASSWORD", f"(or KAFKA_SASL_PASSWORD_FILE) is required with {protocol}")
-        else:
-            for var in (
-                "KAFKA_SASL_MECHANISM",
-                "KAFKA_SASL_USERNAME",
-                "KAFKA_SASL_PASSWORD",
-                "KAFKA_SASL_PASSWORD_FILE",
-            ):
-                if env.get(var, "").strip():
-                    raise InputError(var, f"is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL")
-
-        cafile = _file(env, "KAFKA_SSL_CAFILE")
-        certfile = _file(env, "KAFKA_SSL_CERTFILE")
-        keyfile = _file(env, "KAFKA_SSL_KEYFILE")
-        key_password = env.get("KAFKA_SSL_KEY_PASSWORD") or None
-        if tls:
-            if keyfile is not None and certfile is None:
-                raise InputError("KAFKA_SSL_KEYFILE", "needs KAFKA_SSL_CERTFILE, the certificate of that key")
-        else:
-            for var in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE", "KAFKA_SSL_KEY_PASSWORD"):
-                if env.get(var, "").strip():
-                    raise InputError(var, f"is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS")
-
-        return cls(
-            bootstrap=bootstrap,
-            security_protocol=protocol,
-            sasl_mechanism=mechanism,
-            sasl_username=username,
-            sasl_password=password,
-            ssl_cafile=cafile,
-            ssl_certfile=certfile,
-            ssl_keyfile=keyfile,
-            ssl_key_password=key_password,
-        )
+        """The KAFKA_* variables of `env` (default os.environ), read by `KafkaPart`."""
+        return load(KafkaPart, env).kafka
 
     @property
     def bootstrap_servers(self) -> str:
@@ -214,3 +138,118 @@ class KafkaSettings:
         elif self.uses_tls:
             kwargs["broker_credentials"] = faust.SSLCredentials(self.ssl_context())
         return kwargs
+
+
+def _choice(var: str, raw: str | None, choices: tuple[str, ...], default: str | None) -> str | None:
+    if raw is None:
+        return default
+    value = raw.upper().replace("_", "-") if var == "KAFKA_SASL_MECHANISM" else raw.upper()
+    if value not in choices:
+        raise EnvError(var, f"must be one of {', '.join(choices)}; got {raw!r}")
+    return value
+
+
+def _file(var: str, raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise EnvError(var, f"no such file: {raw}")
+    return str(path)
+
+
+class KafkaPart(EnvSettings):
+    """The Kafka part of every service's settings: the KAFKA_* variables, checked together (`kafka`)."""
+
+    SECRET = frozenset({"KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD"})
+
+    kafka_bootstrap: Text | None = env("KAFKA_BOOTSTRAP", None, f"host:port[,host:port...]; {DEFAULT_BOOTSTRAP}")
+    segwatch_kafka_bootstrap: Text | None = env(
+        "SEGWATCH_KAFKA_BOOTSTRAP", None, "the same, read when KAFKA_BOOTSTRAP is unset")
+    kafka_security_protocol: Text | None = env("KAFKA_SECURITY_PROTOCOL", None, ", ".join(SECURITY_PROTOCOLS))
+    kafka_sasl_mechanism: Text | None = env("KAFKA_SASL_MECHANISM", None, ", ".join(SASL_MECHANISMS))
+    kafka_sasl_username: str | None = env("KAFKA_SASL_USERNAME", None, "required with SASL")
+    kafka_sasl_password: str | None = env("KAFKA_SASL_PASSWORD", None, "required with SASL (or the file)",
+                                          repr=False)
+    kafka_sasl_password_file: Text | None = env("KAFKA_SASL_PASSWORD_FILE", None, "the password's file")
+    kafka_ssl_cafile: Text | None = env("KAFKA_SSL_CAFILE", None, "PEM bundle of CAs to trust")
+    kafka_ssl_certfile: Text | None = env("KAFKA_SSL_CERTFILE", None, "client certificate (PEM)")
+    kafka_ssl_keyfile: Text | None = env("KAFKA_SSL_KEYFILE", None, "its private key (PEM)")
+    kafka_ssl_key_password: str | None = env("KAFKA_SSL_KEY_PASSWORD", None, "the key's passphrase", repr=False)
+
+    @model_validator(mode="after")
+    def _check(self) -> KafkaPart:
+        _ = self.kafka  # every check, once, at load: a mistake names its variable
+        return self
+
+    @cached_property
+    def kafka(self) -> KafkaSettings:
+        """The settings the Kafka clients take."""
+        bootstrap_var = "KAFKA_BOOTSTRAP" if self.kafka_bootstrap else "SEGWATCH_KAFKA_BOOTSTRAP"
+        raw_bootstrap = self.kafka_bootstrap or self.segwatch_kafka_bootstrap or DEFAULT_BOOTSTRAP
+        try:
+            bootstrap = _parse_bootstrap(raw_bootstrap, bootstrap_var)
+        except InputError as exc:
+            raise EnvError(exc.field, exc.reason) from None
+
+        protocol = _choice("KAFKA_SECURITY_PROTOCOL", self.kafka_security_protocol, SECURITY_PROTOCOLS, "PLAINTEXT")
+        assert protocol is not None
+        sasl = protocol in _SASL
+        tls = protocol in _TLS
+
+        mechanism = _choice("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism, SASL_MECHANISMS,
+                            "PLAIN" if sasl else None)
+        username = self.kafka_sasl_username or None
+        password = self.kafka_sasl_password or None
+        password_file = self.kafka_sasl_password_file
+        if password is not None and password_file is not None:
+            raise EnvError("KAFKA_SASL_PASSWORD_FILE", "set either KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE")
+        if password_file is not None:
+            try:
+                lines = Path(password_file).expanduser().read_text().splitlines()
+            except OSError as exc:
+                raise EnvError("KAFKA_SASL_PASSWORD_FILE", f"cannot read {password_file}: {exc.strerror}") from None
+            password = lines[0] if lines and lines[0] else None
+            if password is None:
+                raise EnvError("KAFKA_SASL_PASSWORD_FILE", f"{password_file} is empty")
+        if sasl:
+            if username is None:
+                raise EnvError("KAFKA_SASL_USERNAME", f"is required with KAFKA_SECURITY_PROTOCOL={protocol}")
+            if password is None:
+                raise EnvError("KAFKA_SASL_PASSWORD", f"(or KAFKA_SASL_PASSWORD_FILE) is required with {protocol}")
+        else:
+            for var, value in (
+                ("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                ("KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+                ("KAFKA_SASL_PASSWORD_FILE", self.kafka_sasl_password_file),
+            ):
+                if value and value.strip():
+                    raise EnvError(var, f"is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL")
+
+        cafile = _file("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile)
+        certfile = _file("KAFKA_SSL_CERTFILE", self.kafka_ssl_certfile)
+        keyfile = _file("KAFKA_SSL_KEYFILE", self.kafka_ssl_keyfile)
+        key_password = self.kafka_ssl_key_password or None
+        if tls:
+            if keyfile is not None and certfile is None:
+                raise EnvError("KAFKA_SSL_KEYFILE", "needs KAFKA_SSL_CERTFILE, the certificate of that key")
+        else:
+            for var, value in (
+                ("KAFKA_SSL_CAFILE", cafile), ("KAFKA_SSL_CERTFILE", certfile), ("KAFKA_SSL_KEYFILE", keyfile),
+                ("KAFKA_SSL_KEY_PASSWORD", key_password),
+            ):
+                if value is not None and value.strip():
+                    raise EnvError(var, f"is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS")
+
+        return KafkaSettings(
+            bootstrap=bootstrap,
+            security_protocol=protocol,
+            sasl_mechanism=mechanism,
+            sasl_username=username,
+            sasl_password=password,
+            ssl_cafile=cafile,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+            ssl_key_password=key_password,
+        )

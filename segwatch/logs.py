@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import structlog
+
+from segwatch.environment import LoggingPart, load
 
 _configured = False
 
@@ -18,9 +19,10 @@ def configure(service: str, *, json: bool | None = None, level: str | None = Non
     The correlation id travels in contextvars: `structlog.contextvars.bind_contextvars(correlation_id=...)`.
     """
     global _configured
-    fmt = os.environ.get("SEGWATCH_LOG_FORMAT", "")
+    settings = load(LoggingPart)
+    fmt = settings.log_format
     as_json = json if json is not None else (fmt == "json" or (fmt != "console" and not sys.stderr.isatty()))
-    lvl = getattr(logging, (level or os.environ.get("SEGWATCH_LOG_LEVEL", "INFO")).upper(), logging.INFO)
+    lvl = getattr(logging, (level or settings.log_level).upper(), logging.INFO)
     if not _configured:
         processors: list[structlog.typing.Processor] = [
             structlog.contextvars.merge_contextvars,

@@ -25,7 +25,8 @@ from aiokafka import AIOKafkaConsumer
 from schemas.alerts import Alert
 from schemas.events import EventBase
 from schemas.records import Figures
-from segwatch.config import KafkaSettings
+from segwatch.config import KafkaPart
+from segwatch.environment import load
 from segwatch.kafka import broker, topics
 from segwatch.kafka.admin import delete_topics
 from segwatch.waiting import wait_until
@@ -82,6 +83,9 @@ class LocalSystem:
     services: dict[str, Service] = field(default_factory=dict)
     bootstrap: str = ""
     started_broker: bool = False
+    # More variables for the services and commands it starts (the benchmark's partitions, instance id): the
+    # children's environment, never this process's os.environ.
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -96,6 +100,7 @@ class LocalSystem:
         })
         if self.coalesce_ms is not None:
             env["SEGWATCH_COALESCE_MS"] = str(self.coalesce_ms)
+        env.update(self.extra_env)
         return env
 
     def topic(self, name: str) -> str:
@@ -103,7 +108,7 @@ class LocalSystem:
 
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "").strip()
+        self.bootstrap = load(KafkaPart).kafka_bootstrap or ""
         if not self.bootstrap:
             status = await asyncio.to_thread(broker.status)
             if not status.ready:
@@ -185,8 +190,8 @@ class LocalSystem:
                 await self.stop_service(name)
         if not self.keep_topics and self.bootstrap:
             with contextlib.suppress(Exception):
-                settings = KafkaSettings.from_env({**os.environ, "KAFKA_BOOTSTRAP": self.bootstrap})
-                await delete_topics(settings, [self.topic(spec.name) for spec in topics.topics()])
+                settings = load(KafkaPart, kafka_bootstrap=self.bootstrap).kafka
+                await delete_topics(settings, [self.topic(spec.name) for spec in topics.topics(self.env)])
         if self.started_broker:
             await asyncio.to_thread(broker.stop)
             self.out("broker stopped")

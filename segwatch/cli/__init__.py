@@ -40,13 +40,34 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command, module in COMMANDS.items():
         if only is None or command == only:
-            importlib.import_module(module).register(sub)
+            try:
+                importlib.import_module(module).register(sub)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
+                # A developer command (broker, run, bench): the service images leave developer tooling out.
+                if only is not None:
+                    _not_installed(sub, command)
     return parser
+
+
+def _not_installed(sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str) -> None:
+    def fail(args: argparse.Namespace) -> int:
+        raise CliError(f"`segwatch {command}` is a developer command, not installed here (a service image "
+                       "leaves developer tooling out)")
+
+    parser = sub.add_parser(command, add_help=False)
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    parser.set_defaults(func=fail)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    try:
+        parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    except InputError as exc:  # a setting read as a module loads (SEGWATCH_NAMESPACE: segwatch/kafka/topics.py)
+        print(f"segwatch: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         status: int = args.func(args)

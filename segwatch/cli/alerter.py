@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from typing import Any
@@ -22,20 +21,6 @@ from typing import Any
 from segwatch.cli import CliError
 from segwatch.errors import InputError
 from segwatch.kafka.topics import ALERTS
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8703
-# Seconds between evaluations of the filing and report deadlines (issue #12; default 15; 0: on inputs only).
-DAY_INTERVAL_ENV = "SEGWATCH_ALERTER_DAY_INTERVAL_SECONDS"
-
-
-def _env_port(env: dict[str, str] | os._Environ[str]) -> int:
-    raw = env.get("SEGWATCH_ALERTER_PORT", "").strip()
-    if not raw:
-        return DEFAULT_PORT
-    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
-        raise InputError("SEGWATCH_ALERTER_PORT", f"expected a TCP port (0-65535), got {raw!r}")
-    return int(raw)
 
 
 def _port(text: str) -> int:
@@ -75,13 +60,16 @@ def register(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from segwatch.config import KafkaSettings
+    from segwatch.environment import load
     from segwatch.logs import configure
     from services.alerter.service import AlerterConfig, AlerterService
+    from services.alerter.settings import AlerterSettings
 
-    host = args.host or os.environ.get("SEGWATCH_ALERTER_HOST", "").strip() or DEFAULT_HOST
-    port = args.port if args.port is not None else _env_port(os.environ)
-    settings = KafkaSettings.from_env()
+    environment = load(AlerterSettings)  # every variable the service reads, checked once, now
+    fields = environment.config_fields()  # every AlerterPart variable, by its AlerterConfig field name
+    fields["host"] = args.host or environment.host
+    fields["port"] = args.port if args.port is not None else environment.port
+    settings = environment.kafka
     log = configure("alerter")
     overrides: dict[str, Any] = {
         name: value
@@ -97,18 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["disbursements_topic"] = args.disbursements_topic or None
     if args.statements_topic is not None:
         overrides["statements_topic"] = args.statements_topic or None
-    from services.alerter.clock import clock_from_env
-
-    interval = os.environ.get(DAY_INTERVAL_ENV, "").strip()
-    if interval:
-        try:
-            overrides["day_interval"] = float(interval)
-        except ValueError:
-            raise InputError(DAY_INTERVAL_ENV, f"expected seconds, got {interval!r}") from None
-        if not overrides["day_interval"] >= 0:
-            raise InputError(DAY_INTERVAL_ENV, f"expected seconds (0: no timer), got {interval!r}")
-    service = AlerterService(settings, AlerterConfig(host=host, port=port, **overrides), logger=log,
-                             clock=clock_from_env())
+    service = AlerterService(settings, AlerterConfig(**{**fields, **overrides}), logger=log)
     return asyncio.run(_serve(service, log))
 
 

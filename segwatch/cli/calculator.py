@@ -17,10 +17,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from segwatch.environment import load
+    from services.calculator.settings import CalculatorSettings
+
+    environment = load(CalculatorSettings)  # every variable the worker reads, checked once, before Faust starts
+
     from services.calculator.app import CalculatorConfig, create_app, run_worker
 
-    cfg = CalculatorConfig.from_env()
+    cfg = CalculatorConfig(**environment.config_fields())
     if args.port:
         cfg = dataclasses.replace(cfg, web_port=args.port)
-    run_worker(create_app(cfg), loglevel=args.loglevel)
+    run_worker(create_app(cfg, environment.kafka), loglevel=args.loglevel)
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Mapping
 from datetime import date
@@ -58,7 +57,10 @@ def cmd_from_events_close(args: argparse.Namespace) -> int:
     day: date = args.close
     statements = statement_at_close(list(ndjson.valid_events(args.file)), day, calendar)
     if args.format == "text":
-        firm = getattr(args, "firm", None) or os.environ.get("SEGWATCH_FIRM_NAME", "").strip() or DEFAULT_FIRM
+        from segwatch.cli.settings import CliPart
+        from segwatch.environment import load
+
+        firm = getattr(args, "firm", None) or load(CliPart).firm_name
         header = FilingHeader(firm, day, calendar.next_business_day(day))
         sys.stdout.write(to_filing_text(statements, header))
     else:

@@ -73,15 +73,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from segwatch.config import KafkaSettings
+    from segwatch.environment import load
     from segwatch.logs import configure
     from services.ingest.api import create_app, serve
-    from services.ingest.config import IngestConfig, port_from_env
+    from services.ingest.config import IngestSettings
     from services.ingest.publisher import KafkaPublisher
 
-    config = IngestConfig.from_env()
-    settings = KafkaSettings.from_env()
-    port = args.port if args.port is not None else port_from_env()
+    environment = load(IngestSettings)  # every variable the service reads, checked once, now
+    config, settings = environment.config, environment.kafka
+    port = args.port if args.port is not None else environment.port
     if not 0 <= port <= 65535:
         raise CliError(f"--port: {port} is not a port number")
     host = args.host or "127.0.0.1"

@@ -22,7 +22,6 @@ Pure: no clock (callers pass `now`), no I/O after the snapshot is read or the li
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from segwatch.environment import CalendarPart, load
 from segwatch.errors import InputError
 
 DEFAULT_CALENDAR = "CME_TradeDate"
@@ -94,26 +94,28 @@ class CalendarConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CalendarConfig:
-        env = os.environ if env is None else env
-
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
+        part = load(CalendarPart, env)  # the variables, read by the settings model (segwatch/environment.py)
         kwargs: dict[str, Any] = {}
-        if (v := get("SEGWATCH_CALENDAR")) is not None:
+        if (v := part.calendar) is not None:
             kwargs["name"] = v
-        if (v := get("SEGWATCH_TIMEZONE")) is not None:
+        if (v := part.timezone) is not None:
             kwargs["timezone"] = v
-        if (v := get("SEGWATCH_CUTOFF")) is not None:
+        if (v := part.cutoff) is not None:
             kwargs["cutoff"] = v
-        if (v := get("SEGWATCH_307_DAYS")) is not None:
+        if (v := part.extra_307_days) is not None:
             kwargs["extra_307_days"] = parse_days(v, "SEGWATCH_307_DAYS")
-        if (v := get("SEGWATCH_FILING_WARNING")) is not None:
+        if (v := part.filing_warning) is not None:
             kwargs["warning_at"] = parse_clock(v, "SEGWATCH_FILING_WARNING")
-        if (v := get("SEGWATCH_FILING_DEADLINE")) is not None:
+        if (v := part.filing_deadline) is not None:
             kwargs["deadline_at"] = parse_clock(v, "SEGWATCH_FILING_DEADLINE")
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except InputError as exc:  # name the variable, not the field
+            var = {"timezone": "SEGWATCH_TIMEZONE", "cutoff": "SEGWATCH_CUTOFF",
+                   "warning_at": "SEGWATCH_FILING_WARNING"}.get(exc.field)
+            if var is None:
+                raise
+            raise InputError(var, exc.reason) from None
 
 
 @dataclass(frozen=True, slots=True)

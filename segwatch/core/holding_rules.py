@@ -17,24 +17,39 @@ Pure Python: no Kafka, no clock, no I/O. Each rule is evaluated on one pool's US
                                  does not permit for the pool (`other`                 investments
                                  included)
     asset_concentration          an instrument over its share of the pool  warning   Reg. 1.25(b)(3)(i)
-    issuer_concentration         one issuer over its share of the pool     warning   Reg. 1.25(b)(3)(ii)
+    issuer_concentration         one issuer (or one money market fund)     warning   Reg. 1.25(b)(3)(ii)
+                                 over its share of the pool
     average_maturity             dollar-weighted average time to maturity  warning   Reg. 1.25(b)(5)
                                  over 24 months (730 days)
     investment_report_overdue    the report of investments of a report     warning   CBOT Rule 971.D
                                  date not marked submitted by the close of
                                  the next business day (segwatch.core.investments)
 
+Which text: the defaults follow 17 CFR 1.25 as in force on 2026-11-30, i.e. as amended by "Investment of
+Customer Funds by Futures Commission Merchants and Derivatives Clearing Organizations" (FR Doc 2024-30927,
+90 FR 7810, published 2025-01-22; effective 2025-02-21, compliance 30 days after publication, i.e. 2025-02-21,
+only the SIDR and risk-disclosure changes later, 2025-03-31). That rule kept the structure of the 2011 rule
+(FR Doc 2011-31689, 76 FR 78776; effective 2012-02-17, compliance 2012-06-18): 1.25(a) permitted investments,
+1.25(b)(3) concentration, asset-based (i) and issuer-based (ii), 1.25(b)(5) time to maturity. Where
+../shared/DOMAIN.md differs from the 2025 text, DOMAIN.md's behaviour is kept: certificates of deposit and the
+TLGP-guaranteed commercial paper and corporate notes, which the 2025 rule took off the list, stay permitted with
+the 2011 rule's figures (marked "2011" below).
+
 Default limits (`Limits`, each configurable), as a share of the pool's total assets held in segregation
 (customer-owned securities excluded; funds at an unacknowledged depository only when they count):
-asset-based, Reg. 1.25(b)(3)(i): U.S. government securities no limit (A); U.S. agency obligations 50% (B);
-certificates of deposit, commercial paper, corporate notes or bonds 25% each (C); municipal securities 10% (D);
-money market funds comprising only U.S. government securities no limit (E; a non-government MMF is 10%, (F):
-set it when the FCM uses one). Issuer-based, Reg. 1.25(b)(3)(ii): a single issuer of U.S. agency obligations
-25% (A); a single issuer of municipal securities, CDs, commercial paper or corporate notes 5%, across those
-instruments (B). Investments whose event names no issuer are taken together as one unknown issuer (they may be
-one), so an unidentified block over the limit fires rather than passing unseen. Average maturity, Reg.
-1.25(b)(5): 24 months, money market funds as one day; investments without a maturity date are left out of the
-average and named in the summary.
+asset-based, Reg. 1.25(b)(3)(i): U.S. government securities no limit; U.S. agency obligations 50%; municipal
+securities 10%; government money market funds 50% (a fund with at least $1 billion of assets whose manager runs
+at least $25 billion; a smaller fund is 10%: set it when the FCM uses one); certificates of deposit, commercial
+paper, corporate notes 25% each (2011). Issuer-based, Reg. 1.25(b)(3)(ii): a single issuer of U.S. agency
+obligations 25%; a single issuer of municipal securities 5%, taken together with its CDs, commercial paper and
+corporate notes (2011: 5% across those instruments); a single money market fund 10% (the 25% limit per fund
+family needs the family, which balances do not carry). Permitted foreign sovereign debt has no concentration
+limit (2025). Figures: the 2025 rule's table of current and new limits, 90 FR 7847-7848. Investments whose
+event names no issuer are taken together as one unknown issuer (they may be one), so an unidentified block over
+the limit fires rather than passing unseen. Average maturity, Reg. 1.25(b)(5): 24 months (730 days), money market
+funds as one day (segwatch.core.holdings; the treatment of funds in the average is not confirmed against the
+2025 text, which may leave them out instead); investments without a maturity date are left out of the average
+and named in the summary.
 
 A finding is active or not; `AlertTracker.step` turns findings into one record per state change (firing,
 resolved) per (segment, rule), never one per update.
@@ -73,9 +88,13 @@ POOL_NAMES: Final[Mapping[str, str]] = MappingProxyType(
     {"4d2": "4d(2) customer segregated funds", "30.7": "30.7 secured amount", "4df": "4d(f) cleared swaps collateral"}
 )
 
-# Reg. 1.25(a)(1): what customer funds may be invested in (the same list for the three pools; 1.25 applies to
-# 30.7 funds too). Foreign sovereign debt only for 30.7 funds by default (held against obligations in that
-# currency): configurable.
+# Reg. 1.25(a)(1) (2025): U.S. government securities (i), municipal securities (ii), U.S. agency obligations (iii),
+# government money market funds (iv), U.S. Treasury ETFs (v: no instrument type for them yet, so one is `other`
+# and fires), permitted foreign sovereign debt (vi); plus DOMAIN.md's CDs, commercial paper and corporate notes
+# (2011 list). 1.25 applies to the three pools alike (22.2, 30.7). Foreign sovereign debt: (vi) permits only the
+# general obligations of Canada, France, Germany, Japan and the United Kingdom, and an FCM only up to its balances
+# owed to customers in that currency, which a balance event cannot show; the default permits it for 30.7 funds
+# only (where the foreign-currency obligations are) and pages for the other pools: configurable.
 PERMITTED_INVESTMENTS: Final = frozenset(
     {"us_government", "municipal", "us_agency", "certificate_of_deposit", "commercial_paper", "corporate_note",
      "money_market_fund"}
@@ -108,16 +127,18 @@ class Limits:
     permitted: Mapping[str, frozenset[str]] = field(default_factory=lambda: DEFAULT_PERMITTED)
     # instrument -> (share of the pool, paragraph); an instrument not listed has no asset-based limit
     asset: Mapping[str, tuple[Decimal, str]] = field(default_factory=lambda: MappingProxyType({
-        "us_agency": (_pct(50), "Reg. 1.25(b)(3)(i)(B)"),
-        "certificate_of_deposit": (_pct(25), "Reg. 1.25(b)(3)(i)(C)"),
-        "commercial_paper": (_pct(25), "Reg. 1.25(b)(3)(i)(C)"),
-        "corporate_note": (_pct(25), "Reg. 1.25(b)(3)(i)(C)"),
-        "municipal": (_pct(10), "Reg. 1.25(b)(3)(i)(D)"),
+        "us_agency": (_pct(50), "Reg. 1.25(b)(3)(i)"),
+        "municipal": (_pct(10), "Reg. 1.25(b)(3)(i)"),
+        "money_market_fund": (_pct(50), "Reg. 1.25(b)(3)(i)"),  # 10% for a fund under $1bn or manager under $25bn
+        "certificate_of_deposit": (_pct(25), "Reg. 1.25(b)(3)(i) (2011)"),
+        "commercial_paper": (_pct(25), "Reg. 1.25(b)(3)(i) (2011)"),
+        "corporate_note": (_pct(25), "Reg. 1.25(b)(3)(i) (2011)"),
     }))
     issuer: tuple[IssuerLimit, ...] = (
-        IssuerLimit(frozenset({"us_agency"}), _pct(25), "Reg. 1.25(b)(3)(ii)(A)"),
+        IssuerLimit(frozenset({"us_agency"}), _pct(25), "Reg. 1.25(b)(3)(ii)"),
         IssuerLimit(frozenset({"municipal", "certificate_of_deposit", "commercial_paper", "corporate_note"}),
-                    _pct(5), "Reg. 1.25(b)(3)(ii)(B)"),
+                    _pct(5), "Reg. 1.25(b)(3)(ii)"),
+        IssuerLimit(frozenset({"money_market_fund"}), _pct(10), "Reg. 1.25(b)(3)(ii)"),  # per fund
     )
     max_average_maturity_days: Decimal = Decimal(730)  # Reg. 1.25(b)(5): 24 months
 
@@ -270,7 +291,9 @@ def issuer_concentration(pool: PoolHoldings, limits: Limits = Limits()) -> Findi
         for issuer, amount in sorted(per_issuer.items()):
             if amount > ZERO and (base <= ZERO or amount > base * lim.share):
                 who = issuer or "(issuer not given)"
-                over[who] = f"{usd(amount)} = {_share(amount, base)} > {lim.share * 100:.0f}% ({lim.paragraph})"
+                text = f"{usd(amount)} = {_share(amount, base)} > {lim.share * 100:.0f}% ({lim.paragraph})"
+                # one name can break two limits (e.g. the unknown issuer): keep both
+                over[who] = f"{over[who]}; {text}" if who in over else text
                 paragraphs.add(lim.paragraph)
     name = POOL_NAMES[pool.segment]
     summary = (f"{name}: issuer-based concentration over the limit of total assets {usd(base)}: "

@@ -273,6 +273,51 @@ def _usd(cents: int, currency: str, rate: Rate) -> Decimal | None:
     return None if r is None else to_usd(from_cents(cents), r)
 
 
+@dataclass
+class _PoolTally:
+    """One pool's sums in USD as `pool_holdings` adds them up, one sum at a time."""
+
+    on: date
+    by_instrument: dict[str, Decimal] = field(default_factory=dict)
+    per_depository: dict[str, Decimal] = field(default_factory=dict)
+    by_issuer: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    location: dict[str, Decimal] = field(default_factory=lambda: {"us": ZERO, "non_us": ZERO})
+    maturity_weight: Decimal = ZERO
+    weighted_ordinal: Decimal = ZERO
+    no_maturity: Decimal = ZERO
+
+    def add(self, key: SumKey, cents: int, r: Decimal) -> None:
+        """Add one sum, `r` being its currency's USD rate."""
+        kind = key[0]
+        if kind == "cent_days":  # cents x date ordinal: to USD exactly, unrounded (only an average is taken)
+            self.weighted_ordinal += WIDE.multiply(from_cents(cents), r)
+            return
+        usd = to_usd(from_cents(cents), r)
+        if kind == "instrument":
+            self.by_instrument[key[3]] = self.by_instrument.get(key[3], ZERO) + usd
+        elif kind == "depository":
+            self.per_depository[key[2]] = self.per_depository.get(key[2], ZERO) + usd
+        elif kind == "location":
+            self.location[key[3]] += usd
+        elif kind == "issuer":
+            self.by_issuer[(key[3], key[4])] = self.by_issuer.get((key[3], key[4]), ZERO) + usd
+        elif kind == "maturity":
+            self.maturity_weight += WIDE.multiply(from_cents(cents), r)
+        elif kind == "mmf":
+            weight = WIDE.multiply(from_cents(cents), r)
+            self.maturity_weight += weight
+            self.weighted_ordinal += WIDE.multiply(weight, Decimal(self.on.toordinal() + MMF_DAYS))
+        elif kind == "no_maturity":
+            self.no_maturity += usd
+
+    def average_maturity_days(self) -> Decimal | None:
+        """The amount-weighted average days to maturity; None when nothing held has a maturity."""
+        if not self.maturity_weight:
+            return None
+        return (WIDE.divide(self.weighted_ordinal, self.maturity_weight) - self.on.toordinal()).quantize(
+            Decimal("0.01"), context=WIDE)
+
+
 def pool_holdings(
     sums: Mapping[SumKey, int],
     segment: str,
@@ -287,48 +332,20 @@ def pool_holdings(
     references = references or References()
     settings = settings or HoldingsSettings()
     missing: set[str] = set()
-    by_instrument: dict[str, Decimal] = {}
-    per_depository: dict[str, Decimal] = {}
-    by_issuer: dict[tuple[str, str], Decimal] = {}
-    location = {"us": ZERO, "non_us": ZERO}
-    maturity_weight = ZERO
-    weighted_ordinal = ZERO
-    no_maturity = ZERO
+    tally = _PoolTally(on)
     for key, cents in sums.items():
         if key[1] != segment:
             continue
-        kind = key[0]
-        currency = key[3] if kind == "depository" else key[2]
+        currency = key[3] if key[0] == "depository" else key[2]
         r = rate(currency)
         if r is None:
             missing.add(currency)
             continue
-        if kind == "cent_days":  # cents x date ordinal: to USD exactly, unrounded (only an average is taken)
-            weighted_ordinal += WIDE.multiply(from_cents(cents), r)
-            continue
-        usd = to_usd(from_cents(cents), r)
-        if kind == "instrument":
-            by_instrument[key[3]] = by_instrument.get(key[3], ZERO) + usd
-        elif kind == "depository":
-            per_depository[key[2]] = per_depository.get(key[2], ZERO) + usd
-        elif kind == "location":
-            location[key[3]] += usd
-        elif kind == "issuer":
-            by_issuer[(key[3], key[4])] = by_issuer.get((key[3], key[4]), ZERO) + usd
-        elif kind == "maturity":
-            maturity_weight += WIDE.multiply(from_cents(cents), r)
-        elif kind == "mmf":
-            weight = WIDE.multiply(from_cents(cents), r)
-            maturity_weight += weight
-            weighted_ordinal += WIDE.multiply(weight, Decimal(on.toordinal() + MMF_DAYS))
-        elif kind == "no_maturity":
-            no_maturity += usd
-    average: Decimal | None = None
-    if maturity_weight:
-        average = (WIDE.divide(weighted_ordinal, maturity_weight) - on.toordinal()).quantize(
-            Decimal("0.01"), context=WIDE)
+        tally.add(key, cents, r)
+    by_instrument = tally.by_instrument
     depositories = tuple(
-        DepositoryHolding(dep, amount, references.get(segment, dep)) for dep, amount in sorted(per_depository.items())
+        DepositoryHolding(dep, amount, references.get(segment, dep))
+        for dep, amount in sorted(tally.per_depository.items())
     )
     return PoolHoldings(
         segment=segment,
@@ -336,13 +353,13 @@ def pool_holdings(
         total=sum(by_instrument.values(), ZERO),
         by_instrument=dict(sorted(by_instrument.items())),
         depositories=depositories,
-        by_issuer=dict(sorted(by_issuer.items())),
+        by_issuer=dict(sorted(tally.by_issuer.items())),
         customer_securities=by_instrument.get("customer_securities", ZERO),
-        outside_us=location["non_us"],
-        inside_us=location["us"],
+        outside_us=tally.location["non_us"],
+        inside_us=tally.location["us"],
         foreign_margin_requirement=(margins or ForeignMargins()).total() if segment == "30.7" else None,
-        average_maturity_days=average,
-        without_maturity=no_maturity,
+        average_maturity_days=tally.average_maturity_days(),
+        without_maturity=tally.no_maturity,
         missing_fx=tuple(sorted(missing)),
         count_unacknowledged=settings.count_unacknowledged,
     )

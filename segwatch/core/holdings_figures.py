@@ -17,7 +17,6 @@ lines as before; reference data saying a letter is missing takes those funds out
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -39,22 +38,15 @@ from segwatch.core.holdings import (
     unacknowledged_adjustment,
 )
 from segwatch.core.settings import Settings
+from segwatch.environment import FiguresPart, load
 
-COUNT_UNACKNOWLEDGED_VAR = "SEGWATCH_COUNT_UNACKNOWLEDGED"
 CHICAGO = ZoneInfo("America/Chicago")
-_YES = frozenset({"1", "true", "yes", "y", "on"})
-_NO = frozenset({"", "0", "false", "no", "n", "off"})
 
 
 def holdings_settings(env: Mapping[str, str] | None = None) -> HoldingsSettings:
-    """SEGWATCH_COUNT_UNACKNOWLEDGED: yes to count funds at a depository without its acknowledgment letter in
-    the funds lines (default no)."""
-    raw = (os.environ if env is None else env).get(COUNT_UNACKNOWLEDGED_VAR, "").strip().lower()
-    if raw in _YES:
-        return HoldingsSettings(count_unacknowledged=True)
-    if raw in _NO:
-        return HoldingsSettings()
-    raise ValueError(f"{COUNT_UNACKNOWLEDGED_VAR} must be yes or no, got {raw!r}")
+    """SEGWATCH_COUNT_UNACKNOWLEDGED (segwatch/environment.py, FiguresPart): yes to count funds at a depository
+    without its acknowledgment letter in the funds lines (default no)."""
+    return HoldingsSettings(count_unacknowledged=load(FiguresPart, env).count_unacknowledged)
 
 
 HoldingsEvent = DepositoryReference | ForeignMarginRequirement

@@ -25,10 +25,14 @@ from segwatch.core.holding_rules import INVESTMENT_REPORT_OVERDUE, POOL_NAMES, F
 from segwatch.core.holdings import PoolHoldings
 from segwatch.core.money import fmt
 
-# The rows of the report: cash, then each permitted investment of Reg. 1.25(a)(1), in the rule's order.
+# The rows of the report: cash, then each permitted investment of Reg. 1.25(a)(1) (as amended by FR Doc
+# 2024-30927, 90 FR 7810; see segwatch.core.holding_rules): U.S. government securities (i), municipal securities
+# (ii), U.S. agency obligations (iii), then DOMAIN.md's certificates of deposit, commercial paper and corporate
+# notes (the 2011 list's (iv)-(vi), off the list since 2025), government money market funds (iv), permitted
+# foreign sovereign debt (vi). U.S. Treasury ETFs (v) have no instrument type yet: such a balance is `other`.
 REPORT_ROWS: tuple[str, ...] = (
     "cash", "us_government", "municipal", "us_agency", "certificate_of_deposit", "commercial_paper",
-    "corporate_note", "money_market_fund",
+    "corporate_note", "money_market_fund", "foreign_sovereign",
 )
 ROW_LABELS: Mapping[str, str] = {
     "cash": "Cash",

@@ -83,11 +83,7 @@ def what_if(
     """The JAC 18-04 pro-forma of one proposal. `withdrawn`: disbursements not for customers already made since
     the daily computation (`Controls.aggregate`); `target`: the segment's management target (None: not set)."""
     segment = request.segment
-    for name, held in (("baseline", baseline), ("live", live)):
-        if held is not None and held.segment != segment:
-            raise InputError(name, f"is of segment {held.segment}, the request of {segment}")
-    if withdrawn < ZERO:
-        raise InputError("withdrawn", f"a sum of disbursements is never negative, got {withdrawn}")
+    _check_inputs(segment, baseline, live, withdrawn)
     proposed = sum((w.amount for w in request.withdrawals), ZERO)
     largest = max(w.amount for w in request.withdrawals)
     deposits = sum((d.amount for d in request.deposits), ZERO)
@@ -95,40 +91,86 @@ def what_if(
 
     daily = (_basis(baseline.excess, withdrawn, deposits, debits, proposed, largest, target)
              if baseline is not None else None)
-    # The live figures already reflect what has been withdrawn, deposited and debited: only the proposal moves them.
-    live_pf = _basis(live.excess, ZERO, ZERO, ZERO, proposed, largest, target) if live is not None else None
-    if live_pf is not None:
-        live_pf = live_pf.model_copy(update={
-            "withdrawn": withdrawn, "aggregate_exceeds": withdrawn + proposed > live_pf.limit})
+    live_pf = _live_basis(live, withdrawn, proposed, largest, target) if live is not None else None
+    reasons = [
+        *_unknown_reasons(prior_statement_filed, daily, live_pf, target),
+        *_excess_reasons(segment, daily, live_pf, target),
+        *_quarter_reasons(segment, daily, live_pf, withdrawn, proposed, largest),
+    ]
+    verdict: Verdict = max((r.verdict for r in reasons), key=_RANK.__getitem__, default="allowed")
+    needs = any(r.verdict == "needs_approval" for r in reasons)
+    return WhatIfResponse(
+        proposal_id=request.proposal_id, segment=segment, verdict=verdict, needs_approval=needs,
+        prior_statement_filed=prior_statement_filed,
+        baseline_business_day=baseline.business_day if baseline is not None else None,
+        daily=daily, live=live_pf, live_figures_version=live.version if live is not None else None,
+        reasons=reasons, summary=_summary(segment, verdict, proposed, reasons), evaluated_at=now,
+    )
 
+
+def _check_inputs(segment: str, baseline: Baseline | None, live: Live | None, withdrawn: Decimal) -> None:
+    """The caller's state must be of the request's segment, and a sum of disbursements is never negative."""
+    for name, held in (("baseline", baseline), ("live", live)):
+        if held is not None and held.segment != segment:
+            raise InputError(name, f"is of segment {held.segment}, the request of {segment}")
+    if withdrawn < ZERO:
+        raise InputError("withdrawn", f"a sum of disbursements is never negative, got {withdrawn}")
+
+
+def _live_basis(live: Live, withdrawn: Decimal, proposed: Decimal, largest: Decimal, target: Decimal | None
+                ) -> ProForma:
+    """The live basis: the live figures already reflect what has been withdrawn, deposited and debited, so only
+    the proposal moves them; the aggregate 25% test still counts what was withdrawn since the daily computation."""
+    pf = _basis(live.excess, ZERO, ZERO, ZERO, proposed, largest, target)
+    return pf.model_copy(update={"withdrawn": withdrawn, "aggregate_exceeds": withdrawn + proposed > pf.limit})
+
+
+def _reason(code: str, verdict: Verdict, regulation: str, message: str) -> Reason:
+    return Reason.model_validate({"code": code, "verdict": verdict, "regulation": regulation, "message": message})
+
+
+def _unknown_reasons(prior_statement_filed: bool, daily: ProForma | None, live_pf: ProForma | None,
+                     target: Decimal | None) -> list[Reason]:
+    """Refusals because compliance cannot be shown: the prior statement unfiled, or a figure not known."""
     reasons: list[Reason] = []
-
-    def reason(code: str, verdict: Verdict, regulation: str, message: str) -> None:
-        reasons.append(Reason.model_validate(
-            {"code": code, "verdict": verdict, "regulation": regulation, "message": message}))
-
     if not prior_statement_filed:
-        reason("prior_statement_not_filed", "refused", FILED_REGULATION,
-               "the prior business day's segregation statement has not been filed yet")
+        reasons.append(_reason("prior_statement_not_filed", "refused", FILED_REGULATION,
+                               "the prior business day's segregation statement has not been filed yet"))
     if daily is None:
-        reason("no_daily_computation", "refused", JAC_18_04,
-               "no daily computation is known: the pro-forma cannot start from it")
+        reasons.append(_reason("no_daily_computation", "refused", JAC_18_04,
+                               "no daily computation is known: the pro-forma cannot start from it"))
     if live_pf is None:
-        reason("no_live_figures", "refused", LIVE_REGULATION,
-               "no live figures are known: the most recent calculation of excess cannot be checked")
+        reasons.append(_reason("no_live_figures", "refused", LIVE_REGULATION,
+                               "no live figures are known: the most recent calculation of excess cannot be checked"))
     if target is None:
-        reason("no_target", "refused", TARGET_REGULATION,
-               "no management target is set for the segment: nothing shows the withdrawal keeps the excess above it")
+        reasons.append(_reason("no_target", "refused", TARGET_REGULATION,
+                               "no management target is set for the segment: nothing shows the withdrawal keeps the"
+                               " excess above it"))
+    return reasons
+
+
+def _excess_reasons(segment: str, daily: ProForma | None, live_pf: ProForma | None, target: Decimal | None
+                    ) -> list[Reason]:
+    """Refusals because a pro-forma excess (on either basis) is a deficiency or under the management target."""
+    reasons: list[Reason] = []
     for label, pf in (("the last daily computation", daily), ("the live figures", live_pf)):
         if pf is None:
             continue
         if pf.pro_forma_excess < ZERO:
-            reason("deficiency", "refused", DEFICIENCY_REGULATION[segment],
-                   f"from {label}, the pro-forma excess is {usd(pf.pro_forma_excess)}: a DEFICIENCY")
+            reasons.append(_reason("deficiency", "refused", DEFICIENCY_REGULATION[segment],
+                                   f"from {label}, the pro-forma excess is {usd(pf.pro_forma_excess)}: a DEFICIENCY"))
         elif target is not None and pf.pro_forma_excess < target:
-            reason("under_target", "refused", TARGET_REGULATION,
-                   f"from {label}, the pro-forma excess {usd(pf.pro_forma_excess)} is under the management target"
-                   f" {usd(target)} by {usd(target - pf.pro_forma_excess)}")
+            reasons.append(_reason("under_target", "refused", TARGET_REGULATION,
+                                   f"from {label}, the pro-forma excess {usd(pf.pro_forma_excess)} is under the"
+                                   f" management target {usd(target)} by {usd(target - pf.pro_forma_excess)}"))
+    return reasons
+
+
+def _quarter_reasons(segment: str, daily: ProForma | None, live_pf: ProForma | None, withdrawn: Decimal,
+                     proposed: Decimal, largest: Decimal) -> list[Reason]:
+    """Pre-approval needed because the largest withdrawal alone, or with those already made, exceeds 25% of an
+    excess."""
+    reasons: list[Reason] = []
     for code, label, pf, reg in (
         ("exceeds_25pct_daily", "the last daily computation", daily, DAILY_REGULATION[segment]),
         ("exceeds_25pct_live", "the live figures", live_pf, LIVE_REGULATION),
@@ -136,26 +178,21 @@ def what_if(
         if pf is not None and (pf.alone_exceeds or pf.aggregate_exceeds):
             which = (f"{usd(largest)} alone" if pf.alone_exceeds
                      else f"{usd(withdrawn + proposed)} with the {usd(withdrawn)} already withdrawn")
-            reason(code, "needs_approval", f"{reg}; CBOT Rule 971.E",
-                   f"{which} exceeds 25% of the excess of {label} ({usd(pf.excess)}; limit {usd(pf.limit)}):"
-                   " written pre-approval by the CEO or CFO, then immediate notice")
-    verdict: Verdict = max((r.verdict for r in reasons), key=_RANK.__getitem__, default="allowed")
-    needs = any(r.verdict == "needs_approval" for r in reasons)
+            reasons.append(_reason(code, "needs_approval", f"{reg}; CBOT Rule 971.E",
+                                   f"{which} exceeds 25% of the excess of {label} ({usd(pf.excess)}; limit"
+                                   f" {usd(pf.limit)}): written pre-approval by the CEO or CFO, then immediate notice"))
+    return reasons
+
+
+def _summary(segment: str, verdict: Verdict, proposed: Decimal, reasons: list[Reason]) -> str:
+    """One line for people: the verdict and, when refused, every refusal's message."""
     name = SEGMENT_NAMES[segment]
     if verdict == "allowed":
-        summary = f"{name}: withdrawal of {usd(proposed)} allowed"
-    elif verdict == "needs_approval":
-        summary = f"{name}: withdrawal of {usd(proposed)} needs CEO/CFO written pre-approval"
-    else:
-        summary = f"{name}: withdrawal of {usd(proposed)} REFUSED: " + "; ".join(
-            r.message for r in reasons if r.verdict == "refused")
-    return WhatIfResponse(
-        proposal_id=request.proposal_id, segment=segment, verdict=verdict, needs_approval=needs,
-        prior_statement_filed=prior_statement_filed,
-        baseline_business_day=baseline.business_day if baseline is not None else None,
-        daily=daily, live=live_pf, live_figures_version=live.version if live is not None else None,
-        reasons=reasons, summary=summary, evaluated_at=now,
-    )
+        return f"{name}: withdrawal of {usd(proposed)} allowed"
+    if verdict == "needs_approval":
+        return f"{name}: withdrawal of {usd(proposed)} needs CEO/CFO written pre-approval"
+    return f"{name}: withdrawal of {usd(proposed)} REFUSED: " + "; ".join(
+        r.message for r in reasons if r.verdict == "refused")
 
 
 def what_if_from(

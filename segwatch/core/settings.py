@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -10,27 +10,18 @@ from typing import NamedTuple
 
 from schemas.events import ForeignRequirement, FxRate, ManagementTarget
 from segwatch.core.catalogue import SEGMENT_IDS, ZERO
+from segwatch.environment import FiguresPart, load
 
 ONE = Decimal(1)
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
 
-# A rate older than this (behind the newest balance of the segment) is stale: a warning (rule stale_fx).
-FX_MAX_AGE_VAR = "SEGWATCH_FX_MAX_AGE_SECONDS"
-DEFAULT_FX_MAX_AGE = timedelta(hours=26)  # a daily rate, with a couple of hours' grace
 
-
-def fx_max_age(env: dict[str, str] | os._Environ[str] | None = None) -> timedelta:
-    raw = (os.environ if env is None else env).get(FX_MAX_AGE_VAR, "").strip()
-    if not raw:
-        return DEFAULT_FX_MAX_AGE
-    try:
-        seconds = int(raw)
-    except ValueError:
-        raise ValueError(f"{FX_MAX_AGE_VAR} must be a whole number of seconds, got {raw!r}") from None
-    if seconds < 1:
-        raise ValueError(f"{FX_MAX_AGE_VAR} must be at least 1, got {seconds}")
-    return timedelta(seconds=seconds)
+def fx_max_age(env: Mapping[str, str] | None = None) -> timedelta:
+    """A rate older than this (behind the newest balance of the segment) is stale: a warning (rule stale_fx).
+    SEGWATCH_FX_MAX_AGE_SECONDS (segwatch/environment.py, FiguresPart), default 26 h: a daily rate, with a couple of
+    hours' grace."""
+    return timedelta(seconds=load(FiguresPart, env).fx_max_age)
 
 
 class Target(NamedTuple):

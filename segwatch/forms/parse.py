@@ -106,6 +106,8 @@ def amount_before(text: str) -> Decimal | None:
     m = _AMOUNT.search(text)
     if m is None or bool(m["open"]) != bool(m["close"]):
         return None  # no number there, or a label's "(... line 5)"
+    if text[:m.start("digits")].endswith((",", ".")):
+        return None  # the tail of a malformed number ("1,2,3", "12,34", "1.234.56"): not legible, never a part
     amount = Decimal(m["digits"].replace(",", "") + (m["cents"] or ""))
     return -amount if (m["minus"] or m["open"]) else amount
 

@@ -168,77 +168,83 @@ async def apply_topics(
     settings: KafkaSettings, specs: Sequence[TopicSpec], *, dry_run: bool = False, timeout: float = 30.0
 ) -> list[TopicResult]:
     """Make the cluster match `specs`; returns one result per spec, in order."""
-    from aiokafka.admin import NewPartitions, NewTopic
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
     async with admin_client(settings, timeout=timeout) as client:
         states = await describe_topics(client, [spec.name for spec in specs])
-        refused = keyed_partition_changes(specs, states)
-        if refused:
-            raise KafkaAdminError(
-                f"refusing to change the partition count of keyed topics ({'; '.join(refused)}; "
-                "SEGWATCH_BALANCE_PARTITIONS): an account's new balances would land in another partition while "
-                "its old balance stays in the old changelog, and both would be counted. Nothing was changed. "
-                f"Keep the count, or move to a new SEGWATCH_NAMESPACE and replay the balances ({MIGRATION})"
-            )
+        _refuse_keyed_partition_changes(specs, states)
         missing = [spec for spec in specs if spec.name not in states]
         if missing and not dry_run:
-            response = await client.create_topics(
-                [NewTopic(s.name, s.partitions, s.replication, topic_configs=dict(s.configs)) for s in missing],
-                timeout_ms=int(timeout * 1000),
-            )
-            _check_topic_errors(response, "create")
-            await wait_for_topics(client, [spec.name for spec in missing], timeout)
-
-        results: list[TopicResult] = []
-        alterations: list[Any] = []
-        grow: dict[str, Any] = {}
-        for spec in specs:
-            state = states.get(spec.name)
-            if state is None:
-                results.append(
-                    TopicResult(
-                        spec.name, "created", (f"partitions {spec.partitions}, replication {spec.replication}",)
-                    )
-                )
-                continue
-            changes: list[str] = []
-            warnings: list[str] = []
-            config_changes = _config_changes(spec.configs, state.configs)
-            if config_changes:
-                changes.extend(config_changes)
-                alterations.append(ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=dict(spec.configs)))
-            if spec.partitions > state.partitions:
-                changes.append(f"partitions: {state.partitions} -> {spec.partitions}")
-                grow[spec.name] = NewPartitions(spec.partitions)
-            elif spec.partitions < state.partitions:
-                warnings.append(
-                    f"has {state.partitions} partitions, declared {spec.partitions}; "
-                    "partitions are never removed (recreate the topic to shrink it)"
-                )
-            if spec.replication != state.replication:
-                warnings.append(
-                    f"replication factor is {state.replication}, declared {spec.replication}; "
-                    "not changed here (reassign partitions to change it)"
-                )
-            results.append(
-                TopicResult(spec.name, "updated" if changes else "unchanged", tuple(changes), tuple(warnings))
-            )
-
+            await _create_topics(client, missing, timeout)
+        results = [_planned(spec, states.get(spec.name)) for spec in specs]
         if not dry_run:
-            if alterations:
-                for response in await client.alter_configs(alterations):
-                    for resource in _obj(response)["resources"]:
-                        if resource["error_code"]:
-                            raise KafkaAdminError(
-                                f"alter configs of {resource['resource_name']}: "
-                                f"{resource['error_message'] or 'error code ' + str(resource['error_code'])}"
-                            )
-            if grow:
-                _check_topic_errors(
-                    await client.create_partitions(grow, timeout_ms=int(timeout * 1000)), "add partitions to"
-                )
+            await _update_topics(client, [(spec, states[spec.name]) for spec in specs if spec.name in states], timeout)
         return results
+
+
+def _refuse_keyed_partition_changes(specs: Sequence[TopicSpec], states: Mapping[str, TopicState]) -> None:
+    refused = keyed_partition_changes(specs, states)
+    if refused:
+        raise KafkaAdminError(
+            f"refusing to change the partition count of keyed topics ({'; '.join(refused)}; "
+            "SEGWATCH_BALANCE_PARTITIONS): an account's new balances would land in another partition while "
+            "its old balance stays in the old changelog, and both would be counted. Nothing was changed. "
+            f"Keep the count, or move to a new SEGWATCH_NAMESPACE and replay the balances ({MIGRATION})"
+        )
+
+
+async def _create_topics(client: Any, specs: Sequence[TopicSpec], timeout: float) -> None:
+    from aiokafka.admin import NewTopic
+
+    response = await client.create_topics(
+        [NewTopic(s.name, s.partitions, s.replication, topic_configs=dict(s.configs)) for s in specs],
+        timeout_ms=int(timeout * 1000),
+    )
+    _check_topic_errors(response, "create")
+    await wait_for_topics(client, [spec.name for spec in specs], timeout)
+
+
+def _planned(spec: TopicSpec, state: TopicState | None) -> TopicResult:
+    """What applying `spec` does to the topic as it is (`state`; None: missing, so created): the changes made,
+    and the differences left alone with a warning (partitions are never removed, replication is not changed)."""
+    if state is None:
+        return TopicResult(spec.name, "created", (f"partitions {spec.partitions}, replication {spec.replication}",))
+    changes = list(_config_changes(spec.configs, state.configs))
+    warnings: list[str] = []
+    if spec.partitions > state.partitions:
+        changes.append(f"partitions: {state.partitions} -> {spec.partitions}")
+    elif spec.partitions < state.partitions:
+        warnings.append(
+            f"has {state.partitions} partitions, declared {spec.partitions}; "
+            "partitions are never removed (recreate the topic to shrink it)"
+        )
+    if spec.replication != state.replication:
+        warnings.append(
+            f"replication factor is {state.replication}, declared {spec.replication}; "
+            "not changed here (reassign partitions to change it)"
+        )
+    return TopicResult(spec.name, "updated" if changes else "unchanged", tuple(changes), tuple(warnings))
+
+
+async def _update_topics(client: Any, existing: Sequence[tuple[TopicSpec, TopicState]], timeout: float) -> None:
+    """Alter the configs that differ from the declared ones, then add the partitions declared beyond the count."""
+    from aiokafka.admin import NewPartitions
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    alterations = [
+        ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=dict(spec.configs))
+        for spec, state in existing
+        if _config_changes(spec.configs, state.configs)
+    ]
+    grow = {spec.name: NewPartitions(spec.partitions) for spec, state in existing if spec.partitions > state.partitions}
+    if alterations:
+        for response in await client.alter_configs(alterations):
+            for resource in _obj(response)["resources"]:
+                if resource["error_code"]:
+                    raise KafkaAdminError(
+                        f"alter configs of {resource['resource_name']}: "
+                        f"{resource['error_message'] or 'error code ' + str(resource['error_code'])}"
+                    )
+    if grow:
+        _check_topic_errors(await client.create_partitions(grow, timeout_ms=int(timeout * 1000)), "add partitions to")
 
 
 async def create_topic(

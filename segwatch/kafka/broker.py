@@ -11,7 +11,7 @@ so there is one implementation of how the broker is fetched, configured, started
   caller (its own session, reparented to init), so it outlives the command that started it;
 * it counts as up only when a Kafka client gets cluster metadata from it, not when the port opens.
 
-Environment: SEGWATCH_CACHE_DIR, SEGWATCH_BROKER_DIR, SEGWATCH_BROKER_PORT,
+Environment (`BrokerPart`): SEGWATCH_CACHE_DIR, SEGWATCH_BROKER_DIR, SEGWATCH_BROKER_PORT,
 SEGWATCH_BROKER_CONTROLLER_PORT, SEGWATCH_BROKER_START_TIMEOUT, SEGWATCH_BROKER_JAVA_OPTS, JAVA_HOME.
 """
 
@@ -37,7 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from segwatch.errors import InputError
+from pydantic import model_validator
+
+from segwatch.environment import EnvError, EnvSettings, Port, Seconds, Text, env, load
 from segwatch.waiting import WaitTimeout, wait_until_blocking
 
 KAFKA_VERSION = "3.9.1"
@@ -77,39 +79,35 @@ def _quiet(_: str) -> None:
 # -- configuration -------------------------------------------------------------------------------------
 
 
-def _env_port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        port = int(raw)
-    except ValueError:
-        raise InputError(name, f"must be a TCP port number, got {raw!r}") from None
-    if not 1 <= port <= 65535:
-        raise InputError(name, f"must be between 1 and 65535, got {port}")
-    return port
+class BrokerPart(EnvSettings):
+    """The local broker's variables (segwatch/environment.py: the settings models)."""
 
+    cache_dir: Text | None = env("SEGWATCH_CACHE_DIR", None, "where the Kafka download is kept")
+    xdg_cache_home: Text | None = env("XDG_CACHE_HOME", None, "the cache's parent when SEGWATCH_CACHE_DIR is unset")
+    broker_dir: Text | None = env("SEGWATCH_BROKER_DIR", None, "the broker's state (default: <cache>/broker)")
+    port: Port = env("SEGWATCH_BROKER_PORT", DEFAULT_PORT, "the broker's client port")
+    controller_port: Port | None = env("SEGWATCH_BROKER_CONTROLLER_PORT", None, "its controller port")
+    start_timeout: Seconds = env("SEGWATCH_BROKER_START_TIMEOUT", DEFAULT_START_TIMEOUT, "seconds to start")
+    java_opts: Text | None = env("SEGWATCH_BROKER_JAVA_OPTS", None, "the JVM's options")
+    java_home: Text | None = env("JAVA_HOME", None, "the Java to run (default: java on PATH)")
 
-def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InputError(name, f"must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise InputError(name, f"must be positive, got {raw}")
-    return value
+    @model_validator(mode="after")
+    def _ports_differ(self) -> BrokerPart:
+        if self.controller_port == self.port:
+            raise EnvError("SEGWATCH_BROKER_CONTROLLER_PORT", f"must differ from SEGWATCH_BROKER_PORT ({self.port})")
+        return self
+
+    @property
+    def cache(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        base = Path(self.xdg_cache_home).expanduser() if self.xdg_cache_home else Path.home() / ".cache"
+        return base / "segwatch"
 
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """SEGWATCH_CACHE_DIR, else $XDG_CACHE_HOME/segwatch, else ~/.cache/segwatch."""
-    env = os.environ if env is None else env
-    if env.get("SEGWATCH_CACHE_DIR"):
-        return Path(env["SEGWATCH_CACHE_DIR"]).expanduser()
-    base = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "segwatch"
+    return load(BrokerPart, env).cache
 
 
 @dataclass(frozen=True)
@@ -128,27 +126,19 @@ class BrokerConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BrokerConfig:
-        env = os.environ if env is None else env
-        cache_dir = default_cache_dir(env)
-        broker_dir = (
-            Path(env["SEGWATCH_BROKER_DIR"]).expanduser() if env.get("SEGWATCH_BROKER_DIR") else cache_dir / "broker"
-        )
-        port = _env_port(env, "SEGWATCH_BROKER_PORT", DEFAULT_PORT)
-        controller_port = _env_port(env, "SEGWATCH_BROKER_CONTROLLER_PORT", port + 1 if port < 65535 else port - 1)
-        if controller_port == port:
-            raise InputError("SEGWATCH_BROKER_CONTROLLER_PORT", f"must differ from SEGWATCH_BROKER_PORT ({port})")
-        java_opts = (
-            tuple(shlex.split(env["SEGWATCH_BROKER_JAVA_OPTS"]))
-            if env.get("SEGWATCH_BROKER_JAVA_OPTS", "").strip()
-            else DEFAULT_JAVA_OPTS
-        )
-        java = str(Path(env["JAVA_HOME"]) / "bin" / "java") if env.get("JAVA_HOME") else "java"
+        part = load(BrokerPart, env)
+        cache_dir = part.cache
+        broker_dir = Path(part.broker_dir).expanduser() if part.broker_dir else cache_dir / "broker"
+        port = part.port
+        controller_port = part.controller_port or (port + 1 if port < 65535 else port - 1)
+        java_opts = tuple(shlex.split(part.java_opts)) if part.java_opts else DEFAULT_JAVA_OPTS
+        java = str(Path(part.java_home) / "bin" / "java") if part.java_home else "java"
         return cls(
             cache_dir=cache_dir.absolute(),
             broker_dir=broker_dir.absolute(),
             port=port,
             controller_port=controller_port,
-            start_timeout=_env_seconds(env, "SEGWATCH_BROKER_START_TIMEOUT", DEFAULT_START_TIMEOUT),
+            start_timeout=part.start_timeout,
             java_opts=java_opts,
             java=java,
         )

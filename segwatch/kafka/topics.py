@@ -10,16 +10,17 @@ factor of all of them (3 or more also sets min.insync.replicas=2).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from segwatch.envvars import positive_int
+from segwatch.environment import NamespacePart, TopicsPart, load
 
 # SEGWATCH_NAMESPACE prefixes every topic, app id and consumer group, so several segwatch systems (or test
-# runs) can share one cluster without seeing each other's records. Read once, at import.
-NAMESPACE = os.environ.get("SEGWATCH_NAMESPACE", "").strip()
+# runs) can share one cluster without seeing each other's records. Read once, at import, by the model every
+# service reads (segwatch/environment.py): the names below are constants every module imports, so a process has
+# one namespace for its life; another namespace's names come from `namespaced`.
+NAMESPACE = load(NamespacePart).namespace
 
 BALANCES = f"{NAMESPACE}segwatch.balances"
 SETTINGS = f"{NAMESPACE}segwatch.settings"
@@ -38,8 +39,8 @@ def namespaced(name: str, namespace: str) -> str:
     """`name` (a constant above) as it is called under another namespace."""
     return namespace + name.removeprefix(NAMESPACE)
 
-DEFAULT_BALANCE_PARTITIONS = 4
-DEFAULT_REPLICATION = 1
+DEFAULT_BALANCE_PARTITIONS: int = TopicsPart.model_fields["balance_partitions"].default
+DEFAULT_REPLICATION: int = TopicsPart.model_fields["replication"].default
 
 DISBURSEMENT_RETENTION_DAYS = 400  # compliance records: more than a year, for the audit of any notice
 
@@ -100,9 +101,8 @@ class TopicSpec:
 
 def topics(env: Mapping[str, str] | None = None) -> tuple[TopicSpec, ...]:
     """The declaration: every topic, with partitions and replication for this environment."""
-    env = os.environ if env is None else env
-    balance_partitions = positive_int(env, "SEGWATCH_BALANCE_PARTITIONS", DEFAULT_BALANCE_PARTITIONS)
-    replication = positive_int(env, "SEGWATCH_REPLICATION", DEFAULT_REPLICATION)
+    part = load(TopicsPart, env)
+    balance_partitions, replication = part.balance_partitions, part.replication
 
     def spec(name: str, partitions: int, configs: dict[str, str], purpose: str, keyed: bool = False) -> TopicSpec:
         if replication >= 3:

@@ -6,6 +6,13 @@
 Every segment, line code, line number and label comes from segwatch/core/catalogue.py and every metric name
 from segwatch/ops/metrics.py, so a new line or segment shows up on the dashboard by regenerating it.
 Grafana loads the JSON through deploy/grafana/provisioning (datasource uid `segwatch-prometheus`).
+
+Built with Grafana's own grafana-foundation-sdk (its build for Grafana 11.3, the version deploy/ runs). A panel
+is one call returning an SDK builder: `timeseries(title, [(expr, legend), ...], GridPos(h=, w=, x=, y=),
+unit=..., description=..., zero_line=...)`, `stat(...)`, `state_timeline(...)`, `row(title, y)`, or an SDK
+builder chained by hand (the tables); anything else a panel needs is a builder method on it (e.g.
+`.override_by_regexp(...)`). A group of panels is a `*_panels(y) -> list[Panel]` function named in `build()`,
+which stacks the groups one under the other and numbers the panels.
 """
 
 from __future__ import annotations
@@ -18,8 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import grafanalib.core as g  # type: ignore[import-untyped]
-from grafanalib._gen import DashboardEncoder  # type: ignore[import-untyped]
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import prometheus, statetimeline
+from grafana_foundation_sdk.builders import stat as statpanel
+from grafana_foundation_sdk.builders import table as tablepanel
+from grafana_foundation_sdk.builders import timeseries as timeseriespanel
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models.dashboard import GridPos
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from segwatch.core.catalogue import SEGMENTS, Segment
 from segwatch.ops import metrics as m
@@ -35,6 +52,9 @@ QUANTILES: Final = (0.5, 0.95, 0.99)
 WIDTH: Final = 24  # Grafana's grid
 JOBS_RE: Final = "|".join(m.JOBS.values())
 UNIT_USD: Final = "currencyUSD"
+
+# What a panel function returns: an SDK builder of a panel, or of a row.
+Panel = Builder[dm.Panel] | Builder[dm.RowPanel]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,102 +78,120 @@ def quantile(q: float, histogram: str) -> str:
     return f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket[{RATE}])))"
 
 
-def target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False, table: bool = False) -> Any:
-    return g.Target(
-        expr=expr, legendFormat=legend, refId=ref, instant=instant, format="table" if table else "time_series",
-        datasource=DATASOURCE,
+def datasource() -> dm.DataSourceRef:
+    return dm.DataSourceRef(type_val=DATASOURCE["type"], uid=DATASOURCE_UID)
+
+
+def target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False,
+           table: bool = False) -> prometheus.Dataquery:
+    query = (
+        prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(datasource())
+        .format(PromQueryFormat.TABLE if table else PromQueryFormat.TIME_SERIES)
     )
+    return query.instant() if instant else query.range()
 
 
 def refs(n: int) -> Iterator[str]:
     return iter("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:n])
 
 
-def thresholds(*steps: tuple[str, float | None]) -> dict[str, Any]:
-    return {"mode": "absolute", "steps": [{"color": color, "value": value} for color, value in steps]}
+def thresholds(*steps: tuple[str, float | None]) -> db.ThresholdsConfig:
+    return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(
+        [dm.Threshold(color=color, value=value) for color, value in steps])
 
 
-def timeseries(title: str, targets: Sequence[tuple[str, str]], pos: Any, *, unit: str = "", description: str = "",
-               extra: dict[str, Any] | None = None, zero_line: bool = False) -> Any:
+def timeseries(title: str, targets: Sequence[tuple[str, str]], pos: GridPos, *, unit: str = "",
+               description: str = "", zero_line: bool = False) -> timeseriespanel.Panel:
     refs_ = refs(len(targets))
-    defaults: dict[str, Any] = {}
+    panel = (
+        timeseriespanel.Panel().title(title).description(description).datasource(datasource()).grid_pos(pos)
+        .unit(unit).targets([target(expr, legend, next(refs_)) for expr, legend in targets])
+        .legend(cb.VizLegendOptions().display_mode(common.LegendDisplayMode.TABLE)
+                .placement(common.LegendPlacement.BOTTOM).calcs(["lastNotNull"]).show_legend(True))
+        .tooltip(cb.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.NONE))
+    )
     if zero_line:  # a deficiency is below the red line
-        defaults = {"thresholds": thresholds(("red", None), ("transparent", 0)),
-                    "custom": {"thresholdsStyle": {"mode": "dashed"}}}
-    return g.TimeSeries(
-        title=title, description=description, dataSource=DATASOURCE, gridPos=pos, unit=unit,
-        targets=[target(expr, legend, next(refs_)) for expr, legend in targets],
-        legendDisplayMode="table", legendPlacement="bottom", legendCalcs=["lastNotNull"], tooltipMode="multi",
-        extraJson={"fieldConfig": {"defaults": defaults}, **(extra or {})},
+        panel.thresholds(thresholds(("red", None), ("transparent", 0))).thresholds_style(
+            cb.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED))
+    return panel
+
+
+def state_timeline(title: str, expr: str, legend: str, pos: GridPos, *, description: str = "",
+                   mappings: list[dm.ValueMapping] | None = None) -> statetimeline.Panel:
+    return (
+        statetimeline.Panel().title(title).description(description).datasource(datasource()).grid_pos(pos)
+        .targets([target(expr, legend)]).mappings(mappings or [])
+        .thresholds(thresholds(("green", None), ("red", 1)))
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
     )
 
 
-def state_timeline(title: str, expr: str, legend: str, pos: Any, *, description: str = "",
-                   mappings: list[dict[str, Any]] | None = None) -> Any:
-    return g.StateTimeline(
-        title=title, description=description, dataSource=DATASOURCE, gridPos=pos,
-        targets=[target(expr, legend)], mappings=mappings or [],
-        extraJson={"fieldConfig": {"defaults": {"thresholds": thresholds(("green", None), ("red", 1))}}},
-    )
-
-
-def value_map(options: dict[str, tuple[str, str | None]]) -> list[dict[str, Any]]:
+def value_map(options: dict[str, tuple[str, str | None]]) -> list[dm.ValueMapping]:
     """Grafana value mappings: raw value → (text, color)."""
-    return [{
-        "type": "value",
-        "options": {
-            value: {"text": text, "index": i, **({"color": color} if color else {})}
-            for i, (value, (text, color)) in enumerate(options.items())
-        },
-    }]
+    return [dm.ValueMap(options={
+        value: dm.ValueMappingResult(text=text, color=color, index=i)
+        for i, (value, (text, color)) in enumerate(options.items())
+    })]
+
+
+def column(display: str, *props: tuple[str, object]) -> list[dm.DynamicConfigValue]:
+    """A table column's properties (for `override_by_name`): its display name, then (property id, value)s."""
+    return [dm.DynamicConfigValue(id_val="displayName", value=display),
+            *(dm.DynamicConfigValue(id_val=key, value=value) for key, value in props)]
+
+
+def transformation(id_: str, options: dict[str, Any]) -> dm.DataTransformerConfig:
+    return dm.DataTransformerConfig(id_val=id_, options=options)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Panels
 
 
-def row(title: str, y: int) -> Any:
-    return g.RowPanel(title=title, gridPos=g.GridPos(h=1, w=WIDTH, x=0, y=y))
+def row(title: str, y: int) -> db.Row:
+    return db.Row(title).grid_pos(GridPos(h=1, w=WIDTH, x=0, y=y)).collapsed(False)
 
 
 def segment_name(seg: Segment) -> str:
     return f"{seg.id} ({seg.law})"
 
 
-def stat(title: str, expr: str, pos: Any, steps: dict[str, Any], description: str) -> Any:
-    return g.Stat(
-        title=title, description=description, dataSource=DATASOURCE, gridPos=pos, format=UNIT_USD,
-        targets=[target(expr)], reduceCalc="lastNotNull", colorMode="background", graphMode="area",
-        extraJson={"fieldConfig": {"defaults": {"thresholds": steps, "color": {"mode": "thresholds"}}}},
+def stat(title: str, expr: str, pos: GridPos, steps: db.ThresholdsConfig, description: str) -> statpanel.Panel:
+    return (
+        statpanel.Panel().title(title).description(description).datasource(datasource()).grid_pos(pos)
+        .unit(UNIT_USD).targets([target(expr)])
+        .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False).fields(""))
+        .color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.AREA)
+        .thresholds(steps).color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
     )
 
 
-def now_panels(y: int) -> list[Any]:
-    panels: list[Any] = [row("Now: excess and room over the management target, per segment", y)]
+def now_panels(y: int) -> list[Panel]:
+    panels: list[Panel] = [row("Now: excess and room over the management target, per segment", y)]
     w = WIDTH // (2 * len(SEGMENTS))
     for i, seg in enumerate(SEGMENTS.values()):
         panels.append(stat(
             f"{seg.id} excess (line {seg.excess})", sel(m.EXCESS, segment=seg.id),
-            g.GridPos(h=4, w=w, x=2 * i * w, y=y + 1), thresholds(("red", None), ("green", 0)),
+            GridPos(h=4, w=w, x=2 * i * w, y=y + 1), thresholds(("red", None), ("green", 0)),
             f"{seg.title}: {seg.line(seg.excess).label}. Red: a deficiency.",
         ))
         panels.append(stat(
             f"{seg.id} over (under) target (line {seg.over_target})", sel(m.EXCESS_OVER_TARGET, segment=seg.id),
-            g.GridPos(h=4, w=w, x=(2 * i + 1) * w, y=y + 1), thresholds(("orange", None), ("green", 0)),
+            GridPos(h=4, w=w, x=(2 * i + 1) * w, y=y + 1), thresholds(("orange", None), ("green", 0)),
             f"{seg.title}: {seg.line(seg.over_target).label}. Orange: under the management target.",
         ))
     return panels
 
 
-def segregation_panels(y: int) -> list[Any]:
-    panels: list[Any] = [row("Segregation: per segment, over time", y)]
+def segregation_panels(y: int) -> list[Panel]:
+    panels: list[Panel] = [row("Segregation: per segment, over time", y)]
     w = WIDTH // len(SEGMENTS)
     for i, seg in enumerate(SEGMENTS.values()):
         panels.append(timeseries(
             f"{segment_name(seg)}: excess against management target",
             [(sel(m.EXCESS, segment=seg.id), f"excess (line {seg.excess})"),
              (sel(m.TARGET, segment=seg.id), f"management target (line {seg.target})")],
-            g.GridPos(h=8, w=w, x=i * w, y=y + 1), unit=UNIT_USD, zero_line=True,
+            GridPos(h=8, w=w, x=i * w, y=y + 1), unit=UNIT_USD, zero_line=True,
             description=f"{seg.title}. Excess below the target: under target (warning); below zero: deficiency.",
         ))
     for i, seg in enumerate(SEGMENTS.values()):
@@ -161,21 +199,21 @@ def segregation_panels(y: int) -> list[Any]:
             f"{segment_name(seg)}: requirement against funds held",
             [(sel(m.REQUIREMENT, segment=seg.id), f"required (line {seg.requirement})"),
              (sel(m.FUNDS, segment=seg.id), f"funds held (line {seg.funds})")],
-            g.GridPos(h=8, w=w, x=i * w, y=y + 9), unit=UNIT_USD,
+            GridPos(h=8, w=w, x=i * w, y=y + 9), unit=UNIT_USD,
             description=f"{seg.line(seg.requirement).label} against {seg.line(seg.funds).label}.",
         ))
     return panels
 
 
-def currency_panels(y: int) -> list[Any]:
+def currency_panels(y: int) -> list[Panel]:
     """Reg. 1.32(a): the computation currency by currency, and whether the dollar figures are complete."""
-    panels: list[Any] = [row("Currencies: excess in each currency, FX completeness", y)]
+    panels: list[Panel] = [row("Currencies: excess in each currency, FX completeness", y)]
     w = WIDTH // (len(SEGMENTS) + 1)
     for i, seg in enumerate(SEGMENTS.values()):
         panels.append(timeseries(
             f"{segment_name(seg)}: excess by currency (in that currency)",
             [(f"max by (currency) ({sel(m.EXCESS_BY_CURRENCY, segment=seg.id)})", "{{currency}}")],
-            g.GridPos(h=8, w=w, x=i * w, y=y + 1), unit="short", zero_line=True,
+            GridPos(h=8, w=w, x=i * w, y=y + 1), unit="short", zero_line=True,
             description=f"{seg.title}: funds held in each currency less the requirement in it, in that currency's "
                         "units (Reg. 1.32(a), 1.49). A currency without an FX rate is left out of the dollar "
                         "figures but shown here.",
@@ -183,7 +221,7 @@ def currency_panels(y: int) -> list[Any]:
     panels.append(state_timeline(
         "FX completeness per segment",
         f"max by (segment) ({m.INCOMPLETE}) * 2 or max by (segment) ({m.STALE_FX} > bool 0)",
-        "{{segment}}", g.GridPos(h=8, w=WIDTH - len(SEGMENTS) * w, x=len(SEGMENTS) * w, y=y + 1),
+        "{{segment}}", GridPos(h=8, w=WIDTH - len(SEGMENTS) * w, x=len(SEGMENTS) * w, y=y + 1),
         mappings=value_map({"0": ("complete", "green"), "1": ("stale rate", "orange"),
                             "2": ("INCOMPLETE", "red")}),
         description="INCOMPLETE: a currency held has no FX rate, so the dollar figures leave it out and cannot "
@@ -193,27 +231,27 @@ def currency_panels(y: int) -> list[Any]:
     return panels
 
 
-def holdings_panels(y: int) -> list[Any]:
+def holdings_panels(y: int) -> list[Panel]:
     """Issue #14: where and in what the money is held (the figures' holdings, from the alerter)."""
-    panels: list[Any] = [row("Holdings: funds outside the US, instruments, depositories", y)]
+    panels: list[Panel] = [row("Holdings: funds outside the US, instruments, depositories", y)]
     w = WIDTH // 4
     panels.append(timeseries(
         "30.7 funds outside the US against 120% of the foreign margin requirement",
         [(sel(m.OFFSHORE_FUNDS, segment="30.7"), "funds outside the US"),
          (sel(m.FOREIGN_MARGIN_REQUIREMENT, segment="30.7"), "foreign margin requirement"),
          (sel(m.OFFSHORE_LIMIT, segment="30.7"), "limit (120%)")],
-        g.GridPos(h=8, w=w, x=0, y=y + 1), unit=UNIT_USD,
+        GridPos(h=8, w=w, x=0, y=y + 1), unit=UNIT_USD,
         description="Reg. 30.7: 30.7 funds outside the US at most the foreign margin requirement plus 20% "
                     "(offshore_funds warns above it, or when no requirement is known).",
     ))
     panels.append(timeseries(
         "30.7 offshore headroom", [(sel(m.OFFSHORE_HEADROOM, segment="30.7"), "headroom")],
-        g.GridPos(h=8, w=w, x=w, y=y + 1), unit=UNIT_USD, zero_line=True,
+        GridPos(h=8, w=w, x=w, y=y + 1), unit=UNIT_USD, zero_line=True,
         description="The 120% limit less the funds outside the US; below zero: over the limit.",
     ))
     panels.append(timeseries(
         "Holdings by instrument", [(f"max by (segment, instrument) ({m.HOLDINGS})", "{{segment}} {{instrument}}")],
-        g.GridPos(h=8, w=w, x=2 * w, y=y + 1), unit=UNIT_USD,
+        GridPos(h=8, w=w, x=2 * w, y=y + 1), unit=UNIT_USD,
         description="What each pool holds, by instrument type (Reg. 1.25 permitted investments, cash, customer "
                     "securities, open trade equity; `other` pages as investment_not_permitted).",
     ))
@@ -221,17 +259,17 @@ def holdings_panels(y: int) -> list[Any]:
         "Funds at depositories without an acknowledgment letter",
         [(f"max by (segment) ({m.UNACKNOWLEDGED})", "{{segment}} unacknowledged"),
          (f"max by (segment) ({m.UNCLASSIFIED})", "{{segment}} unclassified depositories")],
-        g.GridPos(h=8, w=WIDTH - 3 * w, x=3 * w, y=y + 1), unit=UNIT_USD,
+        GridPos(h=8, w=WIDTH - 3 * w, x=3 * w, y=y + 1), unit=UNIT_USD,
         description="Shown apart and, by default, left out of the funds lines (Reg. 1.20(d), 30.7(d), 22.5); "
                     "unclassified: depositories without reference data (a count).",
     ))
     return panels
 
 
-def business_day_panels(y: int) -> list[Any]:
+def business_day_panels(y: int) -> list[Panel]:
     """Issue #12: the last close beside the live figures, and the filing of each day's statement (with #14's
     report of investments)."""
-    panels: list[Any] = [row("Business day: the last close beside the live figures, the filing", y)]
+    panels: list[Panel] = [row("Business day: the last close beside the live figures, the filing", y)]
     w = WIDTH // len(SEGMENTS)
     for i, seg in enumerate(SEGMENTS.values()):
         panels.append(timeseries(
@@ -239,20 +277,20 @@ def business_day_panels(y: int) -> list[Any]:
             [(sel(m.EXCESS, segment=seg.id), "live excess"),
              (sel(m.CLOSE_EXCESS, segment=seg.id), f"last close (line {seg.excess})"),
              (sel(m.CLOSE_VERSION, segment=seg.id), "close version")],
-            g.GridPos(h=8, w=w, x=i * w, y=y + 1), unit=UNIT_USD, zero_line=True,
+            GridPos(h=8, w=w, x=i * w, y=y + 1), unit=UNIT_USD, zero_line=True,
             description="The statement as of the last business day's cut-off (Reg. 1.32) stays fixed while the "
                         "live figures move on; an amendment (version 2, 3, …) moves it.",
         ))
     filed = value_map({"0": ("not filed", "red"), "1": ("filed", "green")})
     panels.append(state_timeline(
         "Statement filed, per business day", f'max by (business_day) ({sel(m.STATEMENT_STATUS, status="filed")})',
-        "{{business_day}}", g.GridPos(h=8, w=WIDTH // 3, x=0, y=y + 9), mappings=filed,
+        "{{business_day}}", GridPos(h=8, w=WIDTH // 3, x=0, y=y + 9), mappings=filed,
         description="CBOT Rule 971.B: filed by noon Chicago the next business day (statement_not_filed warns at "
                     "10:00 and pages at noon). GET /v1/days on the alerter says by whom (docs/RECORD.md).",
     ))
     panels.append(state_timeline(
         "Amendment to file, per business day", f"max by (business_day) ({m.STATEMENT_AMENDMENT_NEEDED})",
-        "{{business_day}}", g.GridPos(h=8, w=WIDTH // 3, x=WIDTH // 3, y=y + 9),
+        "{{business_day}}", GridPos(h=8, w=WIDTH // 3, x=WIDTH // 3, y=y + 9),
         mappings=value_map({"0": ("none", "green"), "1": ("AMENDMENT to file", "red")}),
         description="A late balance changed a statement already filed or signed off: file the AMENDMENT.",
     ))
@@ -261,14 +299,14 @@ def business_day_panels(y: int) -> list[Any]:
         [(f"count({m.INVESTMENT_REPORT_SUBMITTED} == 0) or vector(0)", "pools not submitted"),
          (f"count(({m.INVESTMENT_REPORT_DEADLINE_AT} <= time()) unless on (report_date, segment) "
           f"({m.INVESTMENT_REPORT_SUBMITTED} == 1)) or vector(0)", "overdue")],
-        g.GridPos(h=8, w=WIDTH - 2 * (WIDTH // 3), x=2 * (WIDTH // 3), y=y + 9),
+        GridPos(h=8, w=WIDTH - 2 * (WIDTH // 3), x=2 * (WIDTH // 3), y=y + 9),
         description="CBOT Rule 971.D: as of the 15th and the last business day of the month, per pool, due by the "
                     "close of business of the next business day (investment_report_overdue warns when overdue).",
     ))
     return panels
 
 
-def statement_table(seg: Segment, pos: Any) -> Any:
+def statement_table(seg: Segment, pos: GridPos) -> tablepanel.Panel:
     """Every line of the segment: code, the form's line number and label (from the catalogue), amount."""
     expr = (
         f'label_replace(label_replace({sel(m.STATEMENT_LINE, segment=seg.id)}, "number", "$1", "line", "(.*)"),'
@@ -276,63 +314,56 @@ def statement_table(seg: Segment, pos: Any) -> Any:
     )
     numbers = value_map({ln.code: (ln.number, None) for ln in seg.lines})
     labels = value_map({ln.code: (ln.label, None) for ln in seg.lines})
-
-    def column(name: str, display: str, *props: dict[str, Any]) -> dict[str, Any]:
-        return {"matcher": {"id": "byName", "options": name},
-                "properties": [{"id": "displayName", "value": display}, *props]}
-
-    return g.Table(
-        title=f"{segment_name(seg)}: statement lines", dataSource=DATASOURCE, gridPos=pos, unit=UNIT_USD,
-        description=f"{seg.title}: every line of the statement, by its code on the form.",
-        targets=[target(expr, ref="A", instant=True, table=True)],
-        transformations=[
-            {"id": "organize", "options": {
+    return (
+        tablepanel.Panel().title(f"{segment_name(seg)}: statement lines").datasource(datasource()).grid_pos(pos)
+        .unit(UNIT_USD).description(f"{seg.title}: every line of the statement, by its code on the form.")
+        .targets([target(expr, ref="A", instant=True, table=True)])
+        .transformations([
+            transformation("organize", {
                 "excludeByName": {"Time": True, "__name__": True, "instance": True, "job": True, "segment": True},
                 "indexByName": {"line": 0, "number": 1, "label": 2, "Value": 3},
-            }},
-            {"id": "sortBy", "options": {"sort": [{"field": "line", "desc": False}]}},
-        ],
-        overrides=[
-            column("line", "Code", {"id": "custom.width", "value": 70}, {"id": "unit", "value": "string"}),
-            column("number", "Line", {"id": "mappings", "value": numbers}, {"id": "custom.width", "value": 60},
-                   {"id": "unit", "value": "string"}),
-            column("label", "Label", {"id": "mappings", "value": labels}, {"id": "unit", "value": "string"}),
-            column("Value", "USD", {"id": "custom.width", "value": 190}),
-        ],
+            }),
+            transformation("sortBy", {"sort": [{"field": "line", "desc": False}]}),
+        ])
+        .override_by_name("line", column("Code", ("custom.width", 70), ("unit", "string")))
+        .override_by_name("number", column("Line", ("mappings", numbers), ("custom.width", 60),
+                                             ("unit", "string")))
+        .override_by_name("label", column("Label", ("mappings", labels), ("unit", "string")))
+        .override_by_name("Value", column("USD", ("custom.width", 190)))
     )
 
 
-def statement_panels(y: int) -> list[Any]:
-    panels: list[Any] = [row("Statement lines", y)]
+def statement_panels(y: int) -> list[Panel]:
+    panels: list[Panel] = [row("Statement lines", y)]
     w = WIDTH // len(SEGMENTS)
     for i, seg in enumerate(SEGMENTS.values()):
-        panels.append(statement_table(seg, g.GridPos(h=18, w=w, x=i * w, y=y + 1)))
+        panels.append(statement_table(seg, GridPos(h=18, w=w, x=i * w, y=y + 1)))
     return panels
 
 
 FIRING_MAP: Final = value_map({"0": ("ok", "green"), "1": ("FIRING", "red")})
 
 
-def alert_panels(y: int) -> list[Any]:
+def alert_panels(y: int) -> list[Panel]:
     return [
         row("Alerts", y),
         state_timeline(
             "Alerter: alert states per segment", f"max by (segment, rule) ({m.ALERT_FIRING})", "{{segment}} {{rule}}",
-            g.GridPos(h=8, w=12, x=0, y=y + 1), mappings=FIRING_MAP,
+            GridPos(h=8, w=12, x=0, y=y + 1), mappings=FIRING_MAP,
             description="The alerter's own rules (segwatch.alerts topic): 1 while firing.",
         ),
         state_timeline(
             "Prometheus: segwatch alerts",
             f'max by (alertname, segment, source, job) ({m.ALERTS}{{alertname=~"Segwatch.*"}})',
-            "{{alertname}} {{segment}}{{source}}{{job}}", g.GridPos(h=8, w=12, x=12, y=y + 1),
+            "{{alertname}} {{segment}}{{source}}{{job}}", GridPos(h=8, w=12, x=12, y=y + 1),
             description="Pending and firing alerts of deploy/prometheus/rules (sent to Alertmanager).",
         ),
     ]
 
 
-def controls_panels(y: int) -> list[Any]:
+def controls_panels(y: int) -> list[Panel]:
     """Controls before the money moves (issue #13): each segment's 25% window, and the decisions."""
-    panels: list[Any] = [row("Controls: the 25% disbursement window, per segment", y)]
+    panels: list[Panel] = [row("Controls: the 25% disbursement window, per segment", y)]
     w = WIDTH // len(SEGMENTS)
     for i, seg in enumerate(SEGMENTS.values()):
         panels.append(timeseries(
@@ -341,7 +372,7 @@ def controls_panels(y: int) -> list[Any]:
              (sel(m.WINDOW_AGGREGATE, segment=seg.id), "disbursements not for customers since it"),
              (sel(m.WINDOW_HEADROOM, segment=seg.id, basis="daily"), "headroom to 25% (daily computation)"),
              (sel(m.WINDOW_HEADROOM, segment=seg.id, basis="live"), "headroom to 25% (live excess)")],
-            g.GridPos(h=8, w=w, x=i * w, y=y + 1), unit=UNIT_USD, zero_line=True,
+            GridPos(h=8, w=w, x=i * w, y=y + 1), unit=UNIT_USD, zero_line=True,
             description="Reg. 1.23(c) / 30.7(g) / 22.17, NFA 16(b), CBOT Rule 971.E. The window runs from one daily "
                         "computation to the next. Headroom below zero: the next disbursement not for customers "
                         "needs written CEO/CFO pre-approval.",
@@ -349,13 +380,13 @@ def controls_panels(y: int) -> list[Any]:
     panels.append(timeseries(
         "Disbursements decided, by outcome",
         [(f"sum by (segment, outcome) (increase({m.DISBURSEMENTS_TOTAL}[1h]))", "{{segment}} {{outcome}}")],
-        g.GridPos(h=6, w=WIDTH, x=0, y=y + 9),
+        GridPos(h=6, w=WIDTH, x=0, y=y + 9),
         description="within_limit, needs_approval (pre-approval named, not on record), approved, violation (pages).",
     ))
     return panels
 
 
-def input_panels(y: int) -> list[Any]:
+def input_panels(y: int) -> list[Panel]:
     last_seen = f"max by (source) ({m.INGEST_SOURCE_LAST_SEEN})"
     return [
         row("Inputs", y),
@@ -364,29 +395,24 @@ def input_panels(y: int) -> list[Any]:
             [(f"time() - {last_seen}", "{{source}}"),
              ("segwatch:input_cadence_seconds and on (source) segwatch:input_last_seen_timestamp_seconds:max",
               "{{source}} cadence")],
-            g.GridPos(h=8, w=16, x=0, y=y + 1), unit="s",
+            GridPos(h=8, w=16, x=0, y=y + 1), unit="s",
             description="Wall clock since the newest accepted event of each source; a source above its cadence "
                         "(deploy/prometheus/rules) raises SegwatchInputStale.",
-            extra={"fieldConfig": {"overrides": [{
-                "matcher": {"id": "byRegexp", "options": ".* cadence"},
-                "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
-            }]}},
-        ),
-        g.Table(
-            title="Newest business as-of per source (from the figures)", dataSource=DATASOURCE,
-            gridPos=g.GridPos(h=8, w=8, x=16, y=y + 1), unit="dateTimeAsIso",
-            description="The newest as-of time each source has sent, as the figures carry it.",
-            targets=[target(f"max by (source) ({m.SOURCE_LAST_UPDATE}) * 1000", instant=True, table=True)],
-            transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True}}}],
-        ),
+        ).override_by_regexp(".* cadence", [
+            dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]})]),
+        tablepanel.Panel().title("Newest business as-of per source (from the figures)").datasource(datasource())
+        .grid_pos(GridPos(h=8, w=8, x=16, y=y + 1)).unit("dateTimeAsIso")
+        .description("The newest as-of time each source has sent, as the figures carry it.")
+        .targets([target(f"max by (source) ({m.SOURCE_LAST_UPDATE}) * 1000", instant=True, table=True)])
+        .transformations([transformation("organize", {"excludeByName": {"Time": True}})]),
     ]
 
 
-def pipeline_panels(y: int) -> list[Any]:
-    def latency(title: str, histogram: str, x: int) -> Any:
+def pipeline_panels(y: int) -> list[Panel]:
+    def latency(title: str, histogram: str, x: int) -> timeseriespanel.Panel:
         return timeseries(
             title, [(quantile(q, histogram), f"p{round(q * 100)}") for q in QUANTILES],
-            g.GridPos(h=8, w=8, x=x, y=y + 9), unit="s",
+            GridPos(h=8, w=8, x=x, y=y + 9), unit="s",
         )
 
     return [
@@ -398,15 +424,15 @@ def pipeline_panels(y: int) -> list[Any]:
              (f'sum(rate({sel(m.CALCULATOR_BALANCES_TOTAL, outcome="applied")}[{RATE}]))', "balances applied"),
              (f'sum(rate({sel(m.CALCULATOR_SETTINGS_TOTAL, outcome="applied")}[{RATE}]))', "settings applied"),
              (f"sum(rate({m.CALCULATOR_FIGURES_TOTAL}[{RATE}]))", "figures published")],
-            g.GridPos(h=8, w=12, x=0, y=y + 1), unit="ops",
+            GridPos(h=8, w=12, x=0, y=y + 1), unit="ops",
         ),
         timeseries(
             "Consumer lag: balance records not yet applied",
             [(f"sum by (topic, partition) ({m.CALCULATOR_CONSUMER_LAG})", "{{topic}} [{{partition}}]")],
-            g.GridPos(h=8, w=6, x=12, y=y + 1), unit="short",
+            GridPos(h=8, w=6, x=12, y=y + 1), unit="short",
         ),
         state_timeline(
-            "Services up", f'up{{job=~"{JOBS_RE}"}}', "{{job}} {{instance}}", g.GridPos(h=8, w=6, x=18, y=y + 1),
+            "Services up", f'up{{job=~"{JOBS_RE}"}}', "{{job}} {{instance}}", GridPos(h=8, w=6, x=18, y=y + 1),
             mappings=value_map({"0": ("DOWN", "red"), "1": ("up", "green")}),
         ),
         latency("Latency: event → figures (p50, p95, p99)", m.EVENT_TO_FIGURES, 0),
@@ -416,44 +442,77 @@ def pipeline_panels(y: int) -> list[Any]:
             [(quantile(0.99, m.INGEST_REQUEST_SECONDS), "ingest request"),
              (quantile(0.99, m.INGEST_PUBLISH_SECONDS), "ingest publish"),
              (quantile(0.99, m.CALCULATOR_BATCH_SECONDS), "calculator batch")],
-            g.GridPos(h=8, w=8, x=16, y=y + 9), unit="s",
+            GridPos(h=8, w=8, x=16, y=y + 9), unit="s",
         ),
     ]
 
 
-def dashboard_annotations() -> Any:
-    builtin = {
-        "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
-        "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard",
-    }
-    return g.Annotations(list=[
+class PrometheusAnnotation(dm.AnnotationQuery):
+    """An annotation from a PromQL query, with the Prometheus datasource's own fields (the SDK's generic
+    AnnotationQuery has `expr` but not these)."""
+
+    def __init__(self, name: str, expr: str, icon_color: str, *, title: str, text: str, tags: str) -> None:
+        super().__init__(name=name, datasource=datasource(), enable=True, icon_color=icon_color, expr=expr)
+        self.extra = {"step": "15s", "titleFormat": title, "textFormat": text, "tagKeys": tags}
+
+    def to_json(self) -> dict[str, object]:
+        return {**super().to_json(), **self.extra}
+
+
+class Built(Builder[dm.AnnotationQuery]):
+    """An annotation made without a builder, handed to the dashboard builder."""
+
+    def __init__(self, model: dm.AnnotationQuery) -> None:
+        self.model = model
+
+    def build(self) -> dm.AnnotationQuery:
+        return self.model
+
+
+def dashboard_annotations() -> list[Builder[dm.AnnotationQuery]]:
+    builtin = (
+        db.AnnotationQuery().built_in(1).datasource(dm.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+        .enable(True).hide(True).icon_color("rgba(0, 211, 255, 1)").name("Annotations & Alerts").type("dashboard")
+    )
+    return [
         builtin,
-        {"datasource": DATASOURCE, "enable": True, "iconColor": "red", "name": "Prometheus alerts firing",
-         "expr": f'{m.ALERTS}{{alertname=~"Segwatch.*", alertstate="firing"}}', "step": "15s",
-         "titleFormat": "{{alertname}}", "textFormat": "{{severity}} {{segment}}{{source}}{{job}}",
-         "tagKeys": "severity,segment"},
-        {"datasource": DATASOURCE, "enable": True, "iconColor": "orange", "name": "Alerter alerts firing",
-         "expr": f"{m.ALERT_FIRING} == 1", "step": "15s", "titleFormat": "{{rule}}", "textFormat": "{{segment}}",
-         "tagKeys": "rule,segment"},
-    ])
+        Built(PrometheusAnnotation(
+            "Prometheus alerts firing", f'{m.ALERTS}{{alertname=~"Segwatch.*", alertstate="firing"}}', "red",
+            title="{{alertname}}", text="{{severity}} {{segment}}{{source}}{{job}}", tags="severity,segment",
+        )),
+        Built(PrometheusAnnotation(
+            "Alerter alerts firing", f"{m.ALERT_FIRING} == 1", "orange",
+            title="{{rule}}", text="{{segment}}", tags="rule,segment",
+        )),
+    ]
+
+
+def bottom(panels: Sequence[Panel]) -> int:
+    """The first grid row below every panel."""
+    positions = [p.build().grid_pos for p in panels]
+    return max((pos.y + pos.h for pos in positions if pos is not None), default=0)
 
 
 def build() -> dict[str, Any]:
     """The dashboard model, as Grafana stores it."""
-    panels: list[Any] = []
+    panels: list[Panel] = []
     for make in (now_panels, segregation_panels, currency_panels, holdings_panels, business_day_panels,
                  statement_panels, alert_panels,
                  controls_panels,
                  input_panels, pipeline_panels):
-        y = max((p.gridPos.y + p.gridPos.h for p in panels), default=0)
-        panels.extend(make(y))
-    dashboard = g.Dashboard(
-        title=TITLE, uid=DASHBOARD_UID, tags=["segwatch"], timezone="browser", refresh="5s",
-        description="Customer funds segregation (Daily Seg FOCUS II lines, live) and the segwatch pipeline. "
-                    "Generated by `python -m segwatch.ops.dashboard` from the line catalogue: do not edit by hand.",
-        time=g.Time("now-3h", "now"), annotations=dashboard_annotations(), panels=panels, editable=False,
-    ).auto_panel_ids()
-    model: dict[str, Any] = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
+        panels.extend(make(bottom(panels)))
+    dashboard = (
+        db.Dashboard(TITLE).uid(DASHBOARD_UID).tags(["segwatch"]).timezone("browser").refresh("5s")
+        .description("Customer funds segregation (Daily Seg FOCUS II lines, live) and the segwatch pipeline. "
+                     "Generated by `python -m segwatch.ops.dashboard` from the line catalogue: do not edit by hand.")
+        .time("now-3h", "now").annotations(dashboard_annotations()).readonly()
+        .build()
+    )
+    # Every panel placed by its own GridPos (the SDK's with_panel would re-place one at x=0, y=0), numbered 1..n.
+    dashboard.panels = [p.build() for p in panels]
+    for number, panel in enumerate(dashboard.panels, start=1):
+        panel.id_val = number
+    model: dict[str, Any] = json.loads(json.dumps(dashboard, cls=JSONEncoder))
     return model
 
 

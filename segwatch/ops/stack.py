@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import os
 import shutil
 import signal
 import subprocess
@@ -31,6 +30,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
+from segwatch.environment import EnvSettings, Text, env, load, value_of
 from segwatch.ops.metrics import JOBS
 from segwatch.system import Service, answers_ready, free_port
 from segwatch.waiting import wait_until
@@ -47,9 +47,16 @@ class MissingBinary(RuntimeError):
     pass
 
 
+class ToolsPart(EnvSettings):
+    """The binaries tests/ops runs (segwatch/environment.py: the settings models)."""
+
+    prometheus: Text = env("SEGWATCH_PROMETHEUS", "", "the Prometheus binary (default: prometheus on PATH)")
+    alertmanager: Text = env("SEGWATCH_ALERTMANAGER", "", "the Alertmanager binary (default: the Debian one)")
+
+
 def find_binary(env_var: str, *candidates: str) -> str:
     """The first candidate on PATH (or the one named by env_var); MissingBinary says how to get it."""
-    explicit = os.environ.get(env_var, "").strip()
+    explicit = str(value_of(load(ToolsPart), env_var))
     for name in (explicit,) if explicit else candidates:
         found = shutil.which(name)
         if found:

@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import hmac
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -66,6 +65,7 @@ from segwatch.core.proforma import what_if_from
 from segwatch.core.residual import RULE as RESIDUAL_RULE
 from segwatch.core.residual import ResidualInterest
 from segwatch.core.rules import AlertStates
+from segwatch.environment import load
 from segwatch.errors import InputError
 
 if TYPE_CHECKING:
@@ -249,7 +249,7 @@ def tokens_from_env(env: Mapping[str, str] | None = None) -> tuple[bytes, ...]:
     """The ingest API's bearer tokens (SEGWATCH_INGEST_TOKENS, SEGWATCH_INGEST_TOKENS_FILE)."""
     from services.ingest.config import tokens_from_env as ingest_tokens
 
-    return ingest_tokens(os.environ if env is None else env)
+    return ingest_tokens(env)
 
 
 class AlerterControls:
@@ -259,6 +259,10 @@ class AlerterControls:
         self.service = service
         self.log: Any = service.log
         self.state = ControlsState(calendar=BusinessCalendar(CalendarConfig.from_env()))
+        # Who may call the what-if: read once, at start, by the settings model (services/ingest/config.py).
+        from services.ingest.config import TokensPart
+
+        self._access = load(TokensPart)
         self._timer: asyncio.Task[None] | None = None
 
     @property
@@ -432,11 +436,10 @@ class AlerterControls:
 
     def _tokens(self) -> tuple[bytes, ...] | None:
         """The accepted tokens; () when anonymous access is allowed, None when nothing is configured."""
-        tokens: tuple[bytes, ...] = self.config.tokens if self.config.tokens is not None else tokens_from_env()
+        tokens: tuple[bytes, ...] = self.config.tokens if self.config.tokens is not None else self._access.tokens
         if tokens:
             return tokens
-        anonymous = os.environ.get(ANONYMOUS_ENV, "").strip().lower() in ("1", "true", "yes")
-        return () if anonymous else None
+        return () if self._access.allow_anonymous else None
 
     async def _what_if(self, request: web.Request) -> web.Response:
         tokens = self._tokens()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from aiohttp import web
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from services.alerter.metrics import AlerterMetrics
 
@@ -24,11 +24,6 @@ class Probed(Protocol):
 
 
 def make_app(service: Probed) -> web.Application:
-    async def metrics(request: web.Request) -> web.Response:
-        # The format the scraper asks for (Prometheus text, or OpenMetrics), as prometheus_client negotiates it.
-        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-        return web.Response(body=encode(service.metrics.registry), headers={"Content-Type": content_type})
-
     async def healthz(_: web.Request) -> web.Response:
         if service.healthy:
             return web.Response(text="ok\n")
@@ -40,7 +35,8 @@ def make_app(service: Probed) -> web.Application:
         return web.Response(status=503, text="not ready: recovering alert state or waiting for the figures partition\n")
 
     app = web.Application()
-    app.router.add_get("/metrics", metrics)
+    # prometheus_client's own handler: Prometheus text or OpenMetrics as the scraper asks, gzip when accepted.
+    app.router.add_get("/metrics", make_aiohttp_handler(service.metrics.registry))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     for install in getattr(service, "http_routes", ()):  # the service's own endpoints (POST /v1/what-if)

@@ -17,7 +17,6 @@ names the parameter (`{"error", "field", "reason"}`); what is not held is a 404 
 from __future__ import annotations
 
 import hmac
-import os
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,13 +26,12 @@ from aiohttp import web
 from schemas.statements import StatementRecord
 from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.forms.render import FilingHeader, to_filing_json, to_filing_text
-from services.alerter.controls import ANONYMOUS_ENV, TOKENS_ENV, TOKENS_FILE_ENV, tokens_from_env
+from services.alerter.controls import TOKENS_ENV, TOKENS_FILE_ENV
 
 if TYPE_CHECKING:
     from services.alerter.service import AlerterService
 
 REALM: Final = 'Bearer realm="segwatch-record"'
-FIRM_ENV: Final = "SEGWATCH_FIRM_NAME"
 DEFAULT_FIRM: Final = "segwatch FCM"
 FORMATS: Final = ("json", "text", "filing")
 MAX_RANGE_DAYS: Final = 6 * 366  # /v1/days?from=&to=: at most the record's retention
@@ -111,17 +109,9 @@ class RecordApi:
 
     # --- access ---------------------------------------------------------------------------------------
 
-    def _tokens(self) -> tuple[bytes, ...] | None:
-        """The accepted tokens; () when anonymous access is allowed, None when nothing is configured."""
-        configured = self.service.config.tokens
-        tokens: tuple[bytes, ...] = configured if configured is not None else tokens_from_env()
-        if tokens:
-            return tokens
-        anonymous = os.environ.get(ANONYMOUS_ENV, "").strip().lower() in ("1", "true", "yes")
-        return () if anonymous else None
-
     def _refused(self, request: web.Request) -> web.Response | None:
-        tokens = self._tokens()
+        # The what-if's tokens (the ingest API's; () when anonymous access is allowed, None when none is set).
+        tokens = self.service.controls._tokens()
         if tokens is None:
             return _json(503, {"error": f"no bearer token is configured ({TOKENS_ENV} or {TOKENS_FILE_ENV}):"
                                         " the record is refused to everyone"})
@@ -237,7 +227,7 @@ class RecordApi:
         submit = (status.filed_at.astimezone(cal.tz).date() if status is not None and status.filed_at is not None
                   else cal.next_business_day(day))
         kind = "AMENDMENT" if any(r.kind == "AMENDMENT" for r in records.values()) else "INITIAL"
-        firm = os.environ.get(FIRM_ENV, "").strip() or DEFAULT_FIRM
+        firm = self.service.config.firm_name or DEFAULT_FIRM
         return FilingHeader(firm, day, submit, kind)
 
     def figures(self, request: web.Request) -> web.Response:

@@ -53,6 +53,7 @@ from segwatch.kafka.topics import (
 )
 from services.alerter import holdings
 from services.alerter.business_day import AlerterBusinessDay
+from services.alerter.clock import shifted
 from services.alerter.controls import AlerterControls
 from services.alerter.http import HttpServer
 from services.alerter.metrics import AlerterMetrics
@@ -89,6 +90,8 @@ class AlerterConfig:
     max_batch: int = 500
     controls_interval: float = 30.0  # seconds between evaluations of the time-based rules (0: none)
     day_interval: float = 15.0  # seconds between evaluations of the filing deadlines (issue #12; 0: none)
+    clock_offset: float = 0.0  # seconds added to the clock (tests and rehearsals: services/alerter/clock.py)
+    firm_name: str = "segwatch FCM"  # the firm in a statement's text header (the read API)
     tokens: tuple[bytes, ...] | None = None  # the what-if's bearer tokens; None: SEGWATCH_INGEST_TOKENS(_FILE)
 
     @property
@@ -128,7 +131,7 @@ class AlerterService:
         self.settings = settings
         self.config = config or AlerterConfig()
         self.metrics = metrics or AlerterMetrics()
-        self.clock = clock
+        self.clock = shifted(clock, self.config.clock_offset)
         self.log: Any = logger if logger is not None else structlog.get_logger().bind(service=STAGE)
         self.states = AlertStates()
         self.controls = AlerterControls(self)
@@ -142,6 +145,7 @@ class AlerterService:
         self._stopping = asyncio.Event()
         self._recovered = False
         self._recovery_error: BaseException | None = None
+        self._start_offsets: dict[Any, int] = {}  # figures partitions started at the figures in force
 
     # --- life cycle -------------------------------------------------------------------------------------
 
@@ -263,11 +267,19 @@ class AlerterService:
 
     async def _latest_figures(self) -> list[Figures]:
         """The newest figures record of each segment on the (compacted) figures topic."""
+        latest, _ = await self._latest_figures_records()
+        return [figures for figures, _ in latest]
+
+    async def _latest_figures_records(self) -> tuple[list[tuple[Figures, Any]], dict[int, int]]:
+        """The newest figures record of each segment (with its Kafka record), and per partition the offset
+        after the last record read."""
         topic = self.config.figures_topic
         counts = await partition_counts(self.settings, [topic], timeout=self.config.recovery_timeout)
         records = await read_to_end(self.settings, topic, counts[topic], timeout=self.config.recovery_timeout)
-        latest: dict[str, Figures] = {}
+        latest: dict[str, tuple[Figures, Any]] = {}
+        ends: dict[int, int] = {}
         for record in records:
+            ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
             if record.value is None:
                 continue
             try:
@@ -275,9 +287,39 @@ class AlerterService:
             except ValidationError:
                 continue  # the consumer dead-letters it when it gets there
             held = latest.get(figures.segment)
-            if held is None or figures.version > held.version:
-                latest[figures.segment] = figures
-        return [latest[segment] for segment in sorted(latest)]
+            if held is None or figures.version > held[0].version:
+                latest[figures.segment] = (figures, record)
+        return [latest[segment] for segment in sorted(latest)], ends
+
+    async def _start_at_figures_in_force(self, assigned: Sequence[Any]) -> None:
+        """A figures partition this group never committed (a new alerter, or its offsets expired) starts at the
+        figures in force, the newest record of each segment, not at the topic's history: the compacted topic
+        keeps arbitrary old figures (an opening's transient deficiency of hours ago) that would page now.
+        A restarted alerter resumes from its committed offsets and so still sees every figures record."""
+        consumer = self._consumer
+        figures_tps = [tp for tp in assigned if tp.topic == self.config.figures_topic]
+        fresh = [tp for tp in figures_tps if await consumer.committed(tp) is None]
+        if not fresh:
+            return
+        latest, ends = await self._latest_figures_records()
+        partitions = {tp.partition for tp in fresh}
+        records = sorted((r for _, r in latest if r.partition in partitions), key=lambda r: (r.partition, r.offset))
+        pending: list[asyncio.Future[Any]] = []
+        for record in records:
+            await self._handle_figures(record, pending)
+        if pending:
+            await asyncio.gather(*pending)
+        start = {tp: ends[tp.partition] for tp in fresh if tp.partition in ends}
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+            self._start_offsets[tp] = offset
+        if start:
+            await consumer.commit(start)
+        self.log.info(
+            "first start: the figures in force evaluated, the history before them skipped",
+            evaluated=[f"{r.partition}@{r.offset}" for r in records],
+            skipped_to={f"{tp.topic}[{tp.partition}]": o for tp, o in start.items()},
+        )
 
     async def _show_latest_figures(self) -> None:
         """Prime the gauges with the latest figures of each segment (the figures topic is compacted), so
@@ -296,6 +338,9 @@ class AlerterService:
             self.log.info("partitions assigned", partitions=sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
             if assigned:
                 await self.recover()
+                self._recovered = False  # ready only once a first start has judged the figures in force
+                await self._start_at_figures_in_force(assigned)
+                self._recovered = True
             self.metrics.set_ready(self.ready)
 
     # --- the consumer loop ------------------------------------------------------------------------------
@@ -320,7 +365,9 @@ class AlerterService:
                                 consumer.seek(tp, records[0].offset)
                         continue
                     pending: list[asyncio.Future[Any]] = []
-                    mine = [records for tp, records in batch.items() if tp in assignment]
+                    # A batch fetched before a first start skipped the history holds records below the start.
+                    mine = [[r for r in records if r.offset >= self._start_offsets.get(tp, 0)]
+                            for tp, records in batch.items() if tp in assignment]
                     # Figures and disbursements in the order Kafka stamped them, each partition's order kept.
                     for record in heapq.merge(*mine, key=_kafka_order):
                         await self._handle(record, pending)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import sys
 import time
 from collections import deque
@@ -40,7 +39,8 @@ from typing import Any
 import faust
 import orjson
 from faust.types import TP
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.aiohttp import make_aiohttp_handler
 from pydantic import ValidationError
 
 from schemas.errors import first_error
@@ -49,7 +49,6 @@ from schemas.records import Figures
 from segwatch.config import KafkaSettings
 from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.deadletter import dead_letter
-from segwatch.envvars import positive_int
 from segwatch.kafka import topics
 from segwatch.logs import configure
 from services.calculator.combiner import Combiner
@@ -58,6 +57,7 @@ from services.calculator.fastparse import read_balance
 from services.calculator.faust_adapter import CalculatorApp, StoreTable, store_factory
 from services.calculator.holdings_stage import HOLDINGS_SETTING_TYPES, note_depository
 from services.calculator.partials import Partial, PartitionState
+from services.calculator.settings import DEFAULT_HOST, DEFAULT_PORT, config_fields
 from services.calculator.store import (
     ChangelogStore,
     ChangelogWriter,
@@ -84,8 +84,8 @@ class CalculatorConfig:
     # means fresher figures and more records (at most 1000/coalesce_ms a second per segment); see
     # docs/PERFORMANCE.md for the latency it gives.
     coalesce_ms: int = COALESCE_MS
-    web_host: str = "127.0.0.1"
-    web_port: int = 8702
+    web_host: str = DEFAULT_HOST
+    web_port: int = DEFAULT_PORT
     datadir: str = ""
     # Static group membership (KIP-345): a worker restarted with the same id takes its partitions back at once
     # instead of waiting for the broker to expire the old member's session. Stable per worker (a StatefulSet
@@ -99,19 +99,9 @@ class CalculatorConfig:
         return topics.DISBURSEMENTS if event_type == "disbursement" else self.settings
 
     @classmethod
-    def from_env(cls) -> CalculatorConfig:
-        env = os.environ
-        spec = topics.by_name()
-        return cls(
-            partitions=spec[topics.BALANCES].partitions,
-            coalesce_ms=positive_int(env, "SEGWATCH_COALESCE_MS", COALESCE_MS),
-            batch_max=positive_int(env, "SEGWATCH_CALCULATOR_BATCH", BATCH_MAX),
-            fetch_bytes=positive_int(env, "SEGWATCH_CALCULATOR_FETCH_BYTES", FETCH_BYTES),
-            web_host=env.get("SEGWATCH_BIND", "127.0.0.1"),
-            web_port=int(env.get("SEGWATCH_CALCULATOR_PORT", "8702")),
-            datadir=env.get("SEGWATCH_CALCULATOR_DATADIR", ""),
-            instance_id=env.get("SEGWATCH_CALCULATOR_INSTANCE_ID", "").strip(),
-        )
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CalculatorConfig:
+        """From the environment, through the calculator's settings model (services/calculator/settings.py)."""
+        return cls(**config_fields(env))
 
 
 class Metrics:
@@ -681,9 +671,14 @@ class Calculator:
             ready = recovered and not app.rebalancing
             return web.json({"ready": ready, "recovered": recovered}, status=200 if ready else 503)
 
+        # prometheus_client's own aiohttp handler (Prometheus text or OpenMetrics, gzip when accepted). Faust
+        # routes a page through its View, but its aiohttp driver hands the view aiohttp's request and sends
+        # back the aiohttp response the view returns: so the page only forwards the request to the handler.
+        scrape = make_aiohttp_handler(metrics.registry)
+
         @app.page("/metrics")
         async def metrics_page(web: Any, request: Any) -> Any:
-            return web.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
+            return await scrape(request)
 
 
 def create_app(cfg: CalculatorConfig | None = None, kafka: KafkaSettings | None = None) -> faust.App:

@@ -27,7 +27,8 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from segwatch.deadletter import dead_letter
 from segwatch.waiting import backoff
@@ -169,7 +170,23 @@ async def _post_events(request: web.Request) -> web.Response:
     denied = _unauthorized(config, request.headers.get("Authorization"))
     if denied is not None:
         return denied
+    batch = _is_batch(request)
+    if isinstance(batch, web.Response):
+        return batch
+    encoding = _encoding(request.headers.getall("Content-Encoding", []))
+    if isinstance(encoding, web.Response):
+        return encoding
+    body = await _read_body(request, config, encoding)
+    if isinstance(body, web.Response):
+        return body
+    parsed = _parse_batch(body, config) if batch else _parse_single(body)
+    if isinstance(parsed, web.Response):
+        return parsed
+    return await _publish(request, *parsed)
 
+
+def _is_batch(request: web.Request) -> bool | web.Response:
+    """True for an NDJSON batch, False for one JSON event; or the 415 answer (another type or charset)."""
     content_type = request.content_type.lower()
     if content_type in JSON_TYPES:
         batch = False
@@ -181,11 +198,11 @@ async def _post_events(request: web.Request) -> web.Response:
     charset = (request.charset or "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
         return _error(415, f"unsupported charset {charset!r}: send UTF-8")
+    return batch
 
-    encoding = _encoding(request.headers.getall("Content-Encoding", []))
-    if isinstance(encoding, web.Response):
-        return encoding
 
+async def _read_body(request: web.Request, config: IngestConfig, encoding: str | None) -> bytes | web.Response:
+    """The body, within the size limit and time, its Content-Encoding undone, checked to be UTF-8; or the 4xx."""
     too_large = f"the body is larger than {config.max_bytes} bytes (SEGWATCH_INGEST_MAX_BYTES)"
     if request.content_length is not None and request.content_length > config.max_bytes:
         return _error(413, too_large)
@@ -208,37 +225,43 @@ async def _post_events(request: web.Request) -> web.Response:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return _error(400, f"malformed body: not UTF-8 (byte {exc.start})")
+    return body
 
+
+def _parse_batch(body: bytes, config: IngestConfig) -> tuple[list[Parsed], list[Bad]] | web.Response:
+    """An NDJSON batch's events and its rejected lines (numbered from 1, blank lines skipped); or the 4xx
+    answer for a batch with no events or too many."""
+    lines = [
+        (number, line.rstrip(b"\r"))
+        for number, line in enumerate(body.split(b"\n"), start=1)
+        if line.strip()
+    ]
+    if not lines:
+        return _error(400, "malformed body: no events (an NDJSON batch has one JSON event per line)")
+    if len(lines) > config.max_events:
+        return _error(413, f"{len(lines)} events in one batch; at most {config.max_events} "
+                           "(SEGWATCH_INGEST_MAX_EVENTS)")
     events: list[Parsed] = []
     rejected: list[Bad] = []
-    if batch:
-        lines = [
-            (number, line.rstrip(b"\r"))
-            for number, line in enumerate(body.split(b"\n"), start=1)
-            if line.strip()
-        ]
-        if not lines:
-            return _error(400, "malformed body: no events (an NDJSON batch has one JSON event per line)")
-        if len(lines) > config.max_events:
-            return _error(413, f"{len(lines)} events in one batch; at most {config.max_events} "
-                               "(SEGWATCH_INGEST_MAX_EVENTS)")
-        for number, line in lines:
-            result = parse_event(number, line)
-            if isinstance(result, Bad):
-                rejected.append(result)
-            else:
-                events.append(result)
-    else:
-        if not body.strip():
-            return _error(400, "malformed body: empty (expected one JSON event)")
-        result = parse_event(1, body)
+    for number, line in lines:
+        result = parse_event(number, line)
         if isinstance(result, Bad):
-            if result.malformed:
-                return _error(400, f"malformed body: {result.reason}")
             rejected.append(result)
         else:
             events.append(result)
-    return await _publish(request, events, rejected)
+    return events, rejected
+
+
+def _parse_single(body: bytes) -> tuple[list[Parsed], list[Bad]] | web.Response:
+    """One JSON event: published, or rejected (422 with its field); a body that is not JSON at all is a 400."""
+    if not body.strip():
+        return _error(400, "malformed body: empty (expected one JSON event)")
+    result = parse_event(1, body)
+    if isinstance(result, Bad):
+        if result.malformed:
+            return _error(400, f"malformed body: {result.reason}")
+        return [], [result]
+    return [result], []
 
 
 def _encoding(values: list[str]) -> str | web.Response | None:
@@ -377,12 +400,6 @@ async def readyz(request: web.Request) -> web.Response:
     return _json(200, {"status": "ready"})
 
 
-async def metrics_handler(request: web.Request) -> web.Response:
-    return web.Response(
-        body=generate_latest(request.app[METRICS].registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
-
-
 async def _keep_starting(publisher: Publisher, log: structlog.stdlib.BoundLogger) -> None:
     """Start the producer, retrying with jittered backoff while Kafka is unreachable (readiness stays 503
     meanwhile)."""
@@ -412,7 +429,8 @@ def create_app(
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
+    # prometheus_client's own handler: Prometheus text or OpenMetrics as the scraper asks, gzip when accepted.
+    app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         starter = asyncio.create_task(_keep_starting(publisher, app[LOG]))

@@ -1,12 +1,13 @@
-"""The ingest service's settings, from the environment. Mistakes are InputErrors naming the variable.
+"""The ingest service's settings, from the environment: `IngestSettings` (segwatch/environment.py says how the
+models work and how to add a variable). Mistakes are InputErrors naming the variable.
 
     SEGWATCH_INGEST_TOKENS           bearer tokens, comma-separated
     SEGWATCH_INGEST_TOKENS_FILE      a file of bearer tokens, one per line (blank lines and # comments ignored)
-    SEGWATCH_INGEST_ALLOW_ANONYMOUS  1: start without any token (no authentication). Without tokens and
+    SEGWATCH_INGEST_ALLOW_ANONYMOUS  1 (yes, true, on): start without any token (no authentication). Without tokens and
                                      without this the service refuses to start.
     SEGWATCH_INGEST_MAX_BYTES        largest request body accepted (default 8 MiB; larger → 413)
     SEGWATCH_INGEST_MAX_EVENTS       most events in one NDJSON batch (default 10000; more → 413)
-    SEGWATCH_INGEST_PORT             port of `segwatch ingest serve` (default 8701)
+    SEGWATCH_INGEST_PORT             port of `segwatch ingest serve` (default 8701; 0: any free port)
     SEGWATCH_INGEST_ACK_TIMEOUT      seconds a request waits for Kafka's acknowledgements (default 20)
     SEGWATCH_INGEST_LINGER_MS        how long the producer lets small sends gather into one batch (default 2)
     SEGWATCH_INGEST_HEADER_TIMEOUT   seconds a connection has to send a request's headers, from connecting or
@@ -22,13 +23,32 @@
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
-from segwatch.envvars import positive_int
+from pydantic import BeforeValidator, model_validator
+from pydantic_settings import NoDecode
+
+from segwatch.config import KafkaPart
+from segwatch.environment import (
+    EnvError,
+    EnvSettings,
+    EventsPart,
+    Flag,
+    ListenPort,
+    LoggingPart,
+    NamespacePart,
+    NonNegativeInt,
+    PositiveInt,
+    Seconds,
+    SettingsError,
+    Text,
+    env,
+    load,
+)
 from segwatch.errors import InputError
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
@@ -47,60 +67,37 @@ ALLOW_ANONYMOUS = "SEGWATCH_INGEST_ALLOW_ANONYMOUS"
 SOURCES = "SEGWATCH_INGEST_SOURCES"
 
 
-def _non_negative_int(env: Mapping[str, str], var: str, default: int) -> int:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise InputError(var, f"must be a whole number of milliseconds (0 or more), got {raw!r}")
-    return int(raw)
-
-
-def _positive_float(env: Mapping[str, str], var: str, default: float) -> float:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InputError(var, f"must be a number of seconds, got {raw!r}") from None
-    if not 0 < value < math.inf:  # also refuses nan
-        raise InputError(var, f"must be a finite number more than 0, got {raw}")
-    return value
-
-
-def _tokens(env: Mapping[str, str]) -> tuple[bytes, ...]:
-    tokens = [t.strip() for t in env.get(TOKENS, "").split(",") if t.strip()]
-    path = env.get(TOKENS_FILE, "").strip()
+def _tokens(raw: str | None, path: str | None) -> tuple[bytes, ...]:
+    given = raw or ""
+    tokens = [t.strip() for t in given.split(",") if t.strip()]
     if path:
         try:
             lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise InputError(TOKENS_FILE, f"cannot read {path}: {exc.strerror or exc}") from None
+            raise EnvError(TOKENS_FILE, f"cannot read {path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
-            raise InputError(TOKENS_FILE, f"{path} is not UTF-8 text") from None
+            raise EnvError(TOKENS_FILE, f"{path} is not UTF-8 text") from None
         tokens += [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     for token in tokens:
         if any(ch.isspace() for ch in token):
-            raise InputError(TOKENS if token in env.get(TOKENS, "") else TOKENS_FILE, "a token contains white space")
+            raise EnvError(TOKENS if token in given else TOKENS_FILE, "a token contains white space")
     return tuple(dict.fromkeys(t.encode() for t in tokens))
 
 
-def tokens_from_env(env: Mapping[str, str]) -> tuple[bytes, ...]:
+def tokens_from_env(env: Mapping[str, str] | None = None) -> tuple[bytes, ...]:
     """The bearer tokens of SEGWATCH_INGEST_TOKENS and SEGWATCH_INGEST_TOKENS_FILE (also the what-if API's)."""
-    return _tokens(env)
+    return load(TokensPart, env).tokens
 
 
-def _sources(env: Mapping[str, str]) -> frozenset[str] | None:
-    raw = env.get(SOURCES)
+def _sources(raw: str | None) -> frozenset[str] | None:
     if raw is None or not raw.strip():
         return None
     names = [name.strip() for name in raw.split(",") if name.strip()]
     for name in names:
         if len(name) > 64:
-            raise InputError(SOURCES, f"a source is 1 to 64 characters, got {name[:20]!r}... ({len(name)})")
+            raise ValueError(f"a source is 1 to 64 characters, got {name[:20]!r}... ({len(name)})")
         if name == OTHER_SOURCE:
-            raise InputError(SOURCES, f"{OTHER_SOURCE!r} is the label of the sources not listed; do not list it")
+            raise ValueError(f"{OTHER_SOURCE!r} is the label of the sources not listed; do not list it")
     return frozenset(names)
 
 
@@ -132,26 +129,65 @@ class IngestConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestConfig:
-        env = os.environ if env is None else env
-        anonymous_raw = env.get(ALLOW_ANONYMOUS, "").strip().lower()
-        if anonymous_raw not in ("", "0", "1", "true", "false", "yes", "no"):
-            raise InputError(ALLOW_ANONYMOUS, f"must be 1 or 0, got {anonymous_raw!r}")
-        return cls(
-            tokens=_tokens(env),
-            allow_anonymous=anonymous_raw in ("1", "true", "yes"),
-            max_bytes=positive_int(env, "SEGWATCH_INGEST_MAX_BYTES", DEFAULT_MAX_BYTES),
-            max_events=positive_int(env, "SEGWATCH_INGEST_MAX_EVENTS", DEFAULT_MAX_EVENTS),
-            ack_timeout=_positive_float(env, "SEGWATCH_INGEST_ACK_TIMEOUT", DEFAULT_ACK_TIMEOUT),
-            linger_ms=_non_negative_int(env, "SEGWATCH_INGEST_LINGER_MS", DEFAULT_LINGER_MS),
-            header_timeout=_positive_float(env, "SEGWATCH_INGEST_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT),
-            body_timeout=_positive_float(env, "SEGWATCH_INGEST_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT),
-            sources=_sources(env),
-        )
+        return load(IngestPart, env).config
 
 
 def port_from_env(env: Mapping[str, str] | None = None) -> int:
-    env = os.environ if env is None else env
-    port = positive_int(env, "SEGWATCH_INGEST_PORT", DEFAULT_PORT)
-    if port > 65535:
-        raise InputError("SEGWATCH_INGEST_PORT", f"must be a port number (1-65535), got {port}")
-    return port
+    return load(IngestPart, env).port
+
+
+class TokensPart(EnvSettings):
+    """Who may call: the ingest API's bearer tokens, also the alerter's what-if's."""
+
+    SECRET = frozenset({TOKENS})
+
+    raw_tokens: str | None = env(TOKENS, None, "bearer tokens, comma-separated", repr=False)
+    tokens_file: Text | None = env(TOKENS_FILE, None, "a file of bearer tokens, one per line")
+    allow_anonymous: Flag = env(ALLOW_ANONYMOUS, False, "1: no authentication (development only)")
+
+    @model_validator(mode="after")
+    def _check(self) -> TokensPart:
+        _ = self.tokens  # the file read and the tokens checked at load
+        return self
+
+    @cached_property
+    def tokens(self) -> tuple[bytes, ...]:
+        return _tokens(self.raw_tokens, self.tokens_file)
+
+
+class IngestPart(TokensPart):
+    """The ingest service's own variables."""
+
+    port: ListenPort = env("SEGWATCH_INGEST_PORT", DEFAULT_PORT, "port of `ingest serve` (or --port)")
+    max_bytes: PositiveInt = env("SEGWATCH_INGEST_MAX_BYTES", DEFAULT_MAX_BYTES, "largest request body")
+    max_events: PositiveInt = env("SEGWATCH_INGEST_MAX_EVENTS", DEFAULT_MAX_EVENTS, "most events in one batch")
+    ack_timeout: Seconds = env("SEGWATCH_INGEST_ACK_TIMEOUT", DEFAULT_ACK_TIMEOUT, "Kafka acknowledgement wait")
+    linger_ms: NonNegativeInt = env("SEGWATCH_INGEST_LINGER_MS", DEFAULT_LINGER_MS, "producer linger (ms)")
+    header_timeout: Seconds = env("SEGWATCH_INGEST_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT, "request head time")
+    body_timeout: Seconds = env("SEGWATCH_INGEST_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT, "request body time")
+    sources: Annotated[frozenset[str] | None, NoDecode, BeforeValidator(_sources)] = env(
+        SOURCES, None, "known sources, comma-separated (the `source` label)")
+
+    @property
+    def config(self) -> IngestConfig:
+        """The service's IngestConfig (refuses to start without a token unless anonymous is allowed)."""
+        try:
+            return IngestConfig(
+                tokens=self.tokens, allow_anonymous=self.allow_anonymous, max_bytes=self.max_bytes,
+                max_events=self.max_events, ack_timeout=self.ack_timeout, linger_ms=self.linger_ms,
+                header_timeout=self.header_timeout, body_timeout=self.body_timeout, sources=self.sources,
+            )
+        except InputError as exc:
+            raise SettingsError([(exc.field, exc.reason)]) from None
+
+
+class IngestSettings(KafkaPart, LoggingPart, NamespacePart, EventsPart, IngestPart):
+    """Everything `segwatch ingest serve` reads from the environment, validated once at start."""
+
+    @model_validator(mode="after")
+    def _refuse_open_api(self) -> IngestSettings:
+        try:
+            _ = self.config
+        except SettingsError as exc:
+            raise EnvError(exc.field, exc.reason) from None
+        return self

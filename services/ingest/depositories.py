@@ -143,70 +143,88 @@ def load_reference_file(text: str, where: str) -> DepositoryFile:
         if not line.strip():
             continue
         at = f"{where}:{number}"
-        if len(line) > MAX_LINE:
-            raise InputError(at, f"line longer than {MAX_LINE} characters: not a reference row")
-        try:
-            values = _row(line)
-        except (csv.Error, StopIteration) as exc:
-            raise InputError(at, f"not a CSV row: {exc}") from None
+        values = _line_values(line, at)
         if header is None:
             header = _header(values, at)
             continue
         if len(values) != len(header):
             raise InputError(at, f"expected {len(header)} fields, got {len(values)}")
-        row = dict(zip(header, values, strict=True))
-        account = row["bank_account"]
-        if account in out.accounts:
-            raise InputError(
-                f"{at}: bank_account",
-                f"{account} is already mapped on line {out.accounts[account].ref_line}; each bank account appears once",
-            )
-        instrument = row.get("instrument") or "cash"
-        try:
-            # The event schema checks segment, line (a depository line of that segment), location for the line,
-            # currency and instrument: a reference row is a depository balance without an amount.
-            probe = DepositoryBalance.model_validate(
-                {
-                    "event_id": "reference",
-                    "source": "reference",
-                    "as_of": datetime(2000, 1, 1, tzinfo=UTC),
-                    "segment": row["segment"],
-                    "depository": row["depository"],
-                    "line": row["line"],
-                    "currency": row["currency"],
-                    "location": row["location"],
-                    "instrument": instrument,
-                    "amount": "0",
-                }
-            )
-        except ValidationError as exc:
-            err = error_of(exc)
-            raise InputError(f"{at}: {err.field}", err.reason) from None
-        ref = _reference(row, probe, at, number)
-        if ref is not None:
-            key = (ref.segment, ref.depository)
-            held = out.references.get(key)
-            if held is not None and held.facts != ref.facts:
-                raise InputError(f"{at}: depository", f"{ref.depository} ({ref.segment}) has other reference data on"
-                                 f" line {held.ref_line}; the rows of one depository account must agree")
-            out.references.setdefault(key, ref)
-        if not account:
-            if ref is None:
-                raise InputError(f"{at}: bank_account", "is empty (allowed only on a row giving reference data)")
-            continue
-        out.accounts[account] = DepositoryRef(
-            bank_account=account,
-            segment=probe.segment,
-            depository=probe.depository,
-            line=probe.line,
-            currency=probe.currency,
-            location=probe.location,
-            instrument=probe.instrument,
-            ref_line=number,
-        )
+        _add_row(out, dict(zip(header, values, strict=True)), at, number)
     if header is None:
         raise InputError(where, "empty reference file: expected a header row " + ",".join(REQUIRED))
     return out
+
+
+def _line_values(line: str, at: str) -> list[str]:
+    """One line's CSV fields; a line too long or not CSV is an InputError."""
+    if len(line) > MAX_LINE:
+        raise InputError(at, f"line longer than {MAX_LINE} characters: not a reference row")
+    try:
+        return _row(line)
+    except (csv.Error, StopIteration) as exc:
+        raise InputError(at, f"not a CSV row: {exc}") from None
+
+
+def _add_row(out: DepositoryFile, row: dict[str, str], at: str, number: int) -> None:
+    """One data row into `out`: its bank account (each appears once) and its reference data, if any."""
+    account = row["bank_account"]
+    if account in out.accounts:
+        raise InputError(
+            f"{at}: bank_account",
+            f"{account} is already mapped on line {out.accounts[account].ref_line}; each bank account appears once",
+        )
+    probe = _probe(row, at)
+    ref = _reference(row, probe, at, number)
+    if ref is not None:
+        _add_reference(out, ref, at)
+    if not account:
+        if ref is None:
+            raise InputError(f"{at}: bank_account", "is empty (allowed only on a row giving reference data)")
+        return
+    out.accounts[account] = DepositoryRef(
+        bank_account=account,
+        segment=probe.segment,
+        depository=probe.depository,
+        line=probe.line,
+        currency=probe.currency,
+        location=probe.location,
+        instrument=probe.instrument,
+        ref_line=number,
+    )
+
+
+def _probe(row: dict[str, str], at: str) -> DepositoryBalance:
+    """The row as a depository balance of zero, so the event schema checks it; an InputError names the field."""
+    try:
+        # The event schema checks segment, line (a depository line of that segment), location for the line,
+        # currency and instrument: a reference row is a depository balance without an amount.
+        return DepositoryBalance.model_validate(
+            {
+                "event_id": "reference",
+                "source": "reference",
+                "as_of": datetime(2000, 1, 1, tzinfo=UTC),
+                "segment": row["segment"],
+                "depository": row["depository"],
+                "line": row["line"],
+                "currency": row["currency"],
+                "location": row["location"],
+                "instrument": row.get("instrument") or "cash",
+                "amount": "0",
+            }
+        )
+    except ValidationError as exc:
+        err = error_of(exc)
+        raise InputError(f"{at}: {err.field}", err.reason) from None
+
+
+def _add_reference(out: DepositoryFile, ref: ReferenceData, at: str) -> None:
+    """Keep a depository account's reference data; its rows may repeat it but must agree."""
+    key = (ref.segment, ref.depository)
+    held = out.references.get(key)
+    if held is not None and held.facts != ref.facts:
+        raise InputError(f"{at}: depository", f"{ref.depository} ({ref.segment}) has other reference data on"
+                         f" line {held.ref_line}; the rows of one depository account must agree")
+    out.references.setdefault(key, ref)
 
 
 def load_depositories(text: str, where: str) -> dict[str, DepositoryRef]:

@@ -111,6 +111,51 @@ def _settle(settled: asyncio.Future[str | None], future: asyncio.Future[Any]) ->
         settled.set_result(_ack_outcome(future))
 
 
+class _Sent:
+    """One `_send_all` call's bookkeeping: each record's outcome so far, and the acknowledgements awaited
+    (each future with the indexes of the records it carries)."""
+
+    def __init__(self, count: int) -> None:
+        self.outcomes: list[str | None] = [None] * count
+        self.pending: dict[asyncio.Future[Any], list[int]] = {}
+
+    async def await_acks(self, timeout: float) -> None:
+        """Wait up to `timeout` for the acknowledgements: a refusal becomes its records' reason; a record
+        still unanswered becomes `InFlight`, whose `settled` follows Kafka's final answer."""
+        pending = self.pending
+        if not pending:
+            return
+        done, not_done = await asyncio.wait(pending, timeout=timeout)
+        for future in done:
+            error = _ack_outcome(future)
+            if error is not None:
+                for i in pending[future]:
+                    self.outcomes[i] = error
+        loop = asyncio.get_running_loop()
+        for future in not_done:
+            # Still in the producer: cancelling the future would not stop a batch already on the wire, so
+            # the final answer is followed instead of guessed.
+            settled: asyncio.Future[str | None] = loop.create_future()
+            future.add_done_callback(functools.partial(_settle, settled))
+            late = InFlight(f"not acknowledged by Kafka within {timeout:g}s (still in flight: it may yet be "
+                            "published)", settled)
+            for i in pending[future]:
+                self.outcomes[i] = late
+
+
+async def _submit_batch(producer: Any, topic: str, partition: int, builder: Any, members: list[int],
+                        sent: _Sent) -> None:
+    """Close `builder` and send it; when the producer refuses it, every member record gets the reason."""
+    builder.close()
+    try:
+        future = await producer.send_batch(builder, topic, partition=partition)
+    except Exception as exc:
+        for i in members:
+            sent.outcomes[i] = f"not published: {_reason(exc)}"
+    else:
+        sent.pending[future] = members
+
+
 class PublisherError(Exception):
     """Kafka cannot be used: unreachable, refused, or the topics are missing."""
 
@@ -289,70 +334,56 @@ class KafkaPublisher:
         producer = self._producer
         if producer is None:
             return ["Kafka producer is not started (broker unreachable?)"] * len(records)
-        outcomes: list[str | None] = [None] * len(records)
-        pending: dict[asyncio.Future[Any], list[int]] = {}
         try:
             partitions = await self._partitioner(producer, {topic for topic, _, _ in records})
         except Exception as exc:
             return [f"not published: {_reason(exc)}"] * len(records)
-        hash_of = self._hash
+        sent = _Sent(len(records))
         if len(records) <= SMALL_REQUEST:
-            for i, (topic, key, value) in enumerate(records):
-                parts = partitions[topic]
-                try:
-                    future = await producer.send(topic, value, key=key, partition=parts[hash_of(key) % len(parts)])
-                except Exception as exc:
-                    outcomes[i] = f"not published: {_reason(exc)}"
-                else:
-                    pending[future] = [i]
+            await self._send_each(producer, records, partitions, sent)
         else:
-            builders: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+            await self._send_batches(producer, records, partitions, sent)
+        await sent.await_acks(self.ack_timeout if timeout is None else timeout)
+        return sent.outcomes
 
-            async def submit(topic: str, partition: int, builder: Any, members: list[int]) -> None:
-                builder.close()
-                try:
-                    future = await producer.send_batch(builder, topic, partition=partition)
-                except Exception as exc:
-                    for i in members:
-                        outcomes[i] = f"not published: {_reason(exc)}"
-                else:
-                    pending[future] = members
+    def _partition(self, partitions: Mapping[str, list[int]], topic: str, key: bytes) -> int:
+        parts = partitions[topic]
+        return parts[self._hash(key) % len(parts)]
 
-            for i, (topic, key, value) in enumerate(records):
-                parts = partitions[topic]
-                tp = (topic, parts[hash_of(key) % len(parts)])
-                entry = builders.get(tp)
-                if entry is None:
-                    entry = builders[tp] = (producer.create_batch(), [])
-                if entry[0].append(key=key, value=value, timestamp=None) is None:  # the batch is full
-                    await submit(*tp, *entry)
-                    entry = builders[tp] = (producer.create_batch(), [])
-                    if entry[0].append(key=key, value=value, timestamp=None) is None:
-                        outcomes[i] = "not published: the record is larger than a whole batch (max_batch_size)"
-                        continue
-                entry[1].append(i)
-            for tp, (builder, members) in builders.items():
-                if members:
-                    await submit(*tp, builder, members)
-        timeout = self.ack_timeout if timeout is None else timeout
-        if pending:
-            done, not_done = await asyncio.wait(pending, timeout=timeout)
-            for future in done:
-                error = _ack_outcome(future)
-                if error is not None:
-                    for i in pending[future]:
-                        outcomes[i] = error
-            loop = asyncio.get_running_loop()
-            for future in not_done:
-                # Still in the producer: cancelling the future would not stop a batch already on the wire, so
-                # the final answer is followed instead of guessed.
-                settled: asyncio.Future[str | None] = loop.create_future()
-                future.add_done_callback(functools.partial(_settle, settled))
-                late = InFlight(f"not acknowledged by Kafka within {timeout:g}s (still in flight: it may yet be "
-                                "published)", settled)
-                for i in pending[future]:
-                    outcomes[i] = late
-        return outcomes
+    async def _send_each(
+        self, producer: Any, records: Sequence[tuple[str, bytes, bytes]], partitions: Mapping[str, list[int]],
+        sent: _Sent,
+    ) -> None:
+        """One `send()` per record: a small request joins the batches other requests are lingering on."""
+        for i, (topic, key, value) in enumerate(records):
+            try:
+                future = await producer.send(topic, value, key=key, partition=self._partition(partitions, topic, key))
+            except Exception as exc:
+                sent.outcomes[i] = f"not published: {_reason(exc)}"
+            else:
+                sent.pending[future] = [i]
+
+    async def _send_batches(
+        self, producer: Any, records: Sequence[tuple[str, bytes, bytes]], partitions: Mapping[str, list[int]],
+        sent: _Sent,
+    ) -> None:
+        """Pack the records into closed record batches per partition; a full batch is sent and a new one begun."""
+        builders: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+        for i, (topic, key, value) in enumerate(records):
+            tp = (topic, self._partition(partitions, topic, key))
+            entry = builders.get(tp)
+            if entry is None:
+                entry = builders[tp] = (producer.create_batch(), [])
+            if entry[0].append(key=key, value=value, timestamp=None) is None:  # the batch is full
+                await _submit_batch(producer, *tp, *entry, sent)
+                entry = builders[tp] = (producer.create_batch(), [])
+                if entry[0].append(key=key, value=value, timestamp=None) is None:
+                    sent.outcomes[i] = "not published: the record is larger than a whole batch (max_batch_size)"
+                    continue
+            entry[1].append(i)
+        for tp, (builder, members) in builders.items():
+            if members:
+                await _submit_batch(producer, *tp, builder, members, sent)
 
     async def publish(self, events: Sequence[EventBase]) -> list[str | None]:
         route = self._route

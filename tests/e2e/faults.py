@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from aiokafka import AIOKafkaProducer
 
-from schemas.events import AccountBalance, DepositoryBalance, EventBase, ManagementTarget
+from schemas.events import AccountBalance, Balance, DepositoryBalance, ManagementTarget, Setting
 from segwatch.core.book import Book
 from segwatch.kafka import topics
 from segwatch.replay import Watcher
@@ -39,7 +39,7 @@ class FlipBook:
         self.n += 1
         return f"fault-{self.n}", T0 + timedelta(seconds=self.n)
 
-    def opening(self) -> list[EventBase]:
+    def opening(self) -> list[Balance | Setting]:
         eid, at = self._next()
         target = ManagementTarget(event_id=eid, source="treasury", as_of=at, segment="4d2", amount=TARGET)
         eid, at = self._next()
@@ -64,14 +64,14 @@ class FlipBook:
         """A change that moves a figure but no alert (a one-cent account)."""
         return self.account("C-2", Decimal(self.n) / 100)
 
-    def sent(self, *events: EventBase) -> None:
+    def sent(self, *events: Balance | Setting) -> None:
         self.book.apply_all(events)
 
     def expected_lines(self) -> dict[str, dict[str, Decimal]]:
         return {"4d2": self.book.consolidated("4d2").lines}
 
 
-async def produce(system: LocalSystem, producer: AIOKafkaProducer, *events: EventBase) -> None:
+async def produce(system: LocalSystem, producer: AIOKafkaProducer, *events: Balance | Setting) -> None:
     """Straight to Kafka, as ingest publishes them (acknowledged by all replicas)."""
     for ev in events:
         home = topics.BALANCES if ev.type in ("account_balance", "depository_balance") else topics.SETTINGS

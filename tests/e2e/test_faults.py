@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -28,7 +29,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 
 @pytest.fixture
-def private_broker(tmp_path) -> Iterator[BrokerConfig]:
+def private_broker(tmp_path: Path) -> Iterator[BrokerConfig]:
     """A single-node broker of this test's own (the jars are the shared cache's)."""
     config = dataclasses.replace(BrokerConfig.from_env(), broker_dir=tmp_path / "broker", port=free_port(),
                                  controller_port=free_port())
@@ -65,7 +66,9 @@ async def relaunch_exited(system: LocalSystem) -> list[str]:
     return exited
 
 
-async def test_every_service_killed_and_the_broker_restarted_mid_stream(private_broker, tmp_path, monkeypatch):
+async def test_every_service_killed_and_the_broker_restarted_mid_stream(
+    private_broker: BrokerConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", private_broker.bootstrap)
     monkeypatch.setenv("SEGWATCH_CALCULATOR_INSTANCE_ID", "calculator-0")
     flips = FlipBook()

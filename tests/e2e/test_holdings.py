@@ -11,6 +11,7 @@ import aiohttp
 
 from schemas.events import DepositoryBalance, EventBase, ForeignMarginRequirement
 from segwatch.replay import Watcher
+from segwatch.system import LocalSystem
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
@@ -26,7 +27,9 @@ def states(watcher: Watcher, rule: str) -> list[tuple[str, str]]:
     return [(a.segment, a.state) for a in watcher.alerts if a.rule == rule]
 
 
-async def test_offshore_funds_and_a_not_permitted_investment_on_the_live_pipeline(system, watcher):
+async def test_offshore_funds_and_a_not_permitted_investment_on_the_live_pipeline(
+    system: LocalSystem, watcher: Watcher,
+) -> None:
     first: list[EventBase] = [
         ForeignMarginRequirement(event_id="hold-fmr", source="treasury", as_of=T0, amount=Decimal("700")),
         bal(1, "30.7", "NY", "7500", "5000"),

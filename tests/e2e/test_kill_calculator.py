@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -32,8 +33,9 @@ async def seen_in_changelog(consumer: AIOKafkaConsumer, event_id: str, timeout: 
     raise TimeoutError(f"{event_id} never reached the accounts changelog")
 
 
-async def test_a_calculator_killed_right_after_a_flip_publishes_it_once_after_restart(kafka_bootstrap, tmp_path,
-                                                                                      monkeypatch):
+async def test_a_calculator_killed_right_after_a_flip_publishes_it_once_after_restart(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     # Static membership, as the StatefulSet runs it: the restarted worker takes its partitions back at once.
     monkeypatch.setenv("SEGWATCH_CALCULATOR_INSTANCE_ID", "calculator-0")

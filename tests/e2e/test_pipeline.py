@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from functools import partial
 
 import aiohttp
 import pytest
@@ -46,7 +47,8 @@ async def alerts_end_offset(system: LocalSystem) -> int:
         partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
         ends = await consumer.end_offsets(partitions)
     assert len(ends) == 1, ends
-    return next(iter(ends.values()))
+    end: int = next(iter(ends.values()))
+    return end
 
 
 async def assert_alerts_exactly_once(system: LocalSystem, watcher: Watcher) -> None:
@@ -76,7 +78,7 @@ async def assert_alerts_exactly_once(system: LocalSystem, watcher: Watcher) -> N
     await watcher.wait_for(lambda: len(watcher.alerts) >= end, 30, "the alerts topic read to its end")
     assert [(a.segment, a.rule, a.state) for a in watcher.alerts] == EXPECTED_ALERTS, [
         (a.segment, a.rule, a.state, str(a.at)) for a in watcher.alerts]
-    by_rule = {}
+    by_rule: dict[str, set[str]] = {}
     for a in watcher.alerts:
         by_rule.setdefault(a.rule, set()).add(a.alert_id)
     assert all(len(ids) == 1 for ids in by_rule.values()), by_rule  # firing and resolution share the id
@@ -91,6 +93,7 @@ async def assert_metrics_show(system: LocalSystem, figures: dict[str, Figures]) 
         return m if all(versions[sid] == f.version for sid, f in figures.items()) else None
 
     m = await wait_until(shown, what="the alerter to show the latest figures", timeout=60, interval=0.2)
+    assert m is not None  # wait_until returns a truthy result only
     for sid, f in figures.items():
         seg = (("segment", sid),)
         assert m[("segwatch_excess_dollars", seg)] == float(f.excess)
@@ -106,7 +109,7 @@ def assert_closing_equals_the_2017_filing(figures: dict[str, Figures]) -> None:
         assert figures[sid].lines == statement.complete(sid, filed[sid]), sid
 
 
-async def test_sample_day_through_the_pipeline(system, watcher):
+async def test_sample_day_through_the_pipeline(system: LocalSystem, watcher: Watcher) -> None:
     book = await replay(system, Day(accounts=300, events=200, seed=11), watcher, out=None)
     # After every phase replay() waited until the published figures equalled the core's for the same events.
     for sid in SEGMENT_IDS:
@@ -123,7 +126,7 @@ async def test_sample_day_through_the_pipeline(system, watcher):
     assert any(f.last_event_id == dip.event_id and f.excess < 0 for f in watcher.figures_seen)
 
 
-async def test_calculator_and_alerter_restart_mid_stream(system, watcher):
+async def test_calculator_and_alerter_restart_mid_stream(system: LocalSystem, watcher: Watcher) -> None:
     day = Day(accounts=300, events=200, seed=12)
     book = Book()
     phases = day.phases()
@@ -141,11 +144,12 @@ async def test_calculator_and_alerter_restart_mid_stream(system, watcher):
             elif name == "4d2 margin: deficiency":
                 await system.restart_service("calculator")
                 await system.restart_service("alerter")
-            if system.services["calculator"].process.poll() is None:
+            calculator = system.services["calculator"].process
+            assert calculator is not None
+            if calculator.poll() is None:
                 expected = {sid: book.consolidated(sid).lines for sid in SEGMENT_IDS if book.holds(sid)}
                 missing = {sid: book.consolidated(sid).missing_fx for sid in expected}
-                await watcher.wait_for(lambda e=expected, m=missing: watcher.figures_equal(e, m), 60,
-                                       f"figures after {name}")
+                await watcher.wait_for(partial(watcher.figures_equal, expected, missing), 60, f"figures after {name}")
     await assert_metrics_show(system, watcher.figures)
     assert_closing_equals_the_2017_filing(watcher.figures)
     assert watcher.figures["4d2"].excess == Decimal("444221938")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 import pytest
 
@@ -14,8 +16,9 @@ from segwatch.system import LocalSystem, Service, free_port
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 
-async def test_two_calculator_workers_split_the_partitions_and_agree_with_the_core(kafka_bootstrap, tmp_path,
-                                                                                      monkeypatch):
+async def test_two_calculator_workers_split_the_partitions_and_agree_with_the_core(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     async with LocalSystem(workdir=tmp_path, run=("ingest", "calculator"), out=lambda _: None) as system:
         port = free_port()

@@ -12,6 +12,7 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
+from schemas.events import FxRate
 from segwatch.replay import Watcher
 from segwatch.system import LocalSystem
 from tests.worked_examples import missing_jpy_rate, multi_line_dco, no_target, only_jpy, securities_debit
@@ -70,7 +71,7 @@ async def test_worked_examples_through_the_live_pipeline(system: LocalSystem, wa
 
         # 4c. The rate arrives: complete figures, and a deficiency (¥9.005bn x 0.0067 = 60,333,500 owed too).
         rate = [ev for ev in missing_jpy_rate(prefix="ex3-rate", jpy_rate="0.0067", sid="4df")
-                if ev.type == "fx_rate"]
+                if isinstance(ev, FxRate)]
         await system.post(http, rate)
         await watcher.wait_for(lambda: fired(watcher, "4df", "deficiency"), 60, "the 4df deficiency")
         f = watcher.figures["4df"]

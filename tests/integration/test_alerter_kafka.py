@@ -221,12 +221,35 @@ async def test_a_scripted_day_alerts_once_and_restarts_fire_nothing_again(
         assert sample(samples, m.EXCESS, segment="4d2") == float(latest.excess)
         assert sample(samples, m.ALERTS_TOTAL, rule="deficiency", severity="critical", state="firing") is None
 
-    # A new consumer group re-reads every figures record from the beginning: still nothing new.
+    # A new consumer group starts at the figures in force (already evaluated): still nothing new.
     fresh = topics.config(group_id=unique_name("alerter-group"))
     async with running(kafka_settings, fresh) as third:
-        await until(lambda: (third.metrics.registry.get_sample_value(
-            m.STALE_FIGURES_TOTAL, {"segment": "4d2"}) or 0) >= len(day), "the re-read")
+        await until(lambda: third.metrics.registry.get_sample_value(
+            m.STALE_FIGURES_TOTAL, {"segment": "4d2"}) == 1, "the figures in force to be read")
+        assert third.states.version("4d2") == latest.version
     assert [(a.rule, a.state) for a in await alerts_on(kafka_settings, topics.alerts, expect=4)] == EXPECTED
+
+
+async def test_a_new_alerter_judges_the_figures_in_force_not_the_history_before_them(
+    kafka_settings: KafkaSettings, topics: Topics
+) -> None:
+    """An opening's transient deficiency of long ago, kept by the compacted topic, must not page a new alerter;
+    a deficiency in force must."""
+    real = real_figures("4d2")
+    history = [real_figures("4d2", 1, funds_delta=-real.excess - 1), real_figures("4d2", 2)]  # deficient, cured
+    await produce(kafka_settings, topics.figures, history)
+    async with running(kafka_settings, topics.config()) as alerter:
+        await until(lambda: alerter.states.version("4d2") == 2, "the figures in force to be evaluated")
+        await produce(kafka_settings, topics.figures, [real_figures("4d2", 3, funds_delta=-real.excess - 1)])
+        alerts = await alerts_on(kafka_settings, topics.alerts, expect=2)
+    assert [(a.rule, a.state, a.figures.version if a.figures else None) for a in alerts] == [
+        ("under_target", "firing", 3), ("deficiency", "firing", 3),
+    ]
+    # A restart in the same group resumes from its offsets: the cure after it is evaluated, once.
+    async with running(kafka_settings, topics.config()):
+        await produce(kafka_settings, topics.figures, [real_figures("4d2", 4)])
+        alerts = await alerts_on(kafka_settings, topics.alerts, expect=4)
+    assert [(a.rule, a.state) for a in alerts[2:]] == [("deficiency", "resolved"), ("under_target", "resolved")]
 
 
 async def test_an_incident_open_across_a_restart_resolves_under_its_own_id(

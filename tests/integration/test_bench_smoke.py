@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -56,7 +57,7 @@ def at(results: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 @pytest.mark.kafka
 @pytest.mark.timeout(600)
-def test_small_bench_measures_everything_and_the_figures_are_correct(kafka_bootstrap, tmp_path):
+def test_small_bench_measures_everything_and_the_figures_are_correct(kafka_bootstrap: str, tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     proc = subprocess.run(
         [sys.executable, "-m", "segwatch.cli", "bench", "--small", "--out", str(out),
@@ -93,7 +94,7 @@ DEPOSITORY = {
     "type": "depository_balance", "segment": "4d2", "depository": "B1", "line": "7070", "currency": "USD",
     "location": "us", "instrument": "cash", "amount": "100.00",
 }
-VALUES = [
+VALUES: list[object] = [
     None, 1, 1.0, 1.5, -1, True, "", " ", "0", "-0", "0.00", "-0.00", "1.5", "1.50", "1.505", "00.1", "+1", "1e2",
     "1E-2", "12345678901234567", "123456789012345.12", "-123456789012345.12", "1234567890123456.1", " 1.00",
     "1.00 ", "NaN", "Infinity", "-1.00", "abc", "A1", "a b", "a|b", " A1", "A1 ", "é", "x" * 128, "x" * 129,
@@ -148,5 +149,5 @@ def reference(raw: bytes) -> Any:
 
 
 @given(wire_events())
-def test_the_calculators_fast_reading_answers_as_pydantic_does(raw):
+def test_the_calculators_fast_reading_answers_as_pydantic_does(raw: bytes) -> None:
     assert outcome(lambda: read_balance(raw)) == outcome(lambda: reference(raw))

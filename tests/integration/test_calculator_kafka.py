@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -55,13 +57,15 @@ async def dead_letters_and_figures(system: LocalSystem, letters_wanted: int, set
 
 
 @pytest.fixture
-async def calculator(kafka_bootstrap, tmp_path, monkeypatch):
+async def calculator(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[LocalSystem]:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     async with LocalSystem(workdir=tmp_path, run=("calculator",), out=lambda _: None) as system:
         yield system
 
 
-async def test_bad_records_are_dead_lettered_and_the_stream_goes_on(calculator):
+async def test_bad_records_are_dead_lettered_and_the_stream_goes_on(calculator: LocalSystem) -> None:
     system = calculator
     producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap, acks="all")
     await producer.start()
@@ -93,7 +97,7 @@ async def test_bad_records_are_dead_lettered_and_the_stream_goes_on(calculator):
     assert figures[-1].last_event_id == "e1"
 
 
-async def test_a_misrouted_disbursement_is_dead_lettered_and_changes_no_figure(calculator):
+async def test_a_misrouted_disbursement_is_dead_lettered_and_changes_no_figure(calculator: LocalSystem) -> None:
     """A disbursement sent to the calculator by mistake (on segwatch.balances or segwatch.settings) is
     dead-lettered with the field and the reason, changes no figure, and the stream goes on. (Disbursements
     belong on segwatch.disbursements, which only the alerter reads.)"""
@@ -129,7 +133,9 @@ async def test_a_misrouted_disbursement_is_dead_lettered_and_changes_no_figure(c
     assert all(f.last_event_id != "d-misrouted" for f in figures)
 
 
-async def test_poison_records_up_to_the_brokers_limit_are_dead_lettered_once_and_the_stream_goes_on(calculator):
+async def test_poison_records_up_to_the_brokers_limit_are_dead_lettered_once_and_the_stream_goes_on(
+    calculator: LocalSystem,
+) -> None:
     """Records the broker accepts but no dead letter could embed whole (issue #11, finding 2): each is
     dead-lettered once, with its length, hash and place; a valid balance padded to near the limit is applied
     (kept in the changelog in its canonical form); the balance after them is applied."""
@@ -168,7 +174,7 @@ async def test_poison_records_up_to_the_brokers_limit_are_dead_lettered_once_and
     assert figures[-1].last_event_id in {"e3", "e4"}
 
 
-async def test_faust_web_pages_are_off_and_the_services_own_pages_are_on(calculator):
+async def test_faust_web_pages_are_off_and_the_services_own_pages_are_on(calculator: LocalSystem) -> None:
     """Faust's /router/ and /table/... pages showed segregated totals, FX rates and targets without
     authentication (issue #11, item 3): only /healthz, /readyz and /metrics are served."""
     url = calculator.services["calculator"].url

@@ -170,16 +170,17 @@ async def test_http_batch_lands_on_the_topics_keyed_and_partitioned_by_account(
     balance_partitions = next(spec.partitions for spec in kafka_topics if spec.name == BALANCES)
     partitions_of: dict[bytes, set[int]] = {}
     for record in records:
-        sent = wanted[_event_id(record)]  # type: ignore[index]
+        sent = wanted[_event_id(record)]
         value = json.loads(record.value)
         expected_topic = BALANCES if sent["type"] in ("account_balance", "depository_balance") else SETTINGS
         assert record.topic == expected_topic, sent
-        expected_key = {
+        key_of: dict[str, Callable[[dict[str, Any]], str]] = {
             "account_balance": lambda e: f"acct|4d2|{e['account']}",
             "depository_balance": lambda e: f"depo|4d2|{e['depository']}",
             "fx_rate": lambda e: "fx|CHF",
             "management_target": lambda e: "target|4df",
-        }[sent["type"]](sent)
+        }
+        expected_key = key_of[sent["type"]](sent)
         assert record.key == expected_key.encode()
         for name, given in sent.items():
             assert value[name] == given, (name, value)  # amounts stay decimal strings, exactly as sent
@@ -446,11 +447,12 @@ async def test_events_still_in_flight_at_the_ack_timeout_are_followed_not_dead_l
             return text if 'segwatch_ingest_events_total{outcome="published_late"} 20.0' in text else None
 
         metrics = await wait_until(late_counted, what="the 20 late publications to be counted", timeout=30)
+        assert metrics is not None  # wait_until returns a truthy result only
         assert 'segwatch_ingest_events_total{outcome="dead_lettered"} 0.0' in metrics
         assert 'segwatch_ingest_events_total{outcome="failed"} 0.0' in metrics
     finally:
         await client.close()
-    assert sorted(_event_id(r) for r in published) == sorted(ids)  # each once
+    assert sorted(str(_event_id(r)) for r in published) == sorted(ids)  # each once
     async with admin_client(kafka_settings) as admin:
         assert (await describe_topics(admin, [letters_topic]))[letters_topic].partitions == 1
     consumer = AIOKafkaConsumer(**kafka_settings.aiokafka_kwargs(), enable_auto_commit=False)

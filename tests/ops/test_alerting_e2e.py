@@ -203,7 +203,8 @@ async def drive_and_check(
     # 2. The funds come back: the deficiency resolves (webhook and PagerDuty); 4d2 is still under its target,
     #    which, no longer inhibited, reaches the compliance chat.
     await post_phases(system, watcher, book, phases[deficiency:cured])
-    assert 0 <= watcher.figures["4d2"].excess < watcher.figures["4d2"].target
+    target = watcher.figures["4d2"].target
+    assert target is not None and 0 <= watcher.figures["4d2"].excess < target
     resolved = await sink.wait_for(webhook("SegwatchDeficiency", "resolved"), WAIT, "the deficiency resolution")
     assert resolved.receiver == "oncall-page"
     resolve = await sink.wait_for(pagerduty("resolve"), WAIT, "the PagerDuty resolve")
@@ -213,15 +214,18 @@ async def drive_and_check(
 
     # 3. The close restores the filed excess: the under-target warning resolves too.
     await post_phases(system, watcher, book, phases[cured:])
-    assert watcher.figures["4d2"].excess >= watcher.figures["4d2"].target
+    target = watcher.figures["4d2"].target
+    assert target is not None and watcher.figures["4d2"].excess >= target
     await sink.wait_for(chat("compliance-chat", "SegwatchUnderTarget", "resolved"), WAIT, "under target resolved")
 
-    # Only the 4d2 deficiency paged; nothing went to the platform's chat (all inputs fresh, all services up).
+    # Only the 4d2 deficiency paged, and perhaps 30.7's incomplete figures: the sample's euro balances arrive a
+    # phase before the EUR rate, a real page when a scrape falls in that gap (whether one does is timing).
+    # Nothing went to the platform's chat (all inputs fresh, all services up).
     pages = [n for n in sink.received if n.receiver == "oncall-page"]
-    assert pages and all(
-        a["labels"]["alertname"] == "SegwatchDeficiency" and a["labels"]["segment"] == "4d2"
-        for n in pages if n.kind == "webhook" for a in n.body["alerts"]
-    ), [n.body for n in pages]
+    paged = {(a["labels"]["alertname"], a["labels"]["segment"])
+             for n in pages if n.kind == "webhook" for a in n.body["alerts"]}
+    assert ("SegwatchDeficiency", "4d2") in paged, [n.body for n in pages]
+    assert paged <= {("SegwatchDeficiency", "4d2"), ("SegwatchMissingFx", "30.7")}, [n.body for n in pages]
     assert not [n for n in sink.received if n.receiver == "ops-chat"], [n.body for n in sink.received]
 
     # Every notification that resolves came after the one that fired, on each path.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 from hypothesis import given
@@ -20,7 +21,7 @@ def from_scratch(events: list[EventBase]) -> dict[str, dict[str, Decimal]]:
 
 
 @given(event_streams())
-def test_incremental_figures_equal_a_from_scratch_recomputation(stream):
+def test_incremental_figures_equal_a_from_scratch_recomputation(stream: list[EventBase]) -> None:
     book = Book()
     for ev in stream:
         book.apply(ev)
@@ -28,7 +29,7 @@ def test_incremental_figures_equal_a_from_scratch_recomputation(stream):
 
 
 @given(event_streams(), st.randoms(use_true_random=False))
-def test_reordering_and_replaying_change_no_figure(stream, rng):
+def test_reordering_and_replaying_change_no_figure(stream: list[EventBase], rng: random.Random) -> None:
     once = Book()
     once.apply_all(stream)
     again = Book()
@@ -39,7 +40,7 @@ def test_reordering_and_replaying_change_no_figure(stream, rng):
 
 
 @given(event_streams())
-def test_per_account_offset_never_exceeds_its_deficit(stream):
+def test_per_account_offset_never_exceeds_its_deficit(stream: list[EventBase]) -> None:
     book = Book()
     book.apply_all(stream)
     for key, held in book.aggregate.held.items():
@@ -53,7 +54,7 @@ def test_per_account_offset_never_exceeds_its_deficit(stream):
 
 
 @given(event_streams())
-def test_segments_are_independent(stream):
+def test_segments_are_independent(stream: list[EventBase]) -> None:
     full = Book()
     full.apply_all(stream)
     for sid in SEGMENTS:
@@ -63,7 +64,7 @@ def test_segments_are_independent(stream):
 
 
 @given(event_streams())
-def test_every_identity_of_the_form_holds_on_live_figures(stream):
+def test_every_identity_of_the_form_holds_on_live_figures(stream: list[EventBase]) -> None:
     """The book's derived lines, recomputed from its own leaves by the oracle's arithmetic (not segwatch's)."""
     book = Book()
     book.apply_all(stream)

@@ -22,15 +22,17 @@ from segwatch.core.calendar import BusinessCalendar
 from segwatch.core.deadlines import moved_lines
 from segwatch.core.report_deadlines import ReportDeadlines
 from segwatch.core.twin import Twin
-from segwatch.errors import InputError
+from segwatch.environment import SettingsError, load
 from segwatch.forms.parse import read_filing
 from services.alerter import day_metrics as dm
 from services.alerter.business_day import AlerterBusinessDay, DayBook, state_key
-from services.alerter.clock import clock_from_env
+from services.alerter.clock import shifted
+from services.alerter.controls import AlerterControls
 from services.alerter.http import make_app
 from services.alerter.metrics import AlerterMetrics
 from services.alerter.record_api import RecordApi
 from services.alerter.service import AlerterConfig
+from services.alerter.settings import AlerterSettings
 from tests.support.figures import real_figures
 
 CHI = ZoneInfo("America/Chicago")
@@ -234,12 +236,16 @@ def test_the_twin_replays_the_report_deadline() -> None:
 
 
 def test_the_clock_offset_shifts_the_running_clock_and_a_bad_one_is_named() -> None:
-    shifted = clock_from_env({"SEGWATCH_CLOCK_OFFSET_SECONDS": "-86400.5"})
-    gap = datetime.now(UTC) - shifted()
+    settings = load(AlerterSettings, {"SEGWATCH_CLOCK_OFFSET_SECONDS": "-86400.5",
+                                      "SEGWATCH_ALERTER_DAY_INTERVAL_SECONDS": "0.5"})
+    config = AlerterConfig(**settings.config_fields())
+    assert (config.clock_offset, config.day_interval, config.firm_name) == (-86400.5, 0.5, "segwatch FCM")
+    clock = shifted(lambda: datetime.now(UTC), config.clock_offset)
+    gap = datetime.now(UTC) - clock()
     assert timedelta(days=1) < gap < timedelta(days=1, seconds=5)
-    with pytest.raises(InputError) as exc:
-        clock_from_env({"SEGWATCH_CLOCK_OFFSET_SECONDS": "noon"})
-    assert exc.value.field == "SEGWATCH_CLOCK_OFFSET_SECONDS"
+    with pytest.raises(SettingsError) as exc:
+        load(AlerterSettings, {"SEGWATCH_CLOCK_OFFSET_SECONDS": "noon"})
+    assert "SEGWATCH_CLOCK_OFFSET_SECONDS" in str(exc.value)
 
 
 # --- the service side with a fake producer ------------------------------------------------------------------
@@ -280,6 +286,7 @@ class FakeService:
         self._lock = asyncio.Lock()
         self._producer = FakeProducer()
         self.dead: list[str] = []
+        self.controls = AlerterControls(self)  # type: ignore[arg-type]
         self.business_day = AlerterBusinessDay(self)  # type: ignore[arg-type]
         self.record_api = RecordApi(self)  # type: ignore[arg-type]
         self.http_routes = (self.record_api.install,)

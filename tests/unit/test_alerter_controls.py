@@ -117,7 +117,7 @@ class _Log:
 
 
 async def post(service: FakeService, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
-    async with TestClient(TestServer(make_app(service))) as client:  # type: ignore[arg-type]
+    async with TestClient(TestServer(make_app(service))) as client:
         response = await client.post("/v1/what-if", json=body, headers=headers)
         return response.status, await response.json()
 

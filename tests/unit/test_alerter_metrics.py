@@ -33,6 +33,7 @@ def test_the_gauges_show_a_figures_record() -> None:
     assert value(metrics, m.FUNDS, segment="4d2") == float(Decimal("7228197853.99"))
     assert value(metrics, m.EXCESS, segment="4d2") == float(figures.excess)
     assert value(metrics, m.TARGET, segment="4d2") == 316400000.0
+    assert figures.excess_over_target is not None
     assert value(metrics, m.EXCESS_OVER_TARGET, segment="4d2") == float(figures.excess_over_target)
     assert value(metrics, m.FIGURES_VERSION, segment="4d2") == 7
     assert value(metrics, m.MISSING_FX, segment="4d2") == 2

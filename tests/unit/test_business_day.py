@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.alerts import Alert
-from schemas.events import EVENT_ADAPTER, EventBase
+from schemas.events import EVENT_ADAPTER, AccountBalance, DepositoryBalance, EventBase
 from schemas.statements import StatementRecord
 from segwatch.cli.dayclose import statement_at_close
 from segwatch.core.business_day import ClosingBook, PartView, put_balance, sums_of_live
@@ -25,19 +25,23 @@ def at(day: date, hour: int, minute: int = 0) -> str:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=CHI).isoformat()
 
 
-def account(eid: str, acct: str, cash: str, when: str, segment: str = "4d2") -> EventBase:
-    return EVENT_ADAPTER.validate_python({
+def account(eid: str, acct: str, cash: str, when: str, segment: str = "4d2") -> AccountBalance:
+    ev = EVENT_ADAPTER.validate_python({
         "type": "account_balance", "event_id": eid, "source": "test", "as_of": when, "segment": segment,
         "account": acct,
         "currency": "USD", "cash": cash, "securities": "0", "unrealized": "0", "long_options": "0",
         "short_options": "0"})
+    assert isinstance(ev, AccountBalance)
+    return ev
 
 
-def bank(eid: str, amount: str, when: str, segment: str = "4d2", depository: str = "BANK-1") -> EventBase:
-    return EVENT_ADAPTER.validate_python({
+def bank(eid: str, amount: str, when: str, segment: str = "4d2", depository: str = "BANK-1") -> DepositoryBalance:
+    ev = EVENT_ADAPTER.validate_python({
         "type": "depository_balance", "event_id": eid, "source": "test", "as_of": when, "segment": segment,
         "depository": depository,
         "line": "7070", "location": "us", "currency": "USD", "amount": amount})
+    assert isinstance(ev, DepositoryBalance)
+    return ev
 
 
 def event(kind: str, eid: str, when: str, **fields: Any) -> EventBase:

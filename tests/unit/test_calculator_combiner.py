@@ -9,9 +9,12 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import AccountBalance, DepositoryBalance, Figures, ManagementTarget
+from schemas import AccountBalance, DepositoryBalance, EventBase, Figures, ManagementTarget
+from schemas.events import Setting
+from schemas.types import SegmentId
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.core.ledger import Held, held_of
 from services.calculator.combiner import Combiner
 from services.calculator.partials import Partial, PartitionState
 from tests.support.streams import event_streams
@@ -20,7 +23,7 @@ NOW = datetime(2026, 11, 21, tzinfo=UTC)
 T0 = datetime(2026, 11, 20, 15, tzinfo=UTC)
 
 
-def run_partitioned(stream, partitions: int, batch: int) -> Combiner:
+def run_partitioned(stream: list[EventBase], partitions: int, batch: int) -> Combiner:
     """Route balances by key to partitions, publish a partial after every batch, settings straight in."""
     states = {p: PartitionState(p) for p in range(partitions)}
     combiner = Combiner()
@@ -34,6 +37,7 @@ def run_partitioned(stream, partitions: int, batch: int) -> Combiner:
                 states[p].apply(ev, offsets[p], None)
                 touched.add(p)
             else:
+                assert isinstance(ev, Setting), ev
                 combiner.on_setting(ev)
         for p in touched:
             # Through the wire form, as the app does.
@@ -43,7 +47,7 @@ def run_partitioned(stream, partitions: int, batch: int) -> Combiner:
 
 
 @given(event_streams(), st.integers(1, 5), st.integers(1, 15))
-def test_partitioned_figures_equal_the_single_book(stream, partitions, batch):
+def test_partitioned_figures_equal_the_single_book(stream: list[EventBase], partitions: int, batch: int) -> None:
     combiner = run_partitioned(stream, partitions, batch)
     book = Book()
     book.apply_all(stream)
@@ -51,13 +55,13 @@ def test_partitioned_figures_equal_the_single_book(stream, partitions, batch):
         assert combiner.consolidated(sid).lines == book.consolidated(sid).lines
 
 
-def acct(n: int, cash: str, minutes: int = 0, segment: str = "4d2") -> AccountBalance:
+def acct(n: int, cash: str, minutes: int = 0, segment: SegmentId = "4d2") -> AccountBalance:
     return AccountBalance(event_id=f"e{n}", source="ledger", as_of=T0 + timedelta(minutes=minutes), segment=segment,
                           account="C1", currency="USD", cash=Decimal(cash), securities=Decimal(0),
                           unrealized=Decimal(0), long_options=Decimal(0), short_options=Decimal(0))
 
 
-def test_a_figures_record_only_when_a_figure_changes_and_versions_grow():
+def test_a_figures_record_only_when_a_figure_changes_and_versions_grow() -> None:
     state, combiner = PartitionState(0), Combiner()
     state.apply(acct(1, "100"), 1, None)
     combiner.on_partial(state.partial())
@@ -73,7 +77,7 @@ def test_a_figures_record_only_when_a_figure_changes_and_versions_grow():
     assert (second.version, second.requirement, second.last_event_id) == (2, Decimal(250), "e3")
 
 
-def test_a_stale_partial_is_ignored():
+def test_a_stale_partial_is_ignored() -> None:
     state, combiner = PartitionState(0), Combiner()
     state.apply(acct(1, "100"), 5, None)
     newer = state.partial()
@@ -84,7 +88,7 @@ def test_a_stale_partial_is_ignored():
     assert not combiner.on_partial(older)
 
 
-def test_settings_make_their_segment_dirty_and_carry_the_correlation_id():
+def test_settings_make_their_segment_dirty_and_carry_the_correlation_id() -> None:
     state, combiner = PartitionState(0), Combiner()
     state.apply(acct(1, "100", segment="4df"), 1, None)
     combiner.on_partial(state.partial())
@@ -97,14 +101,14 @@ def test_settings_make_their_segment_dirty_and_carry_the_correlation_id():
     assert figures.last_event_id == "t1"
 
 
-def test_a_segment_with_settings_but_no_balance_publishes_nothing():
+def test_a_segment_with_settings_but_no_balance_publishes_nothing() -> None:
     combiner = Combiner()
     target = ManagementTarget(event_id="t1", source="treasury", as_of=T0, segment="4df", amount=Decimal(5))
     assert combiner.on_setting(target) == frozenset({"4df"})
     assert combiner.flush(NOW) == []
 
 
-def test_restore_resumes_versions_from_the_published_record_and_does_not_resend_unchanged_figures():
+def test_restore_resumes_versions_from_the_published_record_and_does_not_resend_unchanged_figures() -> None:
 
     state, combiner = PartitionState(0), Combiner()
     state.apply(acct(1, "100"), 1, None)
@@ -121,7 +125,7 @@ def test_restore_resumes_versions_from_the_published_record_and_does_not_resend_
     assert after.version == figures.version + 1
 
 
-def test_restore_publishes_at_once_what_the_figures_topic_lacks():
+def test_restore_publishes_at_once_what_the_figures_topic_lacks() -> None:
     """The combiner applied a partial and was killed before its figures record reached Kafka: the restored
     combiner compares with the last record on the topic, not with what it believed it sent."""
     state, combiner = PartitionState(0), Combiner()
@@ -138,7 +142,7 @@ def test_restore_publishes_at_once_what_the_figures_topic_lacks():
     assert sent.version == published.version + 1
 
 
-def test_a_reloaded_partition_state_supersedes_every_partial_of_an_earlier_load():
+def test_a_reloaded_partition_state_supersedes_every_partial_of_an_earlier_load() -> None:
     """A worker killed after its change was durable but before the partial went out: its successor loads the
     state (a higher epoch: the changelog grew) and publishes it, offset -1 or not."""
     first = PartitionState(0)
@@ -158,13 +162,12 @@ def test_a_reloaded_partition_state_supersedes_every_partial_of_an_earlier_load(
     assert not combiner.on_partial(Partial.from_json(first.partial().to_json()))
 
 
-def acct_held(n: int, cash: str) -> tuple[str, object]:
-    from segwatch.core.ledger import held_of
+def acct_held(n: int, cash: str) -> tuple[str, Held]:
 
     return held_of(acct(n, cash, minutes=n))
 
 
-def test_partition_state_rebuilds_from_its_table_entries():
+def test_partition_state_rebuilds_from_its_table_entries() -> None:
     state = PartitionState(0)
     state.apply(acct(1, "100"), 1, None)
     rebuilt = PartitionState(0)

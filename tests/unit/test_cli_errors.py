@@ -24,7 +24,7 @@ def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         ("[]", "expected a JSON object"),
     ],
 )
-def test_statement_compute_rejects_bad_input(stdin, message):
+def test_statement_compute_rejects_bad_input(stdin: str, message: str) -> None:
     result = run("statement", "compute", "-", stdin=stdin)
     assert result.returncode == 2
     assert message in result.stderr
@@ -32,7 +32,7 @@ def test_statement_compute_rejects_bad_input(stdin, message):
     assert result.stdout == ""
 
 
-def test_missing_file_is_a_clear_error():
+def test_missing_file_is_a_clear_error() -> None:
     result = run("statement", "compute", "/nonexistent/file.json")
     assert result.returncode == 2
     assert "/nonexistent/file.json: No such file or directory" in result.stderr
@@ -54,7 +54,7 @@ EVENT = (
         ("USD", '"NaN"', "line 2: cash: Input should be a finite number"),
     ],
 )
-def test_from_events_names_the_line_field_and_reason(currency, cash, message):
+def test_from_events_names_the_line_field_and_reason(currency: str, cash: str, message: str) -> None:
     good = EVENT % ("USD", '"5"')
     result = run("statement", "from-events", "-", stdin=good + "\n" + EVENT % (currency, cash) + "\n")
     assert result.returncode == 2
@@ -62,13 +62,13 @@ def test_from_events_names_the_line_field_and_reason(currency, cash, message):
     assert "Traceback" not in result.stderr
 
 
-def test_from_events_missing_field():
+def test_from_events_missing_field() -> None:
     result = run("statement", "from-events", "-", stdin=(EVENT % ("USD", '"5"')).replace(', "cash": "5"', ""))
     assert result.returncode == 2
     assert "line 1: cash: required field is missing" in result.stderr
 
 
-def test_from_events_prints_the_statement():
+def test_from_events_prints_the_statement() -> None:
     result = run("statement", "from-events", "-", stdin=EVENT % ("USD", '"-5.25"'))
     assert result.returncode == 0, result.stderr
     assert '"7045": "5.25"' in result.stdout

@@ -13,8 +13,9 @@ import pytest
 from schemas.controls import Baseline, DisbursementDecision, DisbursementNotice
 from schemas.events import EVENT_ADAPTER, Disbursement, DisbursementApproval
 from schemas.records import Figures
+from schemas.types import SegmentId
 from segwatch.core.book import Book
-from segwatch.core.controls import Controls, DecisionResult, describe_decision, quarter, run
+from segwatch.core.controls import Controls, DecisionResult, Input, describe_decision, quarter, run
 
 M = Decimal(1_000_000)
 DAY1 = date(2026, 11, 19)
@@ -25,12 +26,12 @@ MORNING = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
 
-def baseline(excess: Decimal, day: date = DAY1, cutoff: datetime = CUT1, segment: str = "4d2",
+def baseline(excess: Decimal, day: date = DAY1, cutoff: datetime = CUT1, segment: SegmentId = "4d2",
              version: int = 1) -> Baseline:
     return Baseline(segment=segment, business_day=day, cutoff=cutoff, excess=excess, version=version)
 
 
-def figures(version: int, excess: Decimal, segment: str = "4d2") -> Figures:
+def figures(version: int, excess: Decimal, segment: SegmentId = "4d2") -> Figures:
     requirement = 1000 * M
     return Figures(segment=segment, version=version, as_of=MORNING, computed_at=MORNING, lines={},
                    requirement=requirement, funds=requirement + excess, excess=excess, target=Decimal(0),
@@ -71,19 +72,19 @@ def test_the_issue_example_within_needs_within_needs_needs_then_within_next_day(
     with the live excess ticking down between them; the next day's close restarts the window: 20M within.
     The needing ones name a pre-approval segwatch does not hold, so their outcome is needs_approval."""
     t = [MORNING + timedelta(minutes=10 * i) for i in range(6)]
-    ref = {"approval": "CFO-MEMO-7"}
-    items = [
+    ref = "CFO-MEMO-7"
+    items: list[Input] = [
         baseline(100 * M),
         figures(1, 100 * M),
         disb("d1", 20 * M, at=t[0]),
         figures(2, 80 * M),  # the first 20M has left the bank
-        disb("d2", 20 * M, at=t[1], **ref),
+        disb("d2", 20 * M, at=t[1], approval=ref),
         figures(3, 80 * M),
         disb("c1", 5 * M, at=t[2], customer=True),
         figures(4, 60 * M),
-        disb("d3", 20 * M, at=t[3], **ref),
+        disb("d3", 20 * M, at=t[3], approval=ref),
         figures(5, 40 * M),
-        disb("d4", 20 * M, at=t[4], **ref),
+        disb("d4", 20 * M, at=t[4], approval=ref),
         figures(6, 100 * M),  # the firm tops the segment up; it closes at 100M
         baseline(100 * M, day=DAY2, cutoff=CUT2),
         disb("d5", 20 * M, at=CUT2 + timedelta(hours=15)),

@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def disb(eid: str, when: str, millions: int, *, customer: bool = False, approval
 def statement(day: date, cutoff: str, excess_millions: int) -> StatementRecord:
     return StatementRecord(business_day=day, segment="4d2", kind="INITIAL", version=1, cutoff=datetime.fromisoformat(
         cutoff), computed_at=datetime.fromisoformat(cutoff) + timedelta(minutes=5),
-        lines={"7190": excess_millions * M})
+        lines={"7190": Decimal(excess_millions * M)})
 
 
 def example() -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ POISON = {
 
 
 @pytest.mark.parametrize("name", sorted(POISON))
-def test_a_dead_letter_of_any_record_is_small_and_names_the_whole_record(name):
+def test_a_dead_letter_of_any_record_is_small_and_names_the_whole_record(name: str) -> None:
     raw = POISON[name]
     letter = dead_letter("calculator", "t[2]@7", "not JSON", raw, field="(record)", topic="t", partition=2, offset=7)
     wire = letter.model_dump_json().encode()
@@ -39,7 +39,7 @@ def test_a_dead_letter_of_any_record_is_small_and_names_the_whole_record(name):
     assert len(kept) >= min(len(raw), PAYLOAD_PREFIX_BYTES - 3)
 
 
-def test_a_cut_inside_a_character_keeps_the_text_as_text():
+def test_a_cut_inside_a_character_keeps_the_text_as_text() -> None:
     raw = "€".encode() * PAYLOAD_PREFIX_BYTES  # 3 bytes each: the limit falls inside one
     letter = dead_letter("ingest", "http", "too long", raw)
     assert letter.payload_encoding == "utf-8"
@@ -47,13 +47,13 @@ def test_a_cut_inside_a_character_keeps_the_text_as_text():
     assert letter.payload_truncated
 
 
-def test_text_that_is_not_utf8_is_base64():
+def test_text_that_is_not_utf8_is_base64() -> None:
     letter = dead_letter("ingest", "http", "bad", b"\xff\xfe ok")
     assert (letter.payload_encoding, base64.b64decode(letter.payload)) == ("base64", b"\xff\xfe ok")
     assert not letter.payload_truncated
 
 
-def test_a_huge_reason_or_source_is_bounded():
+def test_a_huge_reason_or_source_is_bounded() -> None:
     letter = dead_letter("calculator", "s" * 100_000, "key " + "k" * 1_000_000, b"{}", field="f" * 10_000)
     assert len(letter.reason) < TEXT_LIMIT + 40 and letter.reason.endswith("(1000004 characters)")
     assert len(letter.source) < TEXT_LIMIT + 40

@@ -6,15 +6,16 @@ started or connected."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from faust.stores import memory
+from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
-from faust.types import TP
+from faust.types import TP, EventT
 
 from services.calculator import faust_adapter
 from services.calculator.faust_adapter import (
@@ -33,7 +34,10 @@ OTHER = TP("contract.other", 0)
 CONTRACTS: set[str] = set()  # the members a test below covers
 
 
-def covers(*members: str) -> Any:
+Test = TypeVar("Test", bound=Callable[..., Any])
+
+
+def covers(*members: str) -> Callable[[Test], Test]:
     CONTRACTS.update(members)
     return lambda fn: fn
 
@@ -72,13 +76,15 @@ def record(tp: TP, offset: int) -> Any:
                            timestamp=0)
 
 
-def test_every_private_member_is_checked_at_start_and_has_a_contract_test():
+def test_every_private_member_is_checked_at_start_and_has_a_contract_test() -> None:
     check_faust()
     assert {name for _, name in PRIVATE_MEMBERS} <= CONTRACTS
 
 
 @covers("_new_consumer", "_on_partitions_revoked", "_on_partitions_assigned", "_new_consumer_thread")
-def test_the_app_makes_its_consumer_with_the_bulk_handlers_and_our_consumer_thread(app, recorder):
+def test_the_app_makes_its_consumer_with_the_bulk_handlers_and_our_consumer_thread(
+    app: CalculatorApp, recorder: _Recorder,
+) -> None:
     consumer = app.consumer
     assert isinstance(consumer, BulkConsumer)
     assert consumer.bulk == {BULK.topic: recorder}
@@ -89,15 +95,19 @@ def test_the_app_makes_its_consumer_with_the_bulk_handlers_and_our_consumer_thre
 
 
 @covers("_create_worker_consumer", "_fetch_max_wait_ms")
-async def test_the_consumer_thread_makes_an_aiokafka_consumer_with_the_short_long_poll(app):
-    thread = app.consumer._new_consumer_thread()
+async def test_the_consumer_thread_makes_an_aiokafka_consumer_with_the_short_long_poll(app: CalculatorApp) -> None:
+    consumer = app.consumer
+    assert isinstance(consumer, BulkConsumer)
+    thread = consumer._new_consumer_thread()
     worker = thread._create_worker_consumer(app.transport)
     assert isinstance(worker, AIOKafkaConsumer)
     assert worker._fetch_max_wait_ms == FETCH_MAX_WAIT_MS  # AIOKafkaConsumer.start() hands it to the fetcher
 
 
 @covers("_acked", "_new_offset")
-def test_processed_offsets_are_what_fausts_commit_takes(app, recorder, monkeypatch):
+def test_processed_offsets_are_what_fausts_commit_takes(
+    app: CalculatorApp, recorder: _Recorder, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     consumer = consumer_of(app, monkeypatch, {BULK, OTHER})
     consumer.processed(BULK, 42)
     consumer.processed(BULK, 40)  # never backwards
@@ -112,8 +122,9 @@ def test_processed_offsets_are_what_fausts_commit_takes(app, recorder, monkeypat
 
 @covers("_wait_next_records", "_read_offset", "_buffered_partitions", "flow_active", "consumer_generation_id",
         "stream_inbound_time")
-async def test_a_fetch_of_a_bulk_topic_goes_whole_to_its_handler_and_the_rest_to_faust(app, recorder,
-                                                                                       monkeypatch):
+async def test_a_fetch_of_a_bulk_topic_goes_whole_to_its_handler_and_the_rest_to_faust(
+    app: CalculatorApp, recorder: _Recorder, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     consumer = consumer_of(app, monkeypatch, {BULK, OTHER})
     fetched = {BULK: [record(BULK, 5), record(BULK, 6)], OTHER: [record(OTHER, 1)]}
 
@@ -145,17 +156,20 @@ async def test_a_fetch_of_a_bulk_topic_goes_whole_to_its_handler_and_the_rest_to
 
 
 @covers("_update_channels", "completed")
-async def test_the_table_manager_registers_changelogs_at_once_and_recovery_has_a_completed_event(app,
-                                                                                              monkeypatch):
+async def test_the_table_manager_registers_changelogs_at_once_and_recovery_has_a_completed_event(
+    app: CalculatorApp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table = app.Table("contract", default=None, partitions=1)
     monkeypatch.setattr(app.consumer, "assignment", lambda: set())
     monkeypatch.setattr(type(table), "maybe_start", lambda self: asyncio.sleep(0))
-    await app.tables._update_channels()
-    assert table.changelog_topic.get_topic_name() in app.tables.changelog_topics
-    assert isinstance(app.tables.recovery, Recovery)
-    assert isinstance(app.tables.recovery.completed, asyncio.Event)
+    tables = app.tables
+    assert isinstance(tables, TableManager)
+    await tables._update_channels()
+    assert table.changelog_topic.get_topic_name() in tables.changelog_topics
+    assert isinstance(tables.recovery, Recovery)
+    assert isinstance(tables.recovery.completed, asyncio.Event)
     assert not app.recovery_completed()
-    app.tables.recovery.completed.set()
+    tables.recovery.completed.set()
     assert app.recovery_completed()
 
 
@@ -172,7 +186,9 @@ class _Store(BulkLoadedStore):
 
 
 @covers("_new_store", "_key_partition", "_clear")
-async def test_the_store_is_ours_and_faust_revokes_and_clears_through_it(app, monkeypatch):
+async def test_the_store_is_ours_and_faust_revokes_and_clears_through_it(
+    app: CalculatorApp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table = StoreTable(app, name="contract", partitions=2, make_store=store_factory(_Store), default=None)
     store = table.data
     assert isinstance(store, _Store) and isinstance(store, memory.Store)
@@ -191,9 +207,10 @@ async def test_the_store_is_ours_and_faust_revokes_and_clears_through_it(app, mo
     store.set_persisted_offset(TP(store.topic, 0), 3)
     assert store.persisted_offset(TP(store.topic, 0)) == 9
     # Faust's memory store keeps _key_partition itself for what it applies, and empties it through _clear.
-    plain = memory.Store("memory://", app, table)
-    plain.apply_changelog_batch([SimpleNamespace(key="a", value=1, message=SimpleNamespace(partition=1, value=b"1"))],
-                                to_key=lambda k: k, to_value=lambda v: v)
+    plain: memory.Store[str, int] = memory.Store("memory://", app, table)
+    # A stand-in for Faust's changelog event: only the fields the store reads.
+    changelog = SimpleNamespace(key="a", value=1, message=SimpleNamespace(partition=1, value=b"1"))
+    plain.apply_changelog_batch([cast(EventT[Any], changelog)], to_key=lambda k: k, to_value=lambda v: v)
     assert plain._key_partition == {"a": 1}
     plain._clear()  # Faust's memory store empties its rows in _clear; ours empties the partitions' too
     assert len(plain.data) == 0

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +30,7 @@ def filing(request: pytest.FixtureRequest) -> dict[str, dict[str, Decimal]]:
     return parse_filing(FILINGS[request.param].read_text())
 
 
-def test_every_derived_line_of_each_filing_recomputes_to_the_dollar(filing):
+def test_every_derived_line_of_each_filing_recomputes_to_the_dollar(filing: dict[str, dict[str, Decimal]]) -> None:
     checked = 0
     for sid, given in filing.items():
         computed = statement.complete(sid, given)
@@ -40,7 +41,7 @@ def test_every_derived_line_of_each_filing_recomputes_to_the_dollar(filing):
     assert checked >= 18
 
 
-def test_2017_filing_headline_figures():
+def test_2017_filing_headline_figures() -> None:
     f = parse_filing(FILINGS["2017-11-06"].read_text())
     assert f["4d2"]["7060"] == Decimal("6783975916")
     assert f["4d2"]["7190"] == Decimal("444221938")
@@ -50,19 +51,19 @@ def test_2017_filing_headline_figures():
     assert f["4df"]["8770"] == Decimal("96942811")
 
 
-def test_2017_filing_states_every_line_of_the_current_form():
+def test_2017_filing_states_every_line_of_the_current_form() -> None:
     f = parse_filing(FILINGS["2017-11-06"].read_text())
     for sid, seg in SEGMENTS.items():
         expected = {ln.code for ln in seg.lines if not ln.summary_only}
         assert set(f[sid]) == expected, sid
 
 
-def test_2013_old_4d2_codes_for_lines_11b_11c_12_map_to_the_current_form():
+def test_2013_old_4d2_codes_for_lines_11b_11c_12_map_to_the_current_form() -> None:
     f = parse_filing(FILINGS["2013-07-25"].read_text())["4d2"]
     assert (f["7160"], f["7170"], f["7150"]) == (Decimal(0), Decimal("3208640"), Decimal(0))
 
 
-def test_2013_summary_form_takes_7360_as_given():
+def test_2013_summary_form_takes_7360_as_given() -> None:
     f = parse_filing(FILINGS["2013-07-25"].read_text())["30.7"]
     assert statement.is_summary("30.7", f)
     done = statement.complete("30.7", f)
@@ -72,7 +73,7 @@ def test_2013_summary_form_takes_7360_as_given():
     assert "7345" not in done
 
 
-def test_2013_filing_has_no_target_lines_and_computes_none(tmp_path):
+def test_2013_filing_has_no_target_lines_and_computes_none(tmp_path: Path) -> None:
     """The 2013 form had no management-target lines: its complete statement has none either (no target set is
     not a target of zero), through the CLI too."""
     f = parse_filing(FILINGS["2013-07-25"].read_text())
@@ -89,7 +90,7 @@ def test_2013_filing_has_no_target_lines_and_computes_none(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(FILINGS))
-def test_cli_compute_check_passes_on_parsed_filing(name, tmp_path):
+def test_cli_compute_check_passes_on_parsed_filing(name: str, tmp_path: Path) -> None:
     parsed = segwatch("statement", "parse", str(FILINGS[name]))
     assert parsed.returncode == 0, parsed.stderr
     path = tmp_path / "filing.json"
@@ -101,7 +102,7 @@ def test_cli_compute_check_passes_on_parsed_filing(name, tmp_path):
     assert set(out) == {"4d2", "30.7", "4df"}
 
 
-def test_cli_compute_check_passes_on_json_numbers_as_written_in_the_filing(tmp_path):
+def test_cli_compute_check_passes_on_json_numbers_as_written_in_the_filing(tmp_path: Path) -> None:
     # The filing's figures typed as plain JSON numbers rather than strings.
     f = parse_filing(FILINGS["2017-11-06"].read_text())
     text = "{" + ", ".join(
@@ -113,7 +114,7 @@ def test_cli_compute_check_passes_on_json_numbers_as_written_in_the_filing(tmp_p
     assert result.returncode == 0, result.stderr
 
 
-def test_cli_check_lists_each_mismatch_and_fails(tmp_path):
+def test_cli_check_lists_each_mismatch_and_fails(tmp_path: Path) -> None:
     f = json.loads(segwatch("statement", "parse", str(FILINGS["2017-11-06"])).stdout)
     f["4d2"]["7190"] = "444221939"
     f["4df"]["8720"] = "1"
@@ -126,7 +127,7 @@ def test_cli_check_lists_each_mismatch_and_fails(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_text_format_shows_the_form_layout():
+def test_text_format_shows_the_form_layout() -> None:
     result = segwatch("statement", "parse", str(FILINGS["2017-11-06"]), "--format", "text")
     assert result.returncode == 0
     assert "Segregation Statement" in result.stdout

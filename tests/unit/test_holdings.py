@@ -188,22 +188,39 @@ def test_foreign_sovereign_debt_is_permitted_in_30_7_only_by_default() -> None:
     assert findings(book, "4d2")["investment_not_permitted"]
 
 
-@pytest.mark.parametrize(("instrument", "share"), [("us_agency", 50), ("certificate_of_deposit", 25),
-                                                   ("commercial_paper", 25), ("corporate_note", 25),
-                                                   ("municipal", 10)])
-def test_asset_based_limits_fire_above_their_share_and_not_at_it(instrument: str, share: int) -> None:
-    # Issuers spread thin (1% each) so that only the asset-based limit is in play.
-    def book_with(amount: int) -> HoldingsBook:
-        book = HoldingsBook()
-        book.apply(bal("4d2", "CASH", "7070", str(1000 - amount)))
-        for i in range(amount):
-            book.apply(bal("4d2", f"I{i}", "7080", "1", instrument=instrument, issuer=f"issuer-{i}"))
-        return book
+def _spread(instrument: str, amount: int) -> HoldingsBook:
+    """A pool of 1000 holding `amount` of `instrument` spread over issuers of 1 each (so that no issuer-based limit
+    is in play), the rest in cash."""
+    book = HoldingsBook()
+    book.apply(bal("4d2", "CASH", "7070", str(1000 - amount)))
+    for i in range(amount):
+        book.apply(bal("4d2", f"I{i}", "7080", "1", instrument=instrument, issuer=f"issuer-{i}"))
+    return book
 
-    at_limit, over = book_with(share * 10), book_with(share * 10 + 1)
+
+def _assert_asset_limit(instrument: str, share: int) -> None:
+    at_limit, over = _spread(instrument, share * 10), _spread(instrument, share * 10 + 1)
     assert not findings(at_limit, "4d2")["asset_concentration"]
     assert findings(over, "4d2")["asset_concentration"]
     assert not findings(over, "4d2")["issuer_concentration"]
+
+
+# Asset-based limits, Reg. 1.25(b)(3)(i) (figures: 90 FR 7847-7848); one test per limit.
+def test_asset_limit_us_agency_obligations_50_percent() -> None:
+    _assert_asset_limit("us_agency", 50)
+
+
+def test_asset_limit_municipal_securities_10_percent() -> None:
+    _assert_asset_limit("municipal", 10)
+
+
+def test_asset_limit_government_money_market_funds_50_percent() -> None:
+    _assert_asset_limit("money_market_fund", 50)
+
+
+@pytest.mark.parametrize("instrument", ["certificate_of_deposit", "commercial_paper", "corporate_note"])
+def test_asset_limit_2011_instruments_kept_by_domain_25_percent_each(instrument: str) -> None:
+    _assert_asset_limit(instrument, 25)
 
 
 def test_us_government_securities_have_no_asset_limit_and_limits_are_configurable() -> None:
@@ -214,7 +231,23 @@ def test_us_government_securities_have_no_asset_limit_and_limits_are_configurabl
     assert findings(book, "4d2", strict)["asset_concentration"]
 
 
-def test_issuer_limits_agency_25_percent_and_5_percent_across_munis_cds_cp_notes() -> None:
+def test_foreign_sovereign_debt_has_no_concentration_limit() -> None:
+    book = HoldingsBook()
+    book.apply(bal("30.7", "S", "7540", "1000", instrument="foreign_sovereign", issuer="Bundesrepublik"))
+    found = findings(book, "30.7")
+    assert not found["asset_concentration"] and not found["issuer_concentration"]
+
+
+def test_asset_finding_cites_the_paragraph_and_a_smaller_fund_limit_can_be_set() -> None:
+    book = _spread("money_market_fund", 200)  # 20%: within the default 50%
+    assert not findings(book, "4d2")["asset_concentration"]
+    small_fund = Limits(asset={"money_market_fund": (Decimal("0.10"), "Reg. 1.25(b)(3)(i)")})
+    (f,) = [f for f in evaluate(book.pool("4d2", ON), small_fund) if f.rule == "asset_concentration"]
+    assert f.active and "Reg. 1.25(b)(3)(i)" in f.summary and "Reg. 1.25(b)(3)(i)" in f.regulation
+
+
+# Issuer-based limits, Reg. 1.25(b)(3)(ii); one test per limit.
+def test_issuer_limit_single_agency_issuer_25_percent() -> None:
     book = HoldingsBook()
     book.apply_all([bal("4d2", "CASH", "7070", "750"),
                     bal("4d2", "A1", "7080", "250", instrument="us_agency", issuer="FNMA")])
@@ -222,11 +255,41 @@ def test_issuer_limits_agency_25_percent_and_5_percent_across_munis_cds_cp_notes
     book.apply(bal("4d2", "A2", "7110", "1", instrument="us_agency", issuer="FNMA"))
     assert findings(book, "4d2")["issuer_concentration"]  # 251 of 1001
 
+
+def test_issuer_limit_single_municipal_issuer_5_percent() -> None:
+    book = HoldingsBook()
+    book.apply_all([bal("4d2", "CASH", "7070", "950"),
+                    bal("4d2", "M1", "7080", "50", instrument="municipal", issuer="State of Illinois")])
+    assert not findings(book, "4d2")["issuer_concentration"]  # exactly 5%
+    book.apply(bal("4d2", "M2", "7110", "1", instrument="municipal", issuer="State of Illinois"))
+    assert findings(book, "4d2")["issuer_concentration"]  # 51 of 1001
+
+
+def test_issuer_limit_5_percent_is_one_issuer_across_cds_and_commercial_paper() -> None:
     bank = HoldingsBook()
     bank.apply_all([bal("4d2", "CASH", "7070", "940"),
                     bal("4d2", "CD", "7080", "30", instrument="certificate_of_deposit", issuer="BigBank"),
                     bal("4d2", "CP", "7110", "30", instrument="commercial_paper", issuer="BigBank")])
     assert findings(bank, "4d2")["issuer_concentration"]  # 60 of 1000 from one issuer across CDs and CP
+
+
+def test_issuer_limit_single_money_market_fund_10_percent() -> None:
+    book = HoldingsBook()
+    book.apply_all([bal("4d2", "CASH", "7070", "800"),
+                    bal("4d2", "F1", "7080", "100", instrument="money_market_fund", issuer="Govt Fund A"),
+                    bal("4d2", "F2", "7110", "100", instrument="money_market_fund", issuer="Govt Fund B")])
+    assert not findings(book, "4d2")["issuer_concentration"]  # 10% in each fund
+    book.apply(bal("4d2", "F3", "7080", "101", instrument="money_market_fund", issuer="Govt Fund A"))
+    (f,) = [f for f in evaluate(book.pool("4d2", ON)) if f.rule == "issuer_concentration"]
+    assert f.active and "Govt Fund A" in f.summary and "Govt Fund B" not in f.summary
+
+
+def test_an_unknown_issuer_over_two_limits_names_both() -> None:
+    book = HoldingsBook()
+    book.apply_all([bal("4d2", "CASH", "7070", "700"), bal("4d2", "M", "7080", "100", instrument="municipal"),
+                    bal("4d2", "F", "7110", "200", instrument="money_market_fund")])
+    (f,) = [f for f in evaluate(book.pool("4d2", ON)) if f.rule == "issuer_concentration"]
+    assert f.active and "> 5%" in f.summary and "> 10%" in f.summary
 
 
 def test_investments_without_an_issuer_count_as_one_unknown_issuer() -> None:
@@ -267,10 +330,12 @@ def _events(seed: int) -> list[EventBase]:
     for _ in range(200):
         dep = f"D{rng.randrange(12)}"
         inst = rng.choice(["cash", "us_government", "us_agency", "municipal", "other"])
-        out.append(bal("4d2", dep, "7070" if inst == "cash" else "7080", str(rng.randrange(-50, 1000)),
-                       instrument=inst, at=T0 + timedelta(seconds=rng.randrange(50)),
-                       **({} if inst == "cash" else {"issuer": rng.choice(["A", "B"]),
-                                                     "maturity": ON + timedelta(days=rng.randrange(900))})))
+        amount = str(rng.randrange(-50, 1000))
+        when = T0 + timedelta(seconds=rng.randrange(50))
+        issuer = None if inst == "cash" else rng.choice(["A", "B"])
+        maturity = None if inst == "cash" else ON + timedelta(days=rng.randrange(900))
+        out.append(bal("4d2", dep, "7070" if inst == "cash" else "7080", amount, instrument=inst, at=when,
+                       issuer=issuer, maturity=maturity))
     return out
 
 

@@ -8,14 +8,21 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from schemas.alerts import Alert
-from schemas.events import DepositoryBalance, DepositoryReference, ForeignMarginRequirement, FxRate
+from schemas.events import (
+    DepositoryBalance,
+    DepositoryReference,
+    ForeignMarginRequirement,
+    FxRate,
+    HoldingSetting,
+)
 from segwatch.core.book import Book
 from segwatch.core.holding_alerts import evaluate_holdings
 from segwatch.core.investment_close import report_for_close
 from segwatch.core.rules import AlertStates, evaluate
-from segwatch.core.twin import Twin
+from segwatch.core.twin import Record, Twin
 from services.alerter import holdings as alerter_holdings
 from services.alerter.metrics import AlerterMetrics
 from services.calculator.combiner import Combiner, digest, figures_digest
@@ -43,7 +50,7 @@ def ref(segment: str, depository: str, ack: bool) -> DepositoryReference:
                                depository=depository, kind="bank", country="US", acknowledgment_letter=ack)
 
 
-def alerts_of(records: list) -> list[tuple[str, str, str]]:
+def alerts_of(records: list[Record]) -> list[tuple[str, str, str]]:
     return [(r.value.segment, r.value.rule, r.value.state) for r in records if isinstance(r.value, Alert)]
 
 
@@ -71,7 +78,7 @@ def test_twin_a_4d2_investment_of_type_other_fires_investment_not_permitted_and_
     assert fired[0].runbook == "docs/RUNBOOK.md#investment-not-permitted"
 
 
-def test_replay_command_prints_the_offshore_alerts(tmp_path) -> None:
+def test_replay_command_prints_the_offshore_alerts(tmp_path: Path) -> None:
     events = [fmr("700"), bal("30.7", "LDN", "7520", "900", location="non_us"),
               bal("30.7", "LDN", "7520", "820", location="non_us", at=T0 + timedelta(minutes=1))]
     path = tmp_path / "events.ndjson"
@@ -101,7 +108,7 @@ def test_partials_carry_the_holdings_and_the_combiner_equals_the_book() -> None:
     events = [bal("30.7", "LDN", "7520", "900", location="non_us"), bal("30.7", "NY", "7540", "300",
               instrument="us_agency", issuer="FNMA", maturity=date(2027, 6, 30)),
               bal("4d2", "SMALL", "7070", "250"), bal("4d2", "BIG", "7070", "1000")]
-    settings = [fmr("700"), ref("4d2", "SMALL", False)]
+    settings: list[HoldingSetting] = [fmr("700"), ref("4d2", "SMALL", False)]
     states = [PartitionState(0), PartitionState(1)]
     for i, ev in enumerate(events):
         state = states[i % 2]
@@ -109,8 +116,8 @@ def test_partials_carry_the_holdings_and_the_combiner_equals_the_book() -> None:
         note_depository(state.holdings, f"depo|{ev.segment}|{ev.depository}|{ev.line}|USD",
                         ev.model_dump_json().encode())
     combiner = Combiner()
-    for ev in settings:
-        combiner.on_setting(ev)
+    for setting in settings:
+        combiner.on_setting(setting)
     for state in states:
         combiner.on_partial(Partial.from_json(state.partial().to_json()))  # through the wire form
     published = {f.segment: f for f in combiner.flush(NOW)}

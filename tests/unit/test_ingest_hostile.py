@@ -37,7 +37,9 @@ BODY = account("e-1").encode()
         ("\u00e9t\u00e9", BODY, 415, "Content-Encoding"),
     ],
 )
-async def test_content_encoding_is_decoded_or_refused_naming_the_header(encoding, body, status, says) -> None:
+async def test_content_encoding_is_decoded_or_refused_naming_the_header(
+    encoding: str, body: bytes, status: int, says: str | None,
+) -> None:
     async with serving() as (client, publisher):
         response = await client.post("/v1/events", data=body, headers={**JSON, "Content-Encoding": encoding})
         text = await response.text()
@@ -98,7 +100,7 @@ def test_timeouts_and_sources_from_the_environment() -> None:
            "SEGWATCH_INGEST_BODY_TIMEOUT": "30", "SEGWATCH_INGEST_SOURCES": "ledger, bai2:021000021,,fx"}
     config = IngestConfig.from_env(env)
     assert (config.header_timeout, config.body_timeout) == (2.5, 30.0)
-    assert config.sources == {"ledger", "bai2:021000021", "fx"}
+    assert config.sources == frozenset({"ledger", "bai2:021000021", "fx"})
     defaults = IngestConfig.from_env({"SEGWATCH_INGEST_TOKENS": "t"})
     assert (defaults.header_timeout, defaults.body_timeout, defaults.sources) == (15.0, 60.0, None)
     for var, value in (("SEGWATCH_INGEST_HEADER_TIMEOUT", "0"), ("SEGWATCH_INGEST_BODY_TIMEOUT", "inf"),

@@ -19,7 +19,7 @@ def line(**changes: object) -> bytes:
     return json.dumps({**EVENT, **changes}, ensure_ascii=False).encode()
 
 
-def test_only_newline_ends_a_line():
+def test_only_newline_ends_a_line() -> None:
     # Each of these is a line break to str.splitlines, and legal inside a JSON string.
     for separator in ("\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e", "\x0b", "\x0c"):
         raw = line(source=f"led{separator}ger")
@@ -28,7 +28,7 @@ def test_only_newline_ends_a_line():
         assert isinstance(first, Event) and first.event.source == f"led{separator}ger"
 
 
-def test_crlf_bom_and_blank_lines():
+def test_crlf_bom_and_blank_lines() -> None:
     data = b"\xef\xbb\xbf" + line() + b"\r\n\r\n   \n" + line(event_id="e2") + b"\r\n"
     got = list(read_events(data.splitlines(keepends=True)))
     assert [(type(g).__name__, g.line) for g in got] == [("Event", 1), ("Event", 4)]
@@ -47,7 +47,7 @@ def test_crlf_bom_and_blank_lines():
         (b'"just a string"', "(record)", ""),
     ],
 )
-def test_each_bad_line_is_named_with_field_and_reason(raw, field, reason):
+def test_each_bad_line_is_named_with_field_and_reason(raw: bytes, field: str, reason: str) -> None:
     [bad] = list(read_events([line() + b"\n", b"\n", raw + b"\n", line(event_id="e3")]))[1:2]
     assert isinstance(bad, BadLine)
     assert (bad.line, bad.field) == (3, field)
@@ -55,7 +55,7 @@ def test_each_bad_line_is_named_with_field_and_reason(raw, field, reason):
     assert str(bad.error("f.ndjson")).startswith(f"f.ndjson line 3: {field}: ")
 
 
-def test_from_events_keeps_u2028_inside_a_string():
+def test_from_events_keeps_u2028_inside_a_string() -> None:
     text = json.dumps({**EVENT, "source": "ledger\u2028x"}, ensure_ascii=False) + "\n"
     result = subprocess.run([sys.executable, "-m", "segwatch.cli", "statement", "from-events", "-"],
                             input=text.encode(), capture_output=True, check=False)
@@ -63,7 +63,7 @@ def test_from_events_keeps_u2028_inside_a_string():
     assert json.loads(result.stdout)["4d2"]["7010"] == "5.00"
 
 
-def test_from_events_names_every_bad_line_and_prints_no_statement():
+def test_from_events_names_every_bad_line_and_prints_no_statement() -> None:
     text = b"\n".join([line(), b"{oops", line(cash="x"), b"[" * 100000]) + b"\n"
     result = subprocess.run([sys.executable, "-m", "segwatch.cli", "statement", "from-events", "-"],
                             input=text, capture_output=True, check=False)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from typing import Any, Literal, TypedDict, get_args
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import AccountBalance, DepositoryBalance, FxRate, ManagementTarget
 from schemas.events import LINE_LOCATIONS, ForeignRequirement
+from schemas.types import SegmentId
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENTS
 from tests.unit.oracle import RESULT, oracle
@@ -25,6 +26,16 @@ amounts = st.integers(min_value=-10**9, max_value=10**9).map(lambda c: Decimal(c
 positive = amounts.map(abs)
 times = st.integers(min_value=0, max_value=4).map(lambda m: T0 + timedelta(minutes=m))
 sources = st.sampled_from(["ledger-a", "ledger-b", "bank"])
+SEGMENT_IDS: tuple[SegmentId, ...] = get_args(SegmentId)
+LOCATIONS: tuple[Literal["us", "non_us"], ...] = ("us", "non_us")
+
+
+class Common(TypedDict):
+    """What every event carries."""
+
+    event_id: str
+    source: str
+    as_of: datetime
 
 
 @st.composite
@@ -43,7 +54,7 @@ def account(draw: st.DrawFn, n: int) -> AccountBalance:
 
 @st.composite
 def depository(draw: st.DrawFn, n: int) -> DepositoryBalance:
-    sid = draw(st.sampled_from(list(SEGMENTS)))
+    sid = draw(st.sampled_from(SEGMENT_IDS))
     # Few depository accounts, many lines: one account reports on several lines.
     line = draw(st.sampled_from(sorted(SEGMENTS[sid].depository_codes)[:6]))
     sign = SEGMENTS[sid].line(line).sign.value
@@ -52,14 +63,15 @@ def depository(draw: st.DrawFn, n: int) -> DepositoryBalance:
     return DepositoryBalance(
         event_id=f"d{n:03d}", source=draw(sources), as_of=draw(times), segment=sid,
         depository=f"DCO{draw(st.integers(0, 1))}", line=line, currency=draw(st.sampled_from(CURRENCIES)),
-        location=LINE_LOCATIONS.get(line) or draw(st.sampled_from(["us", "non_us"])), amount=amount,
+        location=where if (where := LINE_LOCATIONS.get(line)) is not None else draw(st.sampled_from(LOCATIONS)),
+        amount=amount,
     )
 
 
 @st.composite
 def setting(draw: st.DrawFn, n: int) -> Any:
     kind = draw(st.sampled_from(["amount", "percentage", "fx", "foreign"]))
-    common = {"event_id": f"s{n:03d}", "source": "treasury", "as_of": draw(times)}
+    common = Common(event_id=f"s{n:03d}", source="treasury", as_of=draw(times))
     if kind == "amount":
         return ManagementTarget(segment=draw(st.sampled_from(list(SEGMENTS))), amount=draw(positive), **common)
     if kind == "percentage":

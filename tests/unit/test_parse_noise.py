@@ -81,7 +81,7 @@ def reference(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_a_noisy_variant_parses_to_exactly_the_clean_parse(reference, seed):
+def test_a_noisy_variant_parses_to_exactly_the_clean_parse(reference: str, seed: int) -> None:
     clean = read_filing(reference)
     assert clean.complete, clean.missing
     text = noisy(reference, seed)
@@ -94,7 +94,7 @@ def test_a_noisy_variant_parses_to_exactly_the_clean_parse(reference, seed):
     assert set(got.statements) == set(clean.statements)
 
 
-def test_the_clean_parse_states_every_line_of_its_form():
+def test_the_clean_parse_states_every_line_of_its_form() -> None:
     new = read_filing(FILINGS["2017-11-06"].read_text())
     for sid, seg in SEGMENTS.items():
         assert set(new.statements[sid]) == {ln.code for ln in seg.lines if not ln.summary_only}
@@ -106,7 +106,7 @@ def test_the_clean_parse_states_every_line_of_its_form():
     assert not {"8760", "8770"} & set(old.statements["4df"])
 
 
-def test_the_header():
+def test_the_header() -> None:
     assert read_filing(FILINGS["2017-11-06"].read_text()).header == {
         "status": "INITIAL", "form": "Daily Seg - FOCUS II", "firm": "Citigroup Global Markets Inc.",
         "end_date": "2017-11-06", "submit_date": "2017-11-07",
@@ -121,7 +121,7 @@ def _drop(text: str, code: str) -> str:
 
 
 @pytest.mark.parametrize("code", ["7010", "7305", "7785", "8715", "7620"])
-def test_a_line_without_its_amount_is_named_not_guessed(code):
+def test_a_line_without_its_amount_is_named_not_guessed(code: str) -> None:
     text = _drop(FILINGS["2017-11-06"].read_text(), code)
     filing = read_filing(text)
     assert [(m.segment, m.code) for m in filing.missing] == [(LINES[code].segment, code)]
@@ -130,14 +130,24 @@ def test_a_line_without_its_amount_is_named_not_guessed(code):
         parse_filing(text)
 
 
-def test_a_line_gone_altogether_is_named():
+@pytest.mark.parametrize("garbled", ["1,2,3", "12,34", "1,2345", "1.234.56"])
+def test_a_malformed_amount_is_named_not_read_as_its_tail(garbled: str) -> None:
+    """"1,2,3" is neither 3 nor 123: a number with misplaced separators is illegible, so its line is missing."""
+    clean = FILINGS["2017-11-06"].read_text()
+    text = re.sub(r"<u>[^<]*</u>(</b>)?([ \t]*)\[7010\]", rf"<u>{garbled}</u>\1\2[7010]", clean)
+    assert text != clean
+    filing = read_filing(text)
+    assert [(m.segment, m.code) for m in filing.missing] == [("4d2", "7010")]
+
+
+def test_a_line_gone_altogether_is_named() -> None:
     text = FILINGS["2013-07-25"].read_text()
     text = "\n".join(ln for ln in text.split("\n") if "[7160]" not in ln and "[8590]" not in ln)
     got = [str(m) for m in read_filing(text).missing]
     assert got == ["4d2 line 11C [7170]: not found", "4df line 6 [8590]: not found"]
 
 
-def test_a_missing_statement_and_header_field_are_named():
+def test_a_missing_statement_and_header_field_are_named() -> None:
     text = FILINGS["2017-11-06"].read_text()
     text = text[:text.index("**INITIAL**  \n**End Date")].replace("**Submit Date:11/7/2017**", "")
     got = [str(m) for m in read_filing(text).missing]
@@ -149,7 +159,7 @@ def segwatch(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
                           text=True, check=False)
 
 
-def test_cli_exits_1_naming_each_missing_line_and_partial_accepts(tmp_path: Path):
+def test_cli_exits_1_naming_each_missing_line_and_partial_accepts(tmp_path: Path) -> None:
     path = tmp_path / "filing.txt"
     path.write_text(_drop(_drop(FILINGS["2017-11-06"].read_text(), "7020"), "8760"))
     result = segwatch("statement", "parse", str(path))
@@ -163,7 +173,7 @@ def test_cli_exits_1_naming_each_missing_line_and_partial_accepts(tmp_path: Path
     assert "4d2 line 1B [7020]" in partial.stderr
 
 
-def test_cli_reads_a_noisy_filing_and_compute_check_passes(tmp_path: Path):
+def test_cli_reads_a_noisy_filing_and_compute_check_passes(tmp_path: Path) -> None:
     path = tmp_path / "noisy.txt"
     path.write_text(noisy(FILINGS["2017-11-06"].read_text(), 5))
     parsed = segwatch("statement", "parse", str(path))
@@ -182,7 +192,7 @@ def test_cli_reads_a_noisy_filing_and_compute_check_passes(tmp_path: Path):
         ("1. Cash <u>5</u> [1234]", "[1234]: unknown line code"),
     ],
 )
-def test_cli_bad_filings_are_clear_errors_without_traceback(text, message):
+def test_cli_bad_filings_are_clear_errors_without_traceback(text: str, message: str) -> None:
     result = segwatch("statement", "parse", "-", stdin=text)
     assert result.returncode in (1, 2)
     assert message in result.stderr

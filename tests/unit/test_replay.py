@@ -59,7 +59,7 @@ def transitions(result: subprocess.CompletedProcess[str]) -> list[tuple[str, str
     return [(a.segment, a.rule, a.state) for a in alerts(result)]
 
 
-def test_deficiency_fires_then_resolves_with_one_incident_id(tmp_path):
+def test_deficiency_fires_then_resolves_with_one_incident_id(tmp_path: Path) -> None:
     result = replay(tmp_path, DAY)
     assert result.returncode == 0, result.stderr
     assert transitions(result) == [
@@ -76,7 +76,7 @@ def test_deficiency_fires_then_resolves_with_one_incident_id(tmp_path):
     assert "4 alert records" in result.stderr
 
 
-def test_under_target_alone(tmp_path):
+def test_under_target_alone(tmp_path: Path) -> None:
     result = replay(tmp_path, [*DAY[:3], bank("b2", 3, "1050.00")])
     assert result.returncode == 0, result.stderr
     [alert] = alerts(result)
@@ -84,7 +84,7 @@ def test_under_target_alone(tmp_path):
     assert alert.figures is not None and alert.figures.excess_over_target == Decimal("-50.00")
 
 
-def test_missing_fx_fires_and_resolves_when_the_rate_arrives(tmp_path):
+def test_missing_fx_fires_and_resolves_when_the_rate_arrives(tmp_path: Path) -> None:
     events = [*DAY[:3], bank("j1", 3, "500000", currency="JPY", depository="BANK-JP"), fx("r1", 4, "JPY", "0.0067")]
     result = replay(tmp_path, events)
     assert result.returncode == 0, result.stderr
@@ -94,7 +94,7 @@ def test_missing_fx_fires_and_resolves_when_the_rate_arrives(tmp_path):
     assert got[0].correlation_id == "j1"
 
 
-def test_a_disbursement_over_25_percent_gets_a_decision_and_a_notice(tmp_path):
+def test_a_disbursement_over_25_percent_gets_a_decision_and_a_notice(tmp_path: Path) -> None:
     # No daily computation: the live excess 200 → the limit is 50. 40 alone is within it; 20 more makes the
     # aggregate 60: it needs approval; it names one segwatch does not hold, so: needs_approval, a warning notice.
     events = [*DAY[:3], disbursement("d1", 5, "40.00"), disbursement("d2", 6, "20.00", approval="CFO-7")]
@@ -112,7 +112,7 @@ def test_a_disbursement_over_25_percent_gets_a_decision_and_a_notice(tmp_path):
     assert all("CFO-7" in t["text"] for t in texts)
 
 
-def test_a_disbursement_before_any_figures_needs_approval_and_is_a_violation_without_one(tmp_path):
+def test_a_disbursement_before_any_figures_needs_approval_and_is_a_violation_without_one(tmp_path: Path) -> None:
     result = replay(tmp_path, [disbursement("d1", 0, "40.00")])
     assert result.returncode == 0, result.stderr
     [decision] = decisions(result)
@@ -123,7 +123,7 @@ def test_a_disbursement_before_any_figures_needs_approval_and_is_a_violation_wit
                                                                             True, None)
 
 
-def test_duplicates_and_reordering_within_a_state_change_nothing(tmp_path):
+def test_duplicates_and_reordering_within_a_state_change_nothing(tmp_path: Path) -> None:
     clean = replay(tmp_path, DAY)
     # Every event twice, and older balances of the same keys arriving after newer ones: the newest as-of wins.
     noisy = [DAY[0], DAY[0], DAY[1], account("a0", 0, "7.00"), DAY[2], DAY[1], DAY[3],
@@ -138,7 +138,7 @@ def test_duplicates_and_reordering_within_a_state_change_nothing(tmp_path):
     assert facts(again) == facts(clean)
 
 
-def test_figures_option_prints_each_change_once_with_growing_versions(tmp_path):
+def test_figures_option_prints_each_change_once_with_growing_versions(tmp_path: Path) -> None:
     result = replay(tmp_path, [*DAY, DAY[4]], "--figures")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -148,7 +148,7 @@ def test_figures_option_prints_each_change_once_with_growing_versions(tmp_path):
     assert sum(r["type"] == "alert" for r in lines) == 4
 
 
-def test_invalid_lines_are_reported_with_line_field_and_reason_and_the_rest_replayed(tmp_path):
+def test_invalid_lines_are_reported_with_line_field_and_reason_and_the_rest_replayed(tmp_path: Path) -> None:
     bad = dict(DAY[3], amount="12.345")
     text = ndjson(DAY[:3]) + "{not json\n" + json.dumps(bad) + "\n" + ndjson(DAY[3:])
     result = replay(tmp_path, text)
@@ -160,7 +160,7 @@ def test_invalid_lines_are_reported_with_line_field_and_reason_and_the_rest_repl
     assert len(transitions(result)) == 4  # the valid lines were all replayed
 
 
-def test_a_json_string_holding_u2028_is_one_line(tmp_path):
+def test_a_json_string_holding_u2028_is_one_line(tmp_path: Path) -> None:
     # U+2028 and U+0085 inside a JSON string must not split the line (str.splitlines would).
     first = json.dumps(dict(DAY[1], source="ledger\u2028x\x85y"), ensure_ascii=False)
     text = ndjson(DAY[:1]) + first + "\n" + ndjson(DAY[2:])
@@ -169,7 +169,7 @@ def test_a_json_string_holding_u2028_is_one_line(tmp_path):
     assert len(transitions(result)) == 4
 
 
-def test_the_clock_is_event_time_by_default_or_fixed(tmp_path):
+def test_the_clock_is_event_time_by_default_or_fixed(tmp_path: Path) -> None:
     default = alerts(replay(tmp_path, DAY))
     assert [a.at.isoformat() for a in default] == [
         "2026-03-02T15:03:00+00:00", "2026-03-02T15:03:00+00:00",
@@ -180,13 +180,13 @@ def test_the_clock_is_event_time_by_default_or_fixed(tmp_path):
 
 
 @pytest.mark.parametrize("now", ["yesterday", "2030-01-01T00:00:00"])
-def test_a_bad_clock_is_refused(tmp_path, now):
+def test_a_bad_clock_is_refused(tmp_path: Path, now: str) -> None:
     result = replay(tmp_path, DAY, "--now", now)
     assert result.returncode == 2
     assert "--now" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_through_the_installed_command(tmp_path):
+def test_through_the_installed_command(tmp_path: Path) -> None:
     path = tmp_path / "events.ndjson"
     path.write_text(ndjson(DAY))
     result = segwatch("replay", str(path))
@@ -195,20 +195,20 @@ def test_through_the_installed_command(tmp_path):
         "under_target", "deficiency", "deficiency", "under_target"]
 
 
-def test_a_missing_file_is_refused():
+def test_a_missing_file_is_refused() -> None:
     result = segwatch("replay", "/nonexistent/events.ndjson")
     assert result.returncode == 2
     assert "/nonexistent/events.ndjson: No such file or directory" in result.stderr
 
 
-def test_help_states_the_difference_from_the_live_pipeline():
+def test_help_states_the_difference_from_the_live_pipeline() -> None:
     result = segwatch("replay", "--help")
     assert result.returncode == 0
     assert "50 ms" in result.stdout and "exit status" in result.stdout
 
 
 @pytest.mark.parametrize("seed", [11, 12])
-def test_the_sample_day_in_its_phases_gives_the_alerts_the_live_pipeline_publishes(seed):
+def test_the_sample_day_in_its_phases_gives_the_alerts_the_live_pipeline_publishes(seed: int) -> None:
     # The e2e test posts the day phase by phase and waits for the figures after each: the calculator takes a
     # phase as one batch (its coalescing window), so the twin does too (Twin.feed_batch). Event by event, the
     # opening would pass through states the live figures never show (funds before the customers they cover).
@@ -221,13 +221,13 @@ def test_the_sample_day_in_its_phases_gives_the_alerts_the_live_pipeline_publish
         ids.setdefault(a.rule, set()).add(a.alert_id)
     assert all(len(v) == 1 for v in ids.values())
     # And the day closes on the 2017 filing, line by line, as the live pipeline does.
-    last = {r.value.segment: r.value for r in records if isinstance(r.value, Figures)}
+    last: dict[str, Figures] = {r.value.segment: r.value for r in records if isinstance(r.value, Figures)}
     filed = parse_filing((REFERENCE / "000_a00a1cb97de91a10.txt").read_text())
     for sid in SEGMENT_IDS:
         assert last[sid].lines == statement.complete(sid, filed[sid]), sid
 
 
-def test_shuffling_the_sample_day_changes_no_closing_figure(tmp_path):
+def test_shuffling_the_sample_day_changes_no_closing_figure(tmp_path: Path) -> None:
     # Events are facts as of a time: any order of the same events ends on the same figures.
     day = segwatch("sample", "--accounts", "120", "--events", "60", "--seed", "5").stdout.splitlines()
     lines = day[:]

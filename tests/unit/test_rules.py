@@ -49,7 +49,7 @@ def changes(alerts: Sequence[Alert]) -> list[tuple[str, str, str]]:
 def test_the_real_figures_raise_no_alert() -> None:
     for segment in SEGMENTS:
         figures = real_figures(segment)
-        assert figures.excess > figures.target > 0
+        assert figures.target is not None and figures.excess > figures.target > 0
         result = evaluate(AlertStates(), figures, now=T0)
         assert result.changes == ()
         assert result.states.version(segment) == 1
@@ -97,7 +97,7 @@ def test_a_deficiency_is_critical_pages_and_names_the_regulation_and_the_dollars
     assert under.rule == "under_target" and under.severity == "warning" and under.page is False
     assert under.runbook == "docs/RUNBOOK.md#under-target"
     assert "1.11" in under.regulation and "1.12(j)" in under.regulation
-    assert f"target {usd(figures.target)}" in under.summary
+    assert figures.target is not None and f"target {usd(figures.target)}" in under.summary
 
 
 @pytest.mark.parametrize(
@@ -134,6 +134,7 @@ def test_both_resolve_in_one_update_deficiency_first() -> None:
 
 def test_the_boundaries_are_strict() -> None:
     real = real_figures()
+    assert real.excess_over_target is not None
     at_target = real_figures(version=1, funds_delta=-real.excess_over_target)
     assert at_target.excess == at_target.target
     assert evaluate(AlertStates(), at_target, now=T0).changes == ()

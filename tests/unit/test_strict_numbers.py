@@ -36,7 +36,7 @@ def bad(event: dict[str, Any], raw: bytes | None = None) -> Bad:
 
 
 @pytest.mark.parametrize("text", ["١٢٣", "۱۲۳", "१२३", "１２３", "𝟏𝟐𝟑", "12\u00a0", "\u20071", "1_000", "1.0_0"])
-def test_an_amount_in_other_digits_or_with_separators_is_refused_naming_the_field(text):
+def test_an_amount_in_other_digits_or_with_separators_is_refused_naming_the_field(text: str) -> None:
     for event, field in ((ACCOUNT, "cash"), (DEPOSITORY, "amount"), (FX, "usd_per_unit")):
         result = bad({**event, field: text})
         assert (result.field, result.malformed) == (field, False)
@@ -44,18 +44,18 @@ def test_an_amount_in_other_digits_or_with_separators_is_refused_naming_the_fiel
 
 
 @pytest.mark.parametrize("version", [True, False, 1.0, "1", 2, None, [1]])
-def test_schema_version_is_the_integer_1_only(version):
+def test_schema_version_is_the_integer_1_only(version: object) -> None:
     result = bad({**ACCOUNT, "schema_version": version})
     assert result.field == "schema_version"
 
 
-def test_schema_version_1_and_plain_amounts_still_parse():
+def test_schema_version_1_and_plain_amounts_still_parse() -> None:
     for event in (ACCOUNT, DEPOSITORY, FX, {**ACCOUNT, "cash": 12.5, "securities": -3}):
         assert not isinstance(parse_event(1, json.dumps(event).encode()), Bad)
 
 
 @pytest.mark.parametrize("digits", [4301, 5000, 100_000])
-def test_an_oversized_json_number_is_reported_with_its_field(digits):
+def test_an_oversized_json_number_is_reported_with_its_field(digits: int) -> None:
     for event, field in ((ACCOUNT, "unrealized"), (DEPOSITORY, "amount")):
         raw = json.dumps({**event, field: 0}).encode().replace(f'"{field}": 0'.encode(),
                                                                  f'"{field}": {"9" * digits}.5'.encode())
@@ -64,12 +64,12 @@ def test_an_oversized_json_number_is_reported_with_its_field(digits):
         assert f"{digits + 2} characters" in result.reason
 
 
-def test_an_oversized_number_in_a_nested_value_names_its_path():
+def test_an_oversized_number_in_a_nested_value_names_its_path() -> None:
     raw = b'{"type": "account_balance", "cash": {"a": [1, ' + b"7" * 5000 + b"]}}"
     assert bad({}, raw).field == "cash.a.1"
 
 
-def test_json_that_is_not_json_stays_malformed():
+def test_json_that_is_not_json_stays_malformed() -> None:
     result = bad({}, b'{"cash": ' + b"9" * 5000 + b",")
     assert (result.field, result.malformed) == ("(record)", True)
 
@@ -119,7 +119,7 @@ def reference(raw: bytes) -> Any:
 
 @settings(max_examples=300, derandomize=True)
 @given(balances())
-def test_the_calculators_fast_reading_agrees_with_pydantic_on_numbers(raw):
+def test_the_calculators_fast_reading_agrees_with_pydantic_on_numbers(raw: bytes) -> None:
     assert outcome(lambda: read_balance(raw)) == outcome(lambda: reference(raw))
 
 
@@ -128,24 +128,27 @@ EXACT = ["90071992547409.93", "12345678901234.57", "999999999999999.99", "-44422
 
 
 @pytest.mark.parametrize("text", EXACT)
-def test_a_json_number_amount_is_read_exactly_from_its_text(text):
+def test_a_json_number_amount_is_read_exactly_from_its_text(text: str) -> None:
     raw = json.dumps({**ACCOUNT, "cash": "@"}).replace('"@"', text).encode()
-    assert str(parse_event_json(raw).cash) == text  # type: ignore[union-attr]
+    event = parse_event_json(raw)
+    assert isinstance(event, AccountBalance) and str(event.cash) == text
     parsed = parse_event(1, raw)  # ingest
-    assert not isinstance(parsed, Bad) and str(parsed.event.cash) == text  # type: ignore[attr-defined]
-    held = read_balance(raw)[-1]  # the calculator
-    assert held.amounts[0] == int(text.replace(".", ""))
+    assert not isinstance(parsed, Bad) and isinstance(parsed.event, AccountBalance) and str(parsed.event.cash) == text
+    read = read_balance(raw)  # the calculator
+    assert isinstance(read, tuple)
+    assert read[-1].amounts[0] == int(text.replace(".", ""))
     depository = json.dumps({**DEPOSITORY, "amount": "@"}).replace('"@"', text.lstrip("-")).encode()
-    assert str(parse_event_json(depository).amount) == text.lstrip("-")  # type: ignore[union-attr]
+    event = parse_event_json(depository)
+    assert isinstance(event, DepositoryBalance) and str(event.amount) == text.lstrip("-")
 
 
-def test_a_json_number_with_too_many_decimals_is_refused_not_rounded():
+def test_a_json_number_with_too_many_decimals_is_refused_not_rounded() -> None:
     raw = json.dumps({**ACCOUNT, "cash": "@"}).replace('"@"', "12345678901234.561").encode()
     result = bad(ACCOUNT, raw)
     assert result.field == "cash" and "2 decimal places" in result.reason
 
 
-def test_an_amount_never_comes_from_a_python_float():
+def test_an_amount_never_comes_from_a_python_float() -> None:
     with pytest.raises(ValidationError) as exc:
         EVENT_ADAPTER.validate_python({**ACCOUNT, "cash": 1.5})
     [err] = exc.value.errors()

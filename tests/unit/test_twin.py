@@ -27,7 +27,7 @@ class Spy:
         return ()
 
 
-def test_a_stage_sees_figures_then_its_event_and_adds_records():
+def test_a_stage_sees_figures_then_its_event_and_adds_records() -> None:
     spy = Spy()
     twin = Twin(stages=[*default_stages(), spy])
     records = twin.feed_all(EVENT_ADAPTER.validate_python(e) for e in DAY)
@@ -43,7 +43,7 @@ def test_a_stage_sees_figures_then_its_event_and_adds_records():
     assert topics[-4:] == [FIGURES_TOPIC, "segwatch.alerts", "segwatch.alerts", "spy"]
 
 
-def test_without_stages_it_is_the_calculator_alone():
+def test_without_stages_it_is_the_calculator_alone() -> None:
     twin = Twin(stages=[])
     records = twin.feed_all(EVENT_ADAPTER.validate_python(e) for e in DAY)
     assert {r.topic for r in records} == {FIGURES_TOPIC}

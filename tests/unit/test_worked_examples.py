@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from schemas import AccountBalance, ManagementTarget
+from schemas import AccountBalance, DepositoryBalance, EventBase, ManagementTarget
 from schemas.errors import first_error
 from schemas.events import EVENT_ADAPTER
 from segwatch.core.book import Book
@@ -45,13 +45,13 @@ D = Decimal
 NOW = datetime(2026, 11, 20, 23, tzinfo=UTC)
 
 
-def book_of(events: list) -> Book:
+def book_of(events: list[EventBase]) -> Book:
     book = Book()
     book.apply_all(events)
     return book
 
 
-def from_events(tmp_path: Path, events: list) -> dict[str, dict[str, str]]:
+def from_events(tmp_path: Path, events: list[EventBase]) -> dict[str, dict[str, str]]:
     path = tmp_path / "events.ndjson"
     path.write_text(ndjson(events))
     out = subprocess.run([sys.executable, "-m", "segwatch.cli", "statement", "from-events", str(path)],
@@ -115,6 +115,7 @@ def test_incomplete_figures_never_resolve_a_deficiency() -> None:
 def test_a_segment_holding_only_a_currency_without_a_rate_publishes_incomplete_figures() -> None:
     state = PartitionState(0)
     for offset, ev in enumerate(only_jpy()):
+        assert isinstance(ev, AccountBalance | DepositoryBalance)
         state.apply(ev, offset, NOW)
     combiner = Combiner()
     combiner.on_partial(state.partial())
@@ -155,7 +156,8 @@ def test_a_target_is_an_amount_or_a_percentage_never_both_nor_neither() -> None:
 
 
 def account_json(**over: object) -> bytes:
-    body = {"event_id": "x1", "source": "ledger", "as_of": "2026-11-20T22:00:00Z", "type": "account_balance",
+    body: dict[str, object] = {
+            "event_id": "x1", "source": "ledger", "as_of": "2026-11-20T22:00:00Z", "type": "account_balance",
             "segment": "4d2", "account": "A", "currency": "USD", "cash": "-100.00", "securities": "80.00",
             "unrealized": "0.00", "long_options": "0.00", "short_options": "0.00", "offset_securities": "60.00"}
     body.update(over)
