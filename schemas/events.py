@@ -419,7 +419,24 @@ class StatementFiling(EventBase):
         return f"statement|{self.business_day.isoformat()}|filing|{self.event_id}"  # each one kept (Reg. 1.31)
 
 
-DAY_EVENT_MODELS: tuple[type[EventBase], ...] = (BusinessDayClose, StatementApproval, StatementFiling)
+class InvestmentReportSubmitted(EventBase):
+    """The report of investments as of a report date (CBOT Rule 971.D) marked submitted, for one pool or all."""
+
+    type: Literal["investment_report_submitted"] = "investment_report_submitted"
+    report_date: date = Field(description="The report date (the 15th or the next business day, or month end).")
+    segment: SegmentId | None = Field(default=None, description="The pool submitted; null: every pool.")
+    submitted_at: Timestamp = Field(description="When the report was submitted.")
+    reference: Reference = Field(description="The submission's reference (confirmation, ticket).")
+    submitted_by: Name | None = Field(default=None, description="Who submitted it.")
+
+    @property
+    def key(self) -> str:
+        pool = self.segment or "all"
+        return f"investment_report|{self.report_date.isoformat()}|submitted|{pool}"
+
+
+DAY_EVENT_MODELS: tuple[type[EventBase], ...] = (BusinessDayClose, StatementApproval, StatementFiling,
+                                                 InvestmentReportSubmitted)
 
 
 Balance = AccountBalance | DepositoryBalance
@@ -428,7 +445,7 @@ HoldingSetting = ForeignMarginRequirement | DepositoryReference  # where and in 
 Event = Annotated[
     AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate | Disbursement
     | DisbursementApproval | UndermarginedAmounts | BusinessDayClose | StatementApproval | StatementFiling
-    | ForeignMarginRequirement | DepositoryReference,
+    | ForeignMarginRequirement | DepositoryReference | InvestmentReportSubmitted,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -87,6 +88,7 @@ class LocalSystem:
     # More variables for the services and commands it starts (the benchmark's partitions, instance id): the
     # children's environment, never this process's os.environ.
     extra_env: dict[str, str] = field(default_factory=dict)
+    _offset: float | None = field(default=None, init=False, repr=False)
 
     @property
     def env(self) -> dict[str, str]:
@@ -103,8 +105,17 @@ class LocalSystem:
             env["SEGWATCH_COALESCE_MS"] = str(self.coalesce_ms)
         if self.now is not None:
             env["SEGWATCH_NOW"] = self.now
+            # The alerter's deadline timers need a clock that runs: the same instant at the system's start,
+            # then the wall clock's pace (one offset for every launch, so a restarted alerter goes on from it).
+            env.setdefault("SEGWATCH_CLOCK_OFFSET_SECONDS", f"{self._clock_offset():.3f}")
         env.update(self.extra_env)
         return env
+
+    def _clock_offset(self) -> float:
+        if self._offset is None:
+            assert self.now is not None
+            self._offset = (datetime.fromisoformat(self.now) - datetime.now(UTC)).total_seconds()
+        return self._offset
 
     def topic(self, name: str) -> str:
         return topics.namespaced(name, self.namespace)

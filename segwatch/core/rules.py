@@ -44,6 +44,11 @@ state (segwatch.core.holding_alerts; conditions and limits in segwatch.core.hold
     asset_concentration          an instrument over its share          warning           Reg. 1.25(b)(3)(i)
     issuer_concentration         one issuer over its share             warning           Reg. 1.25(b)(3)(ii)
     average_maturity             average time to maturity > 730 days   warning           Reg. 1.25(b)(5)
+    investment_report_overdue    the report of investments of a report warning           CBOT Rule 971.D
+                                 date not marked submitted by the close
+                                 of the next business day (one per pool
+                                 and date; segwatch.core.report_deadlines,
+                                 on the closes and the clock)
 
 An alert fires when its condition becomes true and resolves when it becomes false: one record per state
 change, never one per figures update. Incomplete figures (a currency held without a rate, left out of the

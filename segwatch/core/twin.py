@@ -178,9 +178,11 @@ class HoldingRules:
 def default_stages() -> list[Stage]:
     """What the alerter runs today, in its order."""
     from segwatch.core.twin_day import BusinessDay  # the close, amendments, the filing deadline (issue #12)
+    from segwatch.core.twin_reports import InvestmentReports  # the report of investments' deadline (issue #14)
 
-    # The close before the controls: its statements are the controls' baselines (Stage.on_record).
-    return [AlertRules(), HoldingRules(), BusinessDay(), DisbursementControls()]
+    # The close before the controls: its statements are the controls' baselines (Stage.on_record); and the
+    # report deadlines' closes (last).
+    return [AlertRules(), HoldingRules(), BusinessDay(), DisbursementControls(), InvestmentReports()]
 
 
 Clock = Callable[[EventBase], datetime]

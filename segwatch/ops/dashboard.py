@@ -266,6 +266,46 @@ def holdings_panels(y: int) -> list[Panel]:
     return panels
 
 
+def business_day_panels(y: int) -> list[Panel]:
+    """Issue #12: the last close beside the live figures, and the filing of each day's statement (with #14's
+    report of investments)."""
+    panels: list[Panel] = [row("Business day: the last close beside the live figures, the filing", y)]
+    w = WIDTH // len(SEGMENTS)
+    for i, seg in enumerate(SEGMENTS.values()):
+        panels.append(timeseries(
+            f"{segment_name(seg)}: live excess and the last close",
+            [(sel(m.EXCESS, segment=seg.id), "live excess"),
+             (sel(m.CLOSE_EXCESS, segment=seg.id), f"last close (line {seg.excess})"),
+             (sel(m.CLOSE_VERSION, segment=seg.id), "close version")],
+            GridPos(h=8, w=w, x=i * w, y=y + 1), unit=UNIT_USD, zero_line=True,
+            description="The statement as of the last business day's cut-off (Reg. 1.32) stays fixed while the "
+                        "live figures move on; an amendment (version 2, 3, …) moves it.",
+        ))
+    filed = value_map({"0": ("not filed", "red"), "1": ("filed", "green")})
+    panels.append(state_timeline(
+        "Statement filed, per business day", f'max by (business_day) ({sel(m.STATEMENT_STATUS, status="filed")})',
+        "{{business_day}}", GridPos(h=8, w=WIDTH // 3, x=0, y=y + 9), mappings=filed,
+        description="CBOT Rule 971.B: filed by noon Chicago the next business day (statement_not_filed warns at "
+                    "10:00 and pages at noon). GET /v1/days on the alerter says by whom (docs/RECORD.md).",
+    ))
+    panels.append(state_timeline(
+        "Amendment to file, per business day", f"max by (business_day) ({m.STATEMENT_AMENDMENT_NEEDED})",
+        "{{business_day}}", GridPos(h=8, w=WIDTH // 3, x=WIDTH // 3, y=y + 9),
+        mappings=value_map({"0": ("none", "green"), "1": ("AMENDMENT to file", "red")}),
+        description="A late balance changed a statement already filed or signed off: file the AMENDMENT.",
+    ))
+    panels.append(timeseries(
+        "Reports of investments not yet submitted",
+        [(f"count({m.INVESTMENT_REPORT_SUBMITTED} == 0) or vector(0)", "pools not submitted"),
+         (f"count(({m.INVESTMENT_REPORT_DEADLINE_AT} <= time()) unless on (report_date, segment) "
+          f"({m.INVESTMENT_REPORT_SUBMITTED} == 1)) or vector(0)", "overdue")],
+        GridPos(h=8, w=WIDTH - 2 * (WIDTH // 3), x=2 * (WIDTH // 3), y=y + 9),
+        description="CBOT Rule 971.D: as of the 15th and the last business day of the month, per pool, due by the "
+                    "close of business of the next business day (investment_report_overdue warns when overdue).",
+    ))
+    return panels
+
+
 def statement_table(seg: Segment, pos: GridPos) -> tablepanel.Panel:
     """Every line of the segment: code, the form's line number and label (from the catalogue), amount."""
     expr = (
@@ -456,7 +496,8 @@ def bottom(panels: Sequence[Panel]) -> int:
 def build() -> dict[str, Any]:
     """The dashboard model, as Grafana stores it."""
     panels: list[Panel] = []
-    for make in (now_panels, segregation_panels, currency_panels, holdings_panels, statement_panels, alert_panels,
+    for make in (now_panels, segregation_panels, currency_panels, holdings_panels, business_day_panels,
+                 statement_panels, alert_panels,
                  controls_panels,
                  input_panels, pipeline_panels):
         panels.extend(make(bottom(panels)))

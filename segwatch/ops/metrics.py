@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from services.alerter import day_metrics as alerter_day
 from services.alerter import holdings as alerter_holdings
 from services.alerter import metrics as alerter
 from services.ingest.api import SOURCE_LAST_SEEN
@@ -46,6 +47,22 @@ HOLDINGS: Final = alerter_holdings.HOLDINGS  # labels: segment, instrument
 UNACKNOWLEDGED: Final = alerter_holdings.UNACKNOWLEDGED
 UNCLASSIFIED: Final = alerter_holdings.UNCLASSIFIED
 AVERAGE_MATURITY: Final = alerter_holdings.AVERAGE_MATURITY
+
+# The business day's record (issue #12) and the report of investments (issue #14): services/alerter/day_metrics.py.
+STATEMENT_STATUS: Final = alerter_day.STATEMENT_STATUS  # labels: business_day, status (computed/approved/filed)
+STATEMENT_VERSION: Final = alerter_day.STATEMENT_VERSION  # labels: business_day, segment
+STATEMENT_FILED_VERSION: Final = alerter_day.STATEMENT_FILED_VERSION  # label: business_day
+STATEMENT_AMENDMENT_NEEDED: Final = alerter_day.STATEMENT_AMENDMENT_NEEDED
+STATEMENT_FILED_LATE: Final = alerter_day.STATEMENT_FILED_LATE
+STATEMENT_WARNING_AT: Final = alerter_day.STATEMENT_WARNING_AT
+STATEMENT_DEADLINE_AT: Final = alerter_day.STATEMENT_DEADLINE_AT
+LAST_CLOSE: Final = alerter_day.LAST_CLOSE
+CLOSE_REQUIREMENT: Final = alerter_day.CLOSE_REQUIREMENT  # label: segment
+CLOSE_FUNDS: Final = alerter_day.CLOSE_FUNDS
+CLOSE_EXCESS: Final = alerter_day.CLOSE_EXCESS
+CLOSE_VERSION: Final = alerter_day.CLOSE_VERSION
+INVESTMENT_REPORT_SUBMITTED: Final = alerter_day.REPORT_SUBMITTED  # labels: report_date, segment
+INVESTMENT_REPORT_DEADLINE_AT: Final = alerter_day.REPORT_DEADLINE_AT
 
 # Ingest (services/ingest/api.py, IngestMetrics).
 INGEST_EVENTS_TOTAL: Final = "segwatch_ingest_events_total"  # label: outcome

@@ -19,6 +19,7 @@ from schemas.controls import DecisionOutcome, Verdict
 from schemas.records import Figures
 from segwatch.core.catalogue import SEGMENT_IDS, SEGMENTS
 from segwatch.core.rules import RULE_NAMES, RULES
+from services.alerter.day_metrics import DayGauges
 from services.alerter.holdings import HoldingsGauges, zero_alert_firing
 
 if TYPE_CHECKING:
@@ -162,6 +163,7 @@ class AlerterMetrics:
             self.duplicate_disbursements_total.labels(segment=segment)
         self.holdings = HoldingsGauges(r, dollars)  # issue #14: services/alerter/holdings.py
         zero_alert_firing(self.alert_firing)
+        self.day = DayGauges(r, dollars)  # issue #12: the business day's record (services/alerter/day_metrics.py)
 
     def show_figures(self, figures: Figures) -> bool:
         """Set the gauges from `figures` unless a newer version is already shown; True if it was shown."""

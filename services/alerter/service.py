@@ -52,9 +52,12 @@ from segwatch.kafka.topics import (
     STATEMENTS,
 )
 from services.alerter import holdings
+from services.alerter.business_day import AlerterBusinessDay
+from services.alerter.clock import shifted
 from services.alerter.controls import AlerterControls
 from services.alerter.http import HttpServer
 from services.alerter.metrics import AlerterMetrics
+from services.alerter.record_api import RecordApi
 from services.alerter.recovery import RecoveryError, parse_alerts, partition_counts, read_to_end, recover_states
 
 DEFAULT_HOST = "127.0.0.1"
@@ -86,6 +89,9 @@ class AlerterConfig:
     poll_timeout: float = 0.5
     max_batch: int = 500
     controls_interval: float = 30.0  # seconds between evaluations of the time-based rules (0: none)
+    day_interval: float = 15.0  # seconds between evaluations of the filing deadlines (issue #12; 0: none)
+    clock_offset: float = 0.0  # seconds added to the clock (tests and rehearsals: services/alerter/clock.py)
+    firm_name: str = "segwatch FCM"  # the firm in a statement's text header (the read API)
     tokens: tuple[bytes, ...] | None = None  # the what-if's bearer tokens; None: SEGWATCH_INGEST_TOKENS(_FILE)
 
     @property
@@ -125,10 +131,12 @@ class AlerterService:
         self.settings = settings
         self.config = config or AlerterConfig()
         self.metrics = metrics or AlerterMetrics()
-        self.clock = clock
+        self.clock = shifted(clock, self.config.clock_offset)
         self.log: Any = logger if logger is not None else structlog.get_logger().bind(service=STAGE)
         self.states = AlertStates()
         self.controls = AlerterControls(self)
+        self.business_day = AlerterBusinessDay(self)  # issue #12: the filing deadlines and the day's record
+        self.record_api = RecordApi(self)
         self.http = HttpServer(self, self.config.host, self.config.port)
         self._producer: Any = None
         self._consumer: Any = None
@@ -153,7 +161,7 @@ class AlerterService:
     @property
     def http_routes(self) -> tuple[Callable[[Any], None], ...]:
         """Endpoints beyond the probes: POST /v1/what-if."""
-        return (self.controls.install,)
+        return (self.controls.install, self.record_api.install)
 
     @property
     def alive(self) -> bool:
@@ -188,6 +196,7 @@ class AlerterService:
             raise
         self._task = asyncio.create_task(self._run(), name="alerter-consume")
         self.controls.start()
+        self.business_day.start()
 
     async def wait(self) -> None:
         """Until the consumer stops: after `stop()`, or with the exception that ended it."""
@@ -198,6 +207,7 @@ class AlerterService:
         """Finish the batch in hand (alerts acknowledged, offsets committed), then close everything."""
         self._stopping.set()
         await self.controls.stop()
+        await self.business_day.stop()
         task = self._task
         if task is not None:
             done, _ = await asyncio.wait({task}, timeout=self.config.poll_timeout * 4 + 10)
@@ -238,12 +248,15 @@ class AlerterService:
                 self.settings, self.config.recovery_topics, timeout=self.config.recovery_timeout
             )
             await self.controls.recover(latest, recovered.decisions, recovered.notices)
+            await self.business_day.recover()
         except BaseException as exc:
             self._recovery_error = exc
             self.log.error("alert state recovery failed", error=str(exc) or type(exc).__name__)
             raise
         self.states = recovered.states
         self.metrics.show_alert_states(self.states.alerts.values())
+        self.business_day.show_firing()
+        await self.business_day.after_recovery()
         firing = sorted(a.alert_id for a in self.states.alerts.values() if a.state == "firing")
         self.log.info(
             "alert state recovered", records=recovered.records, unreadable=recovered.unreadable,
@@ -376,6 +389,8 @@ class AlerterService:
             raise
 
     async def _handle(self, record: Any, pending: list[asyncio.Future[Any]]) -> None:
+        if await self.business_day.handle(record, pending):
+            return
         if self.controls.owns(record.topic):
             await self.controls.handle(record, pending)
         else:
@@ -406,6 +421,7 @@ class AlerterService:
 
         with structlog.contextvars.bound_contextvars(correlation_id=figures.last_event_id):
             self.metrics.show_figures(figures)
+            self.business_day.on_figures(figures, record.value)
             now = self.clock()
             result = holdings.extend(evaluate(self.states, figures, now=now), figures, now=now)  # + issue #14
             if result.stale:

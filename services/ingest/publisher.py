@@ -40,6 +40,7 @@ from schemas.events import (
     ForeignMarginRequirement,
     ForeignRequirement,
     FxRate,
+    InvestmentReportSubmitted,
     ManagementTarget,
     StatementApproval,
     StatementFiling,
@@ -67,6 +68,8 @@ TOPIC_OF: dict[type[EventBase], str] = {
     BusinessDayClose: SETTINGS,
     StatementApproval: STATEMENTS,
     StatementFiling: STATEMENTS,
+    # The report of investments marked submitted (issue #14, CBOT Rule 971.D): the alerter's deadline.
+    InvestmentReportSubmitted: STATEMENTS,
 }
 REQUIRED_TOPICS = (BALANCES, SETTINGS, DISBURSEMENTS, STATEMENTS, DEADLETTER)
 

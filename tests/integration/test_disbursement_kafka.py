@@ -196,7 +196,11 @@ async def test_the_issue_example_live_a_violation_pages_and_the_what_if_refuses(
 
         # Over 25% with no pre-approval at all: a violation, critical, and it pages.
         await pay(paid("d6", 30 * M, MONDAY - timedelta(minutes=30)))
-        notices = await alerts_on(kafka_settings, topics.alerts, expect=4)
+        # Besides the notices: DAY1's statement, never filed, is past its noon deadline (issue #12).
+        published = await alerts_on(kafka_settings, topics.alerts, expect=5)
+        assert [(a.rule, a.alert_id) for a in published if not a.is_notice] == [
+            ("statement_not_filed", "2026-11-19|statement_not_filed|critical")]
+        notices = [a for a in published if a.is_notice]
         assert [(a.correlation_id, a.rule, a.page) for a in notices] == [
             ("d2", "disbursement_25pct", False), ("d3", "disbursement_25pct", False),
             ("d4", "disbursement_25pct", False), ("d6", "disbursement_violation", True)]
@@ -237,7 +241,9 @@ async def test_the_issue_example_live_a_violation_pages_and_the_what_if_refuses(
         assert again.controls.state.controls.baselines["4d2"].business_day == DAY2
         await publish(kafka_settings, topics.disbursements, [paid("d6", 30 * M, MONDAY - timedelta(minutes=30))])
         await until(lambda: duplicates(again) == 1, "the replayed disbursement")
-    assert len(await alerts_on(kafka_settings, topics.alerts, expect=4)) == 4
+    # Nothing again; on the real clock of this second alerter, DAY2's statement is past its deadline too.
+    after = await alerts_on(kafka_settings, topics.alerts, expect=6)
+    assert len(after) == 6 and after[5].alert_id == "2026-11-20|statement_not_filed|critical"
     assert len(decisions_of(await read_all(kafka_settings, topics.state, expect=7, settle=0.2))) == 7
 
 

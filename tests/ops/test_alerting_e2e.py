@@ -149,7 +149,7 @@ async def test_deficiency_pages_oncall_resolves_and_dashboard_has_data(
     book = Book()
     monitoring: tuple[Process, ...] = ()
     try:
-        async with LocalSystem(workdir=tmp_path / "system", out=lambda _: None) as system:
+        async with LocalSystem(workdir=tmp_path / "system", out=lambda _: None, now=OPEN.isoformat()) as system:
             watcher = Watcher(system, out=None)
             await watcher.start()
             try:
