@@ -182,6 +182,39 @@ class KafkaPart(EnvSettings):
         _ = self.kafka  # every check, once, at load: a mistake names its variable
         return self
 
+    def _sasl_password(self) -> str | None:
+        """KAFKA_SASL_PASSWORD, or the first line of KAFKA_SASL_PASSWORD_FILE (never both)."""
+        password = self.kafka_sasl_password or None
+        password_file = self.kafka_sasl_password_file
+        if password is not None and password_file is not None:
+            raise EnvError("KAFKA_SASL_PASSWORD_FILE", "set either KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE")
+        if password_file is None:
+            return password
+        try:
+            lines = Path(password_file).expanduser().read_text().splitlines()
+        except OSError as exc:
+            raise EnvError("KAFKA_SASL_PASSWORD_FILE", f"cannot read {password_file}: {exc.strerror}") from None
+        if not lines or not lines[0]:
+            raise EnvError("KAFKA_SASL_PASSWORD_FILE", f"{password_file} is empty")
+        return lines[0]
+
+    def _check_sasl(self, protocol: str, sasl: bool, username: str | None, password: str | None) -> None:
+        """SASL needs a user and a password; without SASL no SASL variable may be set (a mistake, not a no-op)."""
+        if sasl:
+            if username is None:
+                raise EnvError("KAFKA_SASL_USERNAME", f"is required with KAFKA_SECURITY_PROTOCOL={protocol}")
+            if password is None:
+                raise EnvError("KAFKA_SASL_PASSWORD", f"(or KAFKA_SASL_PASSWORD_FILE) is required with {protocol}")
+            return
+        for var, value in (
+            ("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+            ("KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+            ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+            ("KAFKA_SASL_PASSWORD_FILE", self.kafka_sasl_password_file),
+        ):
+            if value and value.strip():
+                raise EnvError(var, f"is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL")
+
     @cached_property
     def kafka(self) -> KafkaSettings:
         """The settings the Kafka clients take."""
@@ -200,32 +233,8 @@ class KafkaPart(EnvSettings):
         mechanism = _choice("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism, SASL_MECHANISMS,
                             "PLAIN" if sasl else None)
         username = self.kafka_sasl_username or None
-        password = self.kafka_sasl_password or None
-        password_file = self.kafka_sasl_password_file
-        if password is not None and password_file is not None:
-            raise EnvError("KAFKA_SASL_PASSWORD_FILE", "set either KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE")
-        if password_file is not None:
-            try:
-                lines = Path(password_file).expanduser().read_text().splitlines()
-            except OSError as exc:
-                raise EnvError("KAFKA_SASL_PASSWORD_FILE", f"cannot read {password_file}: {exc.strerror}") from None
-            password = lines[0] if lines and lines[0] else None
-            if password is None:
-                raise EnvError("KAFKA_SASL_PASSWORD_FILE", f"{password_file} is empty")
-        if sasl:
-            if username is None:
-                raise EnvError("KAFKA_SASL_USERNAME", f"is required with KAFKA_SECURITY_PROTOCOL={protocol}")
-            if password is None:
-                raise EnvError("KAFKA_SASL_PASSWORD", f"(or KAFKA_SASL_PASSWORD_FILE) is required with {protocol}")
-        else:
-            for var, value in (
-                ("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
-                ("KAFKA_SASL_USERNAME", self.kafka_sasl_username),
-                ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
-                ("KAFKA_SASL_PASSWORD_FILE", self.kafka_sasl_password_file),
-            ):
-                if value and value.strip():
-                    raise EnvError(var, f"is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL")
+        password = self._sasl_password()
+        self._check_sasl(protocol, sasl, username, password)
 
         cafile = _file("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile)
         certfile = _file("KAFKA_SSL_CERTFILE", self.kafka_ssl_certfile)

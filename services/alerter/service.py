@@ -354,39 +354,44 @@ class AlerterService:
                 batch = await consumer.getmany(
                     timeout_ms=int(self.config.poll_timeout * 1000), max_records=self.config.max_batch
                 )
-                if not batch:
-                    continue
-                offsets: dict[Any, int] = {}
-                async with self._lock:
-                    assignment = consumer.assignment()
-                    if not self._recovered:  # a rebalance is under way: read these records again after it
-                        for tp, records in batch.items():
-                            if tp in assignment:
-                                consumer.seek(tp, records[0].offset)
-                        continue
-                    pending: list[asyncio.Future[Any]] = []
-                    # A batch fetched before a first start skipped the history holds records below the start.
-                    mine = [[r for r in records if r.offset >= self._start_offsets.get(tp, 0)]
-                            for tp, records in batch.items() if tp in assignment]
-                    # Figures and disbursements in the order Kafka stamped them, each partition's order kept.
-                    for record in heapq.merge(*mine, key=_kafka_order):
-                        await self._handle(record, pending)
-                    for tp, records in batch.items():
-                        if tp in assignment:
-                            offsets[tp] = records[-1].offset + 1
-                    if pending:  # dead letters: acknowledged before the offsets move past them
-                        await asyncio.gather(*pending)
-                if offsets:
-                    try:
-                        await consumer.commit(offsets)
-                    except (CommitFailedError, IllegalStateError) as exc:
-                        # A rebalance took the partition: whoever has it re-reads from the last commit.
-                        self.log.warning("figures offsets not committed", error=str(exc))
+                if batch:
+                    await self._commit(await self._apply(batch))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             self.log.error("alerter consumer failed", error=str(exc) or type(exc).__name__, exc_info=True)
             raise
+
+    async def _apply(self, batch: dict[Any, list[Any]]) -> dict[Any, int]:
+        """One fetch, evaluated with its alerts and dead letters acknowledged: the offsets to commit (none while
+        a rebalance is under way: those records are read again after it)."""
+        consumer = self._consumer
+        async with self._lock:
+            assignment = consumer.assignment()
+            if not self._recovered:
+                for tp, records in batch.items():
+                    if tp in assignment:
+                        consumer.seek(tp, records[0].offset)
+                return {}
+            pending: list[asyncio.Future[Any]] = []
+            # A batch fetched before a first start skipped the history holds records below the start.
+            mine = [[r for r in records if r.offset >= self._start_offsets.get(tp, 0)]
+                    for tp, records in batch.items() if tp in assignment]
+            # Figures and disbursements in the order Kafka stamped them, each partition's order kept.
+            for record in heapq.merge(*mine, key=_kafka_order):
+                await self._handle(record, pending)
+            if pending:  # dead letters: acknowledged before the offsets move past them
+                await asyncio.gather(*pending)
+            return {tp: records[-1].offset + 1 for tp, records in batch.items() if tp in assignment}
+
+    async def _commit(self, offsets: dict[Any, int]) -> None:
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took the partition: whoever has it re-reads from the last commit.
+            self.log.warning("figures offsets not committed", error=str(exc))
 
     async def _handle(self, record: Any, pending: list[asyncio.Future[Any]]) -> None:
         if await self.business_day.handle(record, pending):

@@ -47,7 +47,7 @@ from segwatch.ops.stack import (
     promql,
 )
 from segwatch.replay import Watcher
-from segwatch.sample import Day
+from segwatch.sample import OPEN, Day
 from segwatch.system import LocalSystem
 from segwatch.waiting import wait_until
 
