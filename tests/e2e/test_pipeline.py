@@ -12,7 +12,6 @@ from functools import partial
 import aiohttp
 import pytest
 from aiokafka import TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.events import DepositoryBalance
 from schemas.records import Figures
@@ -28,19 +27,10 @@ from segwatch.sample import Day
 from segwatch.system import LocalSystem
 from segwatch.waiting import wait_until
 from tests.conftest import REFERENCE
+from tests.support.alerter import alerter_metrics
 from tests.support.sample_day import EXPECTED_ALERTS, EXPECTED_STATEMENTS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
-
-async def metrics(system: LocalSystem) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    async with aiohttp.ClientSession() as http, http.get(f"{system.services['alerter'].url}/metrics") as r:
-        text = await r.text()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
 
 async def alerts_end_offset(system: LocalSystem) -> int:
     """How many alert records the alerts topic holds (one partition; the watcher reads it from the start)."""
@@ -73,7 +63,7 @@ async def assert_alerts_exactly_once(system: LocalSystem, watcher: Watcher) -> N
     key = ("segwatch_figures_version", (("segment", "4df"),))
 
     async def evaluated() -> bool:
-        return (await metrics(system)).get(key, -1) >= version
+        return (await alerter_metrics(system)).get(key, -1) >= version
 
     await wait_until(evaluated, what="the alerter to evaluate the marker's figures", timeout=60, interval=0.2)
     end = await alerts_end_offset(system)
@@ -90,7 +80,7 @@ async def assert_metrics_show(system: LocalSystem, figures: dict[str, Figures]) 
     """The alerter's gauges show `figures`, once it has evaluated them (it reads them after the watcher may)."""
 
     async def shown() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
-        m = await metrics(system)
+        m = await alerter_metrics(system)
         versions = {sid: m.get(("segwatch_figures_version", (("segment", sid),))) for sid in figures}
         return m if all(versions[sid] == f.version for sid, f in figures.items()) else None
 

@@ -20,7 +20,6 @@ import aiohttp
 import pytest
 
 from schemas.alerts import Alert
-from schemas.controls import DisbursementDecision
 from schemas.events import Disbursement, DisbursementApproval, EventBase, UndermarginedAmounts
 from schemas.records import DeadLetter, Figures
 from schemas.statements import DayStatus, StatementRecord
@@ -29,6 +28,7 @@ from segwatch.kafka.topics import DISBURSEMENTS
 from services.alerter import metrics as m
 from services.alerter.service import AlerterService
 from services.ingest.publisher import KafkaPublisher
+from tests.support.alerter import decisions_of
 from tests.support.figures import real_figures
 from tests.support.kafka import NewTopic, unique_name
 
@@ -132,11 +132,6 @@ def paid(event_id: str, amount: Decimal, at: datetime, *, approval: str | None =
     return Disbursement(event_id=event_id, source="treasury", as_of=at, segment="4d2", amount=amount,
                         recipient="Holdco LLC (parent)", purpose="dividend to the parent",
                         for_customer_benefit=customers, approval=approval)
-
-
-def decisions_of(records: Sequence[Any]) -> list[DisbursementDecision]:
-    return [DisbursementDecision.model_validate_json(r.value) for r in records
-            if r.value is not None and b'"type":"disbursement_decision"' in r.value]
 
 
 async def what_if(service: AlerterService, body: dict[str, Any], token: str | None = TOKEN) -> tuple[int, Any]:
