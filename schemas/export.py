@@ -17,10 +17,10 @@ HERE = Path(__file__).resolve().parent
 def models() -> tuple[type[BaseModel], ...]:
     from schemas.alerts import Alert
     from schemas.controls import Baseline, DisbursementDecision, DisbursementNotice, WhatIfRequest, WhatIfResponse
-    from schemas.statements import DayStatus, StatementRecord
+    from schemas.statements import DayStatus, InvestmentReportRecord, StatementRecord
 
     return (
-        *EVENT_MODELS, Figures, DeadLetter, Alert, StatementRecord, DayStatus,
+        *EVENT_MODELS, Figures, DeadLetter, Alert, StatementRecord, DayStatus, InvestmentReportRecord,
         Baseline, DisbursementDecision, DisbursementNotice, WhatIfRequest, WhatIfResponse,
     )
 

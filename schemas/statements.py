@@ -1,18 +1,21 @@
 """The record of each business day, on the compacted `segwatch.statements` topic (kept five years, Reg. 1.31).
 
 `StatementRecord`: the statement of one segment as of one business day's close, keyed by business day and
-segment; INITIAL (version 1) when the day closes, then an AMENDMENT (version 2, 3, …) each time a late
-balance or setting changes it, with the lines that moved. Compaction keeps the latest version of each key;
-`moved` on an amendment says what changed since the version before.
+segment and version (`<day>|<segment>|v<version>`: compaction keeps every version); INITIAL (version 1) when
+the day closes, then an AMENDMENT (version 2, 3, …) each time a late balance or setting changes it, with the
+lines that moved (`moved`: what changed since the version before).
 
 `DayStatus`: where the day's statement stands (computed / approved / filed) and by whom, keyed
 `<business day>|status`.
+
+`InvestmentReportRecord`: the report of investments (CBOT Rule 971.D) of a report date, produced at its close,
+keyed `investment_report|<report date>` (segwatch/core/report_at_close.py).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,3 +97,23 @@ class DayStatus(BaseModel):
     @property
     def key(self) -> str:
         return f"{self.business_day.isoformat()}|status"
+
+
+class InvestmentReportRecord(BaseModel):
+    """The report of investments of one report date (the 15th or the next business day, and the month's last
+    business day), per pool: cash and each permitted investment of Reg. 1.25(a), the other holdings, each
+    depository, the total (the pool's depository balances) and what could not be classified. Amounts are exact
+    decimal strings (segwatch.core.investments.to_json)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    type: Literal["investment_report"] = "investment_report"
+    report_date: date = Field(description="The report date (YYYY-MM-DD).")
+    due: date = Field(description="Due by the close of business of this day (the next business day).")
+    regulation: str
+    pools: dict[SegmentId, dict[str, Any]] = Field(description="Per pool: the report's rows (decimal strings).")
+
+    @property
+    def key(self) -> str:
+        return f"investment_report|{self.report_date.isoformat()}"

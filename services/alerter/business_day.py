@@ -49,6 +49,7 @@ from segwatch.core.calendar import BusinessCalendar, CalendarConfig
 from segwatch.core.catalogue import SEGMENT_IDS
 from segwatch.core.day_alerts import RUNBOOK_ANCHORS, DayAlerts
 from segwatch.core.deadlines import DayRecord
+from segwatch.core.report_at_close import report_at_close
 from segwatch.core.report_deadlines import RULE as REPORT_RULE
 from segwatch.core.report_deadlines import ReportDeadlines
 from services.alerter.day_metrics import DAYS_SHOWN
@@ -337,8 +338,25 @@ class AlerterBusinessDay:
             await self.publish_statuses([parsed.business_day])
         if isinstance(parsed, StatementRecord):
             self.service.metrics.day.show_statement(parsed)
+            if changed:
+                await self.publish_investment_report(parsed)
         self.show()
         return kind == "investment_report_submitted"
+
+    async def publish_investment_report(self, rec: StatementRecord) -> None:
+        """A report date's close owes the report of investments (CBOT Rule 971.D): from the figures in force
+        at its cut-off, once per report date (a restarted alerter has read the ones already published)."""
+        topic = self.config.statements_topic
+        if topic is None or rec.business_day.isoformat() in self.book.investment_reports:
+            return
+        report = report_at_close(rec, self.book.figures_at(rec.cutoff), self.book.calendar)
+        if report is None:
+            return
+        value = report.model_dump_json().encode()
+        await (await self.service._producer.send(topic, value, key=report.key.encode()))
+        self.book.on_investment_report({"report_date": rec.business_day.isoformat()}, value)
+        self.log.info("investment report published", report_date=rec.business_day.isoformat(),
+                      pools=sorted(report.pools))
 
     def on_figures(self, figures: Figures, value: bytes | None) -> None:
         if value is not None:
