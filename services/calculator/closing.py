@@ -300,7 +300,8 @@ class StatementDesk:
         old = self.views.get(partial.partition)
         self.views[partial.partition] = new
         through = self.book.closed_through
-        if old is None or new.closed != old.closed or new.open_day != old.open_day:
+        if old is None or new.closed != old.closed or new.open_day != old.open_day \
+                or new.closed_depositories != old.closed_depositories:
             self.dirty = True
         elif through is not None and new.open_day is not None and new.open_day <= through \
                 and (new.open_sums != old.open_sums or new.open_depositories != old.open_depositories):
