@@ -49,6 +49,9 @@ class Aggregate:
 
     def __init__(self) -> None:
         self.held: dict[str, Held] = {}
+        # The depository balances' keys (few; added once per key, off the restatement path): what the close
+        # reads for the funds held at each depository at a cut-off (segwatch/core/close.py).
+        self.depository_keys: list[str] = []
         self.segments: dict[str, SegmentState] = {sid: SegmentState() for sid in SEGMENT_IDS}
 
     def apply(self, ev: AccountBalance | DepositoryBalance) -> bool:
@@ -77,6 +80,7 @@ class Aggregate:
                 state.accounts += 1
             else:
                 state.depositories += 1
+                self.depository_keys.append(key)
             state.add(new, +1)
         elif old.codes is new.codes and old.segment == new.segment and old.currency == new.currency:
             # The same lines of the same sums: per line, the difference.

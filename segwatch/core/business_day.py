@@ -18,6 +18,12 @@ recomputes them from the partitions' contributions and the settings in force at 
 (`SettingsHistory.at`) and returns a `StatementRecord` for each segment whose lines changed: INITIAL at the
 close, then an AMENDMENT (with the lines that moved) when a late balance or setting changed it. A balance
 that reaches a partition still open at D after D closed (it saw nothing later) is an amendment as well.
+
+Funds at a depository whose reference data (in force at D's cut-off) says its acknowledgment letter is missing
+are taken out of D's funds lines unless SEGWATCH_COUNT_UNACKNOWLEDGED=yes, as the live figures do
+(holdings_figures.counted_totals, one code path): each partition's share of D also carries the funds at each
+depository (`ClosedDay.depositories`; for an open day, the live holdings sums of its partial). A reference as of
+D's cut-off or earlier that arrives after D closed amends D (like a late FX rate); one as of later does not.
 """
 
 from __future__ import annotations
@@ -37,10 +43,14 @@ from segwatch.core.close import (
     SettingsHistory,
     Sums,
     combine_sums,
+    sums_from_json,
     sums_totals,
 )
 from segwatch.core.deadlines import DayRecord
 from segwatch.core.figures import consolidate
+from segwatch.core.holdings import HoldingsSettings
+from segwatch.core.holdings import Sums as HoldingsSums
+from segwatch.core.holdings_figures import counted_totals, holdings_settings
 from segwatch.core.ledger import Held
 
 # -- partition side ------------------------------------------------------------------------------------------
@@ -83,11 +93,14 @@ def put_balance(closer: DayCloser | None, calendar: BusinessCalendar, key: str, 
 @dataclass(slots=True)
 class PartView:
     """What the combiner knows of one partition's days: its open day, its live (= open-day) sums and the
-    closing sums of the days it closed and keeps."""
+    closing sums of the days it closed and keeps; beside each, the funds per depository and line
+    (close.depository_sums)."""
 
     open_day: date | None = None
     open_sums: Sums = field(default_factory=dict)
     closed: dict[date, Sums] = field(default_factory=dict)
+    open_depositories: Sums = field(default_factory=dict)
+    closed_depositories: dict[date, Sums] = field(default_factory=dict)
 
     def contribution(self, day: date) -> Sums:
         if day in self.closed:
@@ -96,26 +109,65 @@ class PartView:
             return self.open_sums
         return {}
 
+    def depositories(self, day: date) -> Sums:
+        """The funds per depository and line in this partition's share of `day` (as `contribution`)."""
+        if day in self.closed:
+            return self.closed_depositories.get(day, {})
+        if self.open_day is not None and day >= self.open_day:
+            return self.open_depositories
+        return {}
+
     @classmethod
-    def of(cls, closer: DayCloser | None, live: Sums) -> PartView:
+    def of(cls, closer: DayCloser | None, live: Sums, live_depositories: Sums | None = None) -> PartView:
+        deps = live_depositories or {}
         if closer is None:
-            return cls(None, live, {})
-        return cls(closer.open_day, live, {d: c.sums for d, c in closer.closed.items()})
+            return cls(None, live, {}, deps)
+        return cls(closer.open_day, live, {d: c.sums for d, c in closer.closed.items()}, deps,
+                   {d: c.depositories for d, c in closer.closed.items()})
 
     def to_json(self) -> dict[str, Any]:
-        """The wire form on a partial (beside its live sums): `open_day` and `closed` {day: sums}."""
+        """The wire form on a partial (beside its live sums and holdings): `open_day`, `closed` {day: sums} and
+        `depositories` {day: funds per depository and line}."""
         return {"open_day": self.open_day.isoformat() if self.open_day else None,
-                "closed": {d.isoformat(): s for d, s in self.closed.items()}}
+                "closed": {d.isoformat(): s for d, s in self.closed.items()},
+                "depositories": {d.isoformat(): s for d, s in self.closed_depositories.items()}}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None, live: Sums) -> PartView:
+    def from_json(cls, data: Mapping[str, Any] | None, live: Sums, live_depositories: Sums | None = None
+                  ) -> PartView:
+        deps = live_depositories or {}
         if not data:
-            return cls(None, live, {})
+            return cls(None, live, {}, deps)
         open_day = data.get("open_day")
         return cls(date.fromisoformat(open_day) if open_day else None, live,
-                   {date.fromisoformat(d): {sid: {cur: {code: int(v) for code, v in lines.items()}
-                                                  for cur, lines in curs.items()} for sid, curs in sums.items()}
-                    for d, sums in (data.get("closed") or {}).items()})
+                   {date.fromisoformat(d): sums_from_json(sums) for d, sums in (data.get("closed") or {}).items()},
+                   deps,
+                   {date.fromisoformat(d): sums_from_json(sums)
+                    for d, sums in (data.get("depositories") or {}).items()})
+
+
+def depositories_of_holdings(holdings: Mapping[tuple[str, ...], int]) -> Sums:
+    """A partition's live holdings sums (segwatch/core/holdings.py, what its partial carries) as the funds per
+    depository and line (segment -> currency -> "<depository>|<line>" -> cents), as close.depository_sums."""
+    out: Sums = {}
+    for key, cents in holdings.items():
+        if key[0] == "depository" and cents:
+            _, segment, depository, currency, line = key
+            per = out.setdefault(segment, {}).setdefault(currency, {})
+            per[f"{depository}|{line}"] = per.get(f"{depository}|{line}", 0) + cents
+    return out
+
+
+def holdings_of_depositories(depositories: Sums) -> HoldingsSums:
+    """The reverse: the "depository" holdings sums that holdings.unacknowledged_adjustment reads."""
+    out: HoldingsSums = {}
+    for segment, curs in depositories.items():
+        for currency, per in curs.items():
+            for code, cents in per.items():
+                if cents:
+                    depository, _, line = code.rpartition("|")
+                    out[("depository", segment, depository, currency, line)] = cents
+    return out
 
 
 def sums_of_live(totals: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Sums:
@@ -133,10 +185,13 @@ class ClosingBook:
     """The closed business days of a whole book, their statements and their records."""
 
     def __init__(self, calendar: BusinessCalendar, *, retain: int = DEFAULT_RETAIN,
-                 summary_307: bool = False) -> None:
+                 summary_307: bool = False, holdings: HoldingsSettings | None = None) -> None:
         self.calendar = calendar
         self.retain = retain
         self.summary_307 = summary_307
+        # Whether funds at a depository without its acknowledgment letter count (SEGWATCH_COUNT_UNACKNOWLEDGED),
+        # as for the live figures.
+        self.holdings = holdings if holdings is not None else holdings_settings()
         self.settings = SettingsHistory()
         self.closed_through: date | None = None  # the latest business day closed
         self.records: dict[date, DayRecord] = {}  # the closed days kept, oldest first
@@ -196,9 +251,12 @@ class ClosingBook:
                 record = self.records[day] = DayRecord(day, cutoff, self.calendar.deadlines(day),
                                                        self.calendar.segments_due(day))
             combined = combine_sums(v.contribution(day) for v in views)
+            depositories = holdings_of_depositories(combine_sums(v.depositories(day) for v in views))
             settings = self.settings.at(record.cutoff)
+            references = self.settings.references_at(record.cutoff)
             for sid in record.segments:
-                c = consolidate(sid, sums_totals(combined, sid), settings)
+                totals = counted_totals(sid, sums_totals(combined, sid), depositories, references, self.holdings)
+                c = consolidate(sid, totals, settings)
                 published = record.publish(sid, c, now, summary_form=self.summary_307 and sid == "30.7")
                 if published is not None:
                     out.append(published)

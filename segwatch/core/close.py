@@ -20,8 +20,14 @@ is then X.before[key], else that of the next closed day, …, else the view's: a
 
 Partitions: a closer per partition; a close is the sum of the partitions' closing sums (`combine_sums`),
 exactly as the live figures are. Everything serializes to JSON (`to_state` / `from_state`) for a changelog.
-Settings (targets, FX rates, the 30.7 foreign requirement) are few: `SettingsHistory` keeps them all and
-builds the settings in force at any cut-off.
+Settings (targets, FX rates, the 30.7 foreign requirement, the depository reference data) are few:
+`SettingsHistory` keeps them all and builds the settings and the references in force at any cut-off.
+
+Funds at each depository (issue #14: those at a depository whose acknowledgment letter is missing are taken out
+of the funds lines): a closed day also keeps `depositories`, the depository balances in force at its cut-off
+per depository and line (segment -> currency -> "<depository>|<line>" -> cents), read at the close from the
+view's depository keys (a handful: `Aggregate.depository_keys`) and amended by late balances like the sums.
+The combiner applies the references in force at the cut-off to them (business_day.ClosingBook).
 """
 
 from __future__ import annotations
@@ -33,17 +39,26 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from schemas.events import AccountBalance, DepositoryBalance, ForeignRequirement, FxRate, ManagementTarget
+from schemas.events import (
+    AccountBalance,
+    DepositoryBalance,
+    DepositoryReference,
+    ForeignMarginRequirement,
+    ForeignRequirement,
+    FxRate,
+    ManagementTarget,
+)
 from segwatch.core.aggregate import Aggregate
 from segwatch.core.book import Book
 from segwatch.core.catalogue import SEGMENT_IDS
+from segwatch.core.holdings import References
 from segwatch.core.ledger import ACCOUNT_CODES, Held, held_of, line_codes
 from segwatch.core.money import from_cents, to_cents
 from segwatch.core.settings import Settings
 
 # segment -> currency -> line code -> integer cents
 Sums = dict[str, dict[str, dict[str, int]]]
-SettingEvent = ManagementTarget | ForeignRequirement | FxRate
+SettingEvent = ManagementTarget | ForeignRequirement | FxRate | DepositoryReference
 
 DEFAULT_RETAIN = 5  # closed days kept for amendments: a week of business days
 
@@ -69,6 +84,34 @@ def _add(sums: Sums, h: Held, sign: int) -> None:
         per_line[code] = per_line.get(code, 0) + sign * cents
 
 
+def depository_code(key: str) -> str | None:
+    """A depository balance's key (ledger.depository_key: "depo|<segment>|<depository>|<line>|<currency>";
+    identifiers hold no "|") as its code in `ClosedDay.depositories`: "<depository>|<line>". None: an account."""
+    if not key.startswith("depo|"):
+        return None
+    _, _, depository, line, _ = key.split("|")
+    return f"{depository}|{line}"
+
+
+def _add_depository(sums: Sums, key: str, h: Held, sign: int) -> None:
+    code = depository_code(key)
+    if code is not None:
+        per = sums.setdefault(h.segment, {}).setdefault(h.currency, {})
+        per[code] = per.get(code, 0) + sign * h.amounts[0]
+
+
+def depository_sums(view: Aggregate) -> Sums:
+    """The funds at each depository the view holds: segment -> currency -> "<depository>|<line>" -> cents.
+    O(depository keys)."""
+    out: Sums = {}
+    held = view.held
+    for key in view.depository_keys:
+        h = held[key]
+        if h.amounts[0]:
+            _add_depository(out, key, h, +1)
+    return out
+
+
 @dataclass(slots=True)
 class ClosedDay:
     """One closed business day of one partition (or of a whole book): its closing sums, and what it needs to
@@ -79,6 +122,7 @@ class ClosedDay:
     sums: Sums  # the closing sums, amended in place by late balances
     version: int = 1  # grows by one with every amendment that changed the sums
     before: dict[str, Held | None] = field(default_factory=dict)
+    depositories: Sums = field(default_factory=dict)  # funds per depository and line (`depository_sums`)
 
     def totals(self, segment_id: str) -> dict[str, dict[str, Decimal]]:
         """One segment's closing sums as Decimal amounts, per currency."""
@@ -175,7 +219,9 @@ class DayCloser:
             if not _same_contribution(old, new):
                 if old is not None:
                     _add(closed.sums, old, -1)
+                    _add_depository(closed.depositories, key, old, -1)
                 _add(closed.sums, new, +1)
+                _add_depository(closed.depositories, key, new, +1)
                 closed.version += 1
                 amended.append(d)
         return tuple(amended)
@@ -191,7 +237,7 @@ class DayCloser:
         for sid in SEGMENT_IDS:
             for cur, per_line in self.view.totals(sid).items():
                 sums.setdefault(sid, {})[cur] = {code: to_cents(amount) for code, amount in per_line.items()}
-        closed = ClosedDay(self.open_day, self.cutoff, sums)
+        closed = ClosedDay(self.open_day, self.cutoff, sums, depositories=depository_sums(self.view))
         self.closed[self.open_day] = closed
         while len(self.closed) > self.retain:
             oldest = next(iter(self.closed))
@@ -224,6 +270,7 @@ class DayCloser:
             "later": {k: [held_to_json(h) for h in hs] for k, hs in self.later.items()},
             "closed": [
                 {"day": c.day.isoformat(), "cutoff": c.cutoff.isoformat(), "version": c.version, "sums": c.sums,
+                 "depositories": c.depositories,
                  "before": {k: None if h is None else held_to_json(h) for k, h in c.before.items()}}
                 for c in self.closed.values()
             ],
@@ -244,10 +291,9 @@ class DayCloser:
         closer.later = {k: [held_from_json(v) for v in vs] for k, vs in state["later"].items()}
         for c in state["closed"]:
             day = ClosedDay(date.fromisoformat(c["day"]), datetime.fromisoformat(c["cutoff"]),
-                            {sid: {cur: {code: int(v) for code, v in lines.items()} for cur, lines in curs.items()}
-                             for sid, curs in c["sums"].items()},
-                            int(c["version"]),
-                            {k: None if v is None else held_from_json(v) for k, v in c["before"].items()})
+                            sums_from_json(c["sums"]), int(c["version"]),
+                            {k: None if v is None else held_from_json(v) for k, v in c["before"].items()},
+                            sums_from_json(c.get("depositories") or {}))
             closer.closed[day.day] = day
         return closer
 
@@ -266,6 +312,11 @@ def held_from_json(v: list[Any]) -> Held:
         codes_t = line_codes(codes_t[0])
     return Held(datetime.fromisoformat(as_of), event_id, segment, currency, codes_t,
                 tuple(int(a) for a in amounts), source)
+
+
+def sums_from_json(data: Mapping[str, Any]) -> Sums:
+    return {sid: {cur: {code: int(v) for code, v in lines.items()} for cur, lines in curs.items()}
+            for sid, curs in data.items()}
 
 
 def combine_sums(parts: Iterable[Sums]) -> Sums:
@@ -287,8 +338,9 @@ def sums_totals(sums: Sums, segment_id: str) -> dict[str, dict[str, Decimal]]:
 
 
 class SettingsHistory:
-    """Every setting event (targets, FX rates, the 30.7 foreign requirement: a handful a day), so that the
-    settings in force at any cut-off can be built, and a late rate can amend a closed day."""
+    """Every setting event (targets, FX rates, the 30.7 foreign requirement, the depository reference data: a
+    handful a day), so that the settings and references in force at any cut-off can be built, and a late rate
+    or reference (as of the cut-off or earlier) can amend a closed day."""
 
     def __init__(self) -> None:
         self.events: dict[str, SettingEvent] = {}  # event id -> event
@@ -300,9 +352,17 @@ class SettingsHistory:
         """The settings in force at `cutoff`: every setting as of then or earlier, each key's latest winning."""
         settings = Settings()
         for ev in sorted(self.events.values(), key=lambda e: (e.as_of, e.event_id)):
-            if ev.as_of <= cutoff:
+            if ev.as_of <= cutoff and not isinstance(ev, DepositoryReference):
                 settings.apply(ev)
         return settings
+
+    def references_at(self, cutoff: datetime) -> References:
+        """The depository reference data in force at `cutoff`: per depository, the latest as of then or earlier."""
+        references = References()
+        for ev in self.events.values():
+            if isinstance(ev, DepositoryReference) and ev.as_of <= cutoff:
+                references.apply(ev)  # the latest (as-of, event id) wins, whatever the order
+        return references
 
     def prune(self, before: datetime) -> None:
         """Forget what no kept cut-off needs: per key, events superseded by another as of `before` or earlier."""
@@ -324,7 +384,7 @@ class SettingsHistory:
         history = cls()
         for raw in state:
             ev = EVENT_ADAPTER.validate_python(raw)
-            if not isinstance(ev, ManagementTarget | ForeignRequirement | FxRate):
+            if not isinstance(ev, ManagementTarget | ForeignRequirement | FxRate | DepositoryReference):
                 raise ValueError(f"settings history: {type(ev).__name__} is not a setting")
             history.apply(ev)
         return history
@@ -332,11 +392,12 @@ class SettingsHistory:
 
 
 def book_at(events: Iterable[object], cutoff: datetime) -> Book:
-    """Offline: a Book of every balance and setting as of `cutoff` or earlier, whatever order they come in
-    (the close of a day with every late balance applied: the latest version of its statement)."""
+    """Offline: a Book of every balance and setting (reference data included) as of `cutoff` or earlier,
+    whatever order they come in (the close of a day with every late balance applied: the latest version of its
+    statement)."""
     book = Book()
     for ev in events:
-        if isinstance(ev, AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate) \
-                and ev.as_of <= cutoff:
+        if isinstance(ev, AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate
+                      | DepositoryReference | ForeignMarginRequirement) and ev.as_of <= cutoff:
             book.apply(ev)
     return book

@@ -6,7 +6,8 @@ held, for the calculator's combiner and the offline book alike.
   whether funds at a depository without its acknowledgment letter count (SEGWATCH_COUNT_UNACKNOWLEDGED, default
   no: Reg. 1.20(d), 30.7(d), 22.5).
 - `consolidate_held`: the segment's statement with those funds taken out of the leaf lines (when they do not
-  count), and `Consolidated.holdings` (the `holdings` of the figures record) from the holdings sums.
+  count: `counted_totals`, which the close of a business day applies too, segwatch/core/business_day.py), and
+  `Consolidated.holdings` (the `holdings` of the figures record) from the holdings sums.
 - `pool_of`: a figures record's holdings back as a `PoolHoldings`, which the alerter checks with
   segwatch.core.holding_rules (the alerter sees only the figures).
 
@@ -83,6 +84,18 @@ def _held_in(sums: Sums, segment: str) -> bool:
     return any(key[1] == segment for key in sums)
 
 
+def counted_totals(
+    segment_id: str, totals: CurrencyTotals, sums: Sums, references: References, settings: HoldingsSettings,
+) -> CurrencyTotals:
+    """The leaf line totals that count: less the funds at depositories whose reference data says the
+    acknowledgment letter is missing (unless the setting counts them). `sums` needs only the "depository" sums."""
+    if _held_in(sums, segment_id):
+        adjustment = unacknowledged_adjustment(sums, segment_id, references, settings)
+        if adjustment:
+            return _less(totals, adjustment)
+    return totals
+
+
 def consolidate_held(
     segment_id: str, totals: CurrencyTotals, settings: Settings, newest: datetime | None, sums: Sums,
     inputs: HoldingsInputs,
@@ -90,10 +103,7 @@ def consolidate_held(
     """`figures.consolidate` with the holdings: funds at an unacknowledged depository out of the leaf lines
     (unless they count), and the pool's holdings attached."""
     held = _held_in(sums, segment_id)
-    if held:
-        adjustment = unacknowledged_adjustment(sums, segment_id, inputs.references, inputs.settings)
-        if adjustment:
-            totals = _less(totals, adjustment)
+    totals = counted_totals(segment_id, totals, sums, inputs.references, inputs.settings)
     c = consolidate(segment_id, totals, settings, newest)
     if not held and not (segment_id == "30.7" and inputs.margins.latest):
         return c

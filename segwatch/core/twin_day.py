@@ -19,6 +19,7 @@ from schemas.events import (
     AccountBalance,
     BusinessDayClose,
     DepositoryBalance,
+    DepositoryReference,
     EventBase,
     ForeignRequirement,
     FxRate,
@@ -30,7 +31,7 @@ from schemas.records import Figures
 from segwatch.core.business_day import ClosingBook, PartView, close_through, put_balance, sums_of_live
 from segwatch.core.calendar import BusinessCalendar, CalendarConfig
 from segwatch.core.catalogue import SEGMENT_IDS
-from segwatch.core.close import DayCloser
+from segwatch.core.close import DayCloser, depository_sums
 from segwatch.core.day_alerts import DayAlerts
 from segwatch.core.ledger import held_of
 
@@ -60,7 +61,7 @@ class BusinessDay:
         if self.closer is None:
             return PartView()
         live = sums_of_live({sid: self.closer.view.totals(sid) for sid in SEGMENT_IDS})
-        return PartView.of(self.closer, live)
+        return PartView.of(self.closer, live, depository_sums(self.closer.view))
 
     def on_event(self, twin: Twin, event: EventBase, now: datetime) -> Iterable[Record]:
         from segwatch.core.twin import ALERTS_TOPIC, Record
@@ -70,7 +71,7 @@ class BusinessDay:
             key, held = held_of(event)
             self.closer, closed, amended = put_balance(self.closer, self.calendar, key, held)
             changed = bool(closed or amended)
-        elif isinstance(event, ManagementTarget | ForeignRequirement | FxRate):
+        elif isinstance(event, ManagementTarget | ForeignRequirement | FxRate | DepositoryReference):
             self.book.on_setting(event)
             changed = self.book.closed_through is not None
         elif isinstance(event, BusinessDayClose):

@@ -12,11 +12,13 @@ open day) costs one dict lookup more than the aggregate's own put; closing a day
 pure code's path. The closer's state goes to the `closing` table's changelog, written in the same step as the
 balances' (`Aggregate._write`, then `Aggregate.checkpoint`: nothing is committed before both are
 acknowledged), as two kinds of rows, so that a fetch writes O(its balances), never the whole closer:
-- `meta|<partition>`: the open day, its cut-off, the closed days kept and their closing sums (small);
+- `meta|<partition>`: the open day, its cut-off, the closed days kept, their closing sums and their funds per
+  depository and line (`ClosedDay.depositories`: issue #14's unacknowledged funds) (small);
 - `before|<balance key>`: for one key, the balance in force at the cut-off of each closed day that needed
   it (`ClosedDay.before`), or null. A row names the days it holds; rows of days no longer kept are ignored.
 Loading (`ClosingStore`) rebuilds the closer over the partition's reloaded aggregate. The partial carries the
-partition's `PartView` (`Partial.day`: its open day and the closing sums of the days it closed).
+partition's `PartView` (`Partial.day`: its open day and the closing sums of the days it closed); the live funds
+per depository of its open day are those of the partial's holdings sums (`live_depositories`).
 
 Combiner side (`StatementDesk`): a `ClosingBook` fed the partitions' views, the settings (kept as a history,
 since a closed day is computed with the settings in force at its cut-off), `business_day_close` events and
@@ -45,12 +47,20 @@ from typing import Any
 
 import orjson
 
-from schemas.events import BusinessDayClose, ForeignRequirement, FxRate, ManagementTarget
+from schemas.events import BusinessDayClose, DepositoryReference, ForeignRequirement, FxRate, ManagementTarget
 from schemas.statements import StatementRecord
 from segwatch.core.aggregate import Aggregate
-from segwatch.core.business_day import ClosingBook, PartView, new_closer, roll
+from segwatch.core.business_day import ClosingBook, PartView, depositories_of_holdings, new_closer, roll
 from segwatch.core.calendar import BusinessCalendar
-from segwatch.core.close import DEFAULT_RETAIN, ClosedDay, DayCloser, SettingEvent, held_from_json, held_to_json
+from segwatch.core.close import (
+    DEFAULT_RETAIN,
+    ClosedDay,
+    DayCloser,
+    SettingEvent,
+    held_from_json,
+    held_to_json,
+    sums_from_json,
+)
 from segwatch.core.ledger import Held
 from segwatch.core.money import to_cents
 from segwatch.logs import configure
@@ -65,7 +75,7 @@ META = "meta|"
 BEFORE = "before|"
 HISTORY = "history|"  # combiner table: a setting event of the book's history, by event id
 CLOSED_THROUGH = "closed|through"  # combiner table: the latest day a business_day_close event closed
-BOOK_SETTINGS = (ManagementTarget, ForeignRequirement, FxRate)
+BOOK_SETTINGS = (ManagementTarget, ForeignRequirement, FxRate, DepositoryReference)
 
 
 # -- the clock -------------------------------------------------------------------------------------------------
@@ -200,8 +210,8 @@ class PartitionDay:
         closer.later = {k: [held_from_json(v) for v in vs] for k, vs in (meta.get("later") or {}).items()}
         for c in meta["closed"]:
             d = ClosedDay(date.fromisoformat(c["day"]), datetime.fromisoformat(c["cutoff"]),
-                          {sid: {cur: {code: int(v) for code, v in lines.items()} for cur, lines in curs.items()}
-                           for sid, curs in c["sums"].items()}, int(c["version"]))
+                          sums_from_json(c["sums"]), int(c["version"]),
+                          depositories=sums_from_json(c.get("depositories") or {}))
             closer.closed[d.day] = d
         self.closer = closer
         self._bounds()
@@ -232,7 +242,8 @@ def meta_of(closer: DayCloser) -> dict[str, Any]:
         "retain": closer.retain,
         "forgotten_through": closer.forgotten_through.isoformat() if closer.forgotten_through else None,
         "later": {k: [held_to_json(h) for h in hs] for k, hs in closer.later.items()},
-        "closed": [{"day": c.day.isoformat(), "cutoff": c.cutoff.isoformat(), "version": c.version, "sums": c.sums}
+        "closed": [{"day": c.day.isoformat(), "cutoff": c.cutoff.isoformat(), "version": c.version, "sums": c.sums,
+                    "depositories": c.depositories}
                    for c in closer.closed.values()],
     }
 
@@ -265,6 +276,15 @@ def live_sums(partial: Any) -> dict[str, dict[str, dict[str, int]]]:
             for sid, seg in partial.segments.items()}
 
 
+def live_depositories(partial: Any) -> dict[str, dict[str, dict[str, int]]]:
+    """A partial's live funds per depository and line, from its holdings sums (business_day.PartView)."""
+    return depositories_of_holdings(partial.holdings)
+
+
+def view_of(partial: Any) -> PartView:
+    return PartView.from_json(partial.day, live_sums(partial), live_depositories(partial))
+
+
 class StatementDesk:
     """The combiner's closing book: which days are closed, and the statements to publish for them."""
 
@@ -276,14 +296,15 @@ class StatementDesk:
         self.pruned_before: datetime | None = None
 
     def on_partial(self, partial: Any) -> None:
-        new = PartView.from_json(partial.day, live_sums(partial))
+        new = view_of(partial)
         old = self.views.get(partial.partition)
         self.views[partial.partition] = new
         through = self.book.closed_through
-        if old is None or new.closed != old.closed or new.open_day != old.open_day:
+        if old is None or new.closed != old.closed or new.open_day != old.open_day \
+                or new.closed_depositories != old.closed_depositories:
             self.dirty = True
         elif through is not None and new.open_day is not None and new.open_day <= through \
-                and new.open_sums != old.open_sums:
+                and (new.open_sums != old.open_sums or new.open_depositories != old.open_depositories):
             self.dirty = True  # a partition still open at a closed day: a late balance of that day
 
     def on_setting(self, ev: SettingEvent) -> bool:
@@ -342,7 +363,7 @@ class StatementDesk:
         self.book = ClosingBook(self.calendar, retain=self.book.retain)
         self.views = {}
         for partial in partials:
-            self.views[partial.partition] = PartView.from_json(partial.day, live_sums(partial))
+            self.views[partial.partition] = view_of(partial)
         for ev in settings:
             self.book.on_setting(ev)
         kept = latest_days(published, self.book.retain)

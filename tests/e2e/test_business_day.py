@@ -1,7 +1,9 @@
 """The business day on the real pipeline (issue #12): Monday's balances, then Tuesday's, close Monday with the
 statement `segwatch statement from-events --close` prints, while the live figures go on with Tuesday; a
 calculator killed and restarted in between republishes nothing and loses nothing; a late Monday balance that
-changes the statement publishes exactly one AMENDMENT (version 2), an unchanged one publishes nothing."""
+changes the statement publishes exactly one AMENDMENT (version 2), an unchanged one publishes nothing. One bank's
+reference data says its acknowledgment letter is missing (issue #14): its funds are out of the close as they are
+out of the live figures at the cut-off."""
 
 from __future__ import annotations
 
@@ -18,7 +20,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from schemas.events import AccountBalance, BusinessDayClose, DepositoryBalance, EventBase, ManagementTarget
+from schemas.events import (
+    AccountBalance,
+    BusinessDayClose,
+    DepositoryBalance,
+    DepositoryReference,
+    EventBase,
+    ManagementTarget,
+)
 from schemas.statements import StatementRecord
 from schemas.types import SegmentId
 from segwatch.core.book import Book
@@ -52,7 +61,7 @@ def bank(eid: str, amount: str, when: str, depository: str) -> DepositoryBalance
                              amount=Decimal(amount))
 
 
-Sendable = AccountBalance | DepositoryBalance | ManagementTarget | BusinessDayClose
+Sendable = AccountBalance | DepositoryBalance | ManagementTarget | BusinessDayClose | DepositoryReference
 
 
 async def send(system: LocalSystem, producer: AIOKafkaProducer, *events: Sendable) -> None:
@@ -65,7 +74,10 @@ async def send(system: LocalSystem, producer: AIOKafkaProducer, *events: Sendabl
 def monday() -> list[Sendable]:
     target = ManagementTarget(event_id="tgt", source="treasury", as_of=datetime.fromisoformat(at(MON, 7)),
                               segment="4d2", amount=Decimal(100))
-    evs: list[Sendable] = [target]
+    no_letter = DepositoryReference(event_id="ref-5", source="treasury", as_of=datetime.fromisoformat(at(MON, 7)),
+                                    segment="4d2", depository="BANK-5", kind="bank", country="US",
+                                    acknowledgment_letter=False)
+    evs: list[Sendable] = [target, no_letter]
     for i in range(8):  # over the four balances partitions
         evs.append(account(f"mon-a{i}", f"C-{i}", str(1000 + 10 * i), at(MON, 9 + i % 6)))
         evs.append(bank(f"mon-b{i}", str(1200 + 20 * i), at(MON, 10 + i % 5), f"BANK-{i}"))
@@ -164,10 +176,11 @@ async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(
             assert sorted((r.business_day, r.segment, r.kind, r.version) for r in initial) == sorted(
                 (MON, sid, "INITIAL", 1) for sid in SEGMENTS)
             assert as_json(initial) == from_events(sent, MON, tmp_path)
+            four = next(r for r in initial if r.segment == "4d2")
+            assert four.lines == closed_lines["4d2"]  # the live figures at the cut-off: BANK-5's funds out of both
             # The live figures go on with Tuesday's balances; Monday's close stays.
             live = live_lines(sent)
             await watcher.wait_for(lambda: watcher.figures_equal(live), 60, "Tuesday's live figures")
-            four = next(r for r in initial if r.segment == "4d2")
             assert watcher.figures["4d2"].lines != four.lines
 
             await sigkill_and_restart(system, "calculator")
@@ -216,6 +229,7 @@ async def test_the_clock_and_the_ledgers_close_event_close_days_without_a_next_d
             monday_close = await wait_statements(system, len(SEGMENTS), "Monday closed by the clock")
             assert {(r.business_day, r.kind, r.version) for r in monday_close} == {(MON, "INITIAL", 1)}
             assert as_json(monday_close) == from_events(sent, MON, tmp_path)
+            assert next(r for r in monday_close if r.segment == "4d2").lines == lines["4d2"]
             # The ledger closes Tuesday before its cut-off: its statement is out at once.
             close = BusinessDayClose(event_id="close-tue", source="ledger", as_of=datetime.fromisoformat(at(TUE, 17)),
                                      business_day=TUE)

@@ -112,7 +112,10 @@ async def test_sample_day_through_the_pipeline(system: LocalSystem, watcher: Wat
     assert [(s.segment, s.kind, s.version) for s in watcher.statements] == EXPECTED_STATEMENTS
     events = [ev for _, evs in Day(accounts=300, events=200, seed=11).phases() for ev in evs]
     day = watcher.statements[0].business_day
-    assert {s.segment: s.lines for s in watcher.statements} == statement_at_close(events, day, BusinessCalendar())
+    closes = {s.segment: s.lines for s in watcher.statements}
+    assert closes == statement_at_close(events, day, BusinessCalendar())
+    # The close equals the live figures at its cut-off, the bank without its acknowledgment letter out of both.
+    assert closes == {sid: f.lines for sid, f in watcher.figures.items()}
     await assert_alerts_exactly_once(system, watcher)  # last: its marker adds a cent to 4d(f)
     versions = [f.version for f in watcher.figures_seen if f.segment == "4d2"]
     assert versions == sorted(set(versions))  # one record per change, versions only grow
