@@ -35,7 +35,7 @@ import contextlib
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -349,7 +349,14 @@ class AlerterBusinessDay:
         topic = self.config.statements_topic
         if topic is None or rec.business_day.isoformat() in self.book.investment_reports:
             return
-        report = report_at_close(rec, self.book.figures_at(rec.cutoff), self.book.calendar)
+        in_force = self.book.figures_at(rec.cutoff)
+        if not any(in_force.values()):
+            # Every figures record held was computed after the cut-off (a day replayed or backfilled): the
+            # figures as the close arrives are those the close was computed from. Said, not hidden.
+            in_force = self.book.figures_at(datetime.max.replace(tzinfo=UTC))
+            self.log.warning("investment report from the figures as the close arrived: none computed by its "
+                             "cut-off", report_date=rec.business_day.isoformat(), cutoff=rec.cutoff.isoformat())
+        report = report_at_close(rec, in_force, self.book.calendar)
         if report is None:
             return
         value = report.model_dump_json().encode()
