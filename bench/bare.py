@@ -45,8 +45,11 @@ async def consume(topic: str, messages: int, parse: str, timeout: float) -> dict
     decode = parser(parse)
     started = time.perf_counter()
     consumer = AIOKafkaConsumer(
-        **KafkaSettings.from_env().aiokafka_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest",
-        client_id="segwatch-bench-bare", **FETCH,
+        **KafkaSettings.from_env().aiokafka_kwargs(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id="segwatch-bench-bare",
+        **FETCH,
     )
     await asyncio.wait_for(consumer.start(), 30)
     try:

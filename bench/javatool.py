@@ -34,9 +34,13 @@ class ToolResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "messages": self.messages, "megabytes": self.megabytes, "seconds": self.seconds,
-            "events_per_second": self.events_per_second, "fetch_events_per_second": self.fetch_events_per_second,
-            "rebalance_ms": self.rebalance_ms, "fetch_ms": self.fetch_ms,
+            "messages": self.messages,
+            "megabytes": self.megabytes,
+            "seconds": self.seconds,
+            "events_per_second": self.events_per_second,
+            "fetch_events_per_second": self.fetch_events_per_second,
+            "rebalance_ms": self.rebalance_ms,
+            "fetch_ms": self.fetch_ms,
         }
 
 
@@ -78,10 +82,25 @@ async def consumer_performance(
         raise FileNotFoundError(f"no kafka-tools jar in {config.libs_dir} (deploy/local/kafka-pom.xml lists it)")
     java = config.java if "/" in config.java else shutil.which(config.java) or config.java
     proc = await asyncio.create_subprocess_exec(
-        java, f"-Dlog4j.configuration=file:{log4j.absolute()}", "-Xms256m", "-Xmx512m", "-cp", f"{config.libs_dir}/*",
-        "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", bootstrap, "--topic", topic,
-        "--messages", str(messages), "--group", group, "--timeout", "30000",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        java,
+        f"-Dlog4j.configuration=file:{log4j.absolute()}",
+        "-Xms256m",
+        "-Xmx512m",
+        "-cp",
+        f"{config.libs_dir}/*",
+        "org.apache.kafka.tools.ConsumerPerformance",
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--messages",
+        str(messages),
+        "--group",
+        group,
+        "--timeout",
+        "30000",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         output, _ = await asyncio.wait_for(proc.communicate(), timeout)

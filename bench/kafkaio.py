@@ -34,8 +34,12 @@ class Producer:
 
     def __init__(self, settings: KafkaSettings, linger_ms: int = 5) -> None:
         self._producer = AIOKafkaProducer(
-            **settings.aiokafka_kwargs(), acks="all", linger_ms=linger_ms, max_batch_size=MAX_BATCH_BYTES,
-            max_request_size=4 * MAX_BATCH_BYTES, client_id="segwatch-bench",
+            **settings.aiokafka_kwargs(),
+            acks="all",
+            linger_ms=linger_ms,
+            max_batch_size=MAX_BATCH_BYTES,
+            max_request_size=4 * MAX_BATCH_BYTES,
+            client_id="segwatch-bench",
         )
         self._partitions: dict[str, int] = {}
         self._pending: list[asyncio.Future[Any]] = []
@@ -77,7 +81,7 @@ class Producer:
 
     async def flush(self, keep: int = 0, timeout: float = 60.0) -> None:
         while len(self._pending) > keep:
-            head, self._pending = self._pending[: len(self._pending) - keep], self._pending[len(self._pending) - keep:]
+            head, self._pending = self._pending[: len(self._pending) - keep], self._pending[len(self._pending) - keep :]
             await asyncio.wait_for(asyncio.gather(*head), timeout)
 
     async def send_at(self, topic: str, record: Record, timestamp_ms: int) -> asyncio.Future[Any]:
@@ -119,8 +123,11 @@ class Follower:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            **self.settings.aiokafka_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest",
-            client_id="segwatch-bench-follower", fetch_max_wait_ms=20,
+            **self.settings.aiokafka_kwargs(),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="segwatch-bench-follower",
+            fetch_max_wait_ms=20,
         )
         await asyncio.wait_for(consumer.start(), 30)
         tps = [TopicPartition(t, 0) for t in (self.figures_topic, self.alerts_topic, self.deadletter_topic)]
@@ -180,7 +187,9 @@ class Follower:
 
 
 def first_match(
-    seen: Sequence[Seen[Figures]], expected: dict[str, dict[str, Any]], accounts: dict[str, int] | None = None,
+    seen: Sequence[Seen[Figures]],
+    expected: dict[str, dict[str, Any]],
+    accounts: dict[str, int] | None = None,
     since: int = 0,
 ) -> Seen[Figures] | None:
     """The first figures record (from index `since`) at which every segment's latest figures equal `expected`;

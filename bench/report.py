@@ -51,9 +51,16 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     for t in TARGETS:
         value = t.value(results)
         missed = results.get("missed", {}).get(t.path[0])
-        rows.append({"name": t.name, "value": value, "unit": t.unit, "target": t.text,
-                     "met": (False if missed else None) if value is None else t.met(value),
-                     **({"missed": missed} if value is None and missed else {})})
+        rows.append(
+            {
+                "name": t.name,
+                "value": value,
+                "unit": t.unit,
+                "target": t.text,
+                "met": (False if missed else None) if value is None else t.met(value),
+                **({"missed": missed} if value is None and missed else {}),
+            }
+        )
     return rows
 
 
@@ -120,8 +127,10 @@ def table(results: dict[str, Any]) -> str:
     row("ingest, single event p50", ("ingest", "single_event_ms", "p50"), "ms")
     row("ingest, single event p99", ("ingest", "single_event_ms", "p99"), "ms")
     widths = [max(len(r[i]) for r in [*rows, ("measurement", "result", "target", "")]) for i in range(4)]
-    lines = [f"{'measurement':<{widths[0]}}  {'result':>{widths[1]}}  {'target':<{widths[2]}}  ",
-             "-" * (sum(widths) + 6)]
+    lines = [
+        f"{'measurement':<{widths[0]}}  {'result':>{widths[1]}}  {'target':<{widths[2]}}  ",
+        "-" * (sum(widths) + 6),
+    ]
     lines += [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows]
     if missed:
         lines.append("")

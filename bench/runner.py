@@ -77,8 +77,16 @@ class BenchConfig:
     @classmethod
     def small(cls, **overrides: Any) -> BenchConfig:
         """Seconds, not minutes: for CI (tests/integration/test_bench_smoke.py)."""
-        base = cls(events=20_000, accounts=2_000, rate=1000, latency_seconds=4.0, dip_every=0.4,
-                   ingest_events=5_000, single_posts=200, label="small")
+        base = cls(
+            events=20_000,
+            accounts=2_000,
+            rate=1000,
+            latency_seconds=4.0,
+            dip_every=0.4,
+            ingest_events=5_000,
+            single_posts=200,
+            label="small",
+        )
         return replace(base, **overrides)
 
     def to_json(self) -> dict[str, Any]:
@@ -116,8 +124,15 @@ async def run(cfg: BenchConfig, out: Out = print) -> dict[str, Any]:
         # relaunched after SIGKILL takes its partitions back at once, as a StatefulSet pod would.
         "SEGWATCH_CALCULATOR_INSTANCE_ID": f"{namespace}calculator-0",
     }
-    system = LocalSystem(namespace=namespace, workdir=workdir, run=(), coalesce_ms=cfg.coalesce_ms, out=out,
-                         keep_topics=True, extra_env=extra_env)
+    system = LocalSystem(
+        namespace=namespace,
+        workdir=workdir,
+        run=(),
+        coalesce_ms=cfg.coalesce_ms,
+        out=out,
+        keep_topics=True,
+        extra_env=extra_env,
+    )
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {**machine(), "kafka": KAFKA_VERSION},
@@ -132,10 +147,10 @@ async def run(cfg: BenchConfig, out: Out = print) -> dict[str, Any]:
         settings = load(KafkaPart, kafka_bootstrap=system.bootstrap).kafka
         producer = Producer(settings)
         await producer.start()
-        follower = Follower(settings, system.topic(topics.FIGURES), system.topic(topics.ALERTS),
-                            system.topic(topics.DEADLETTER))
-        ctx = Context(cfg, system, settings, Workload(cfg.accounts, cfg.events, cfg.seed), producer, follower,
-                      results)
+        follower = Follower(
+            settings, system.topic(topics.FIGURES), system.topic(topics.ALERTS), system.topic(topics.DEADLETTER)
+        )
+        ctx = Context(cfg, system, settings, Workload(cfg.accounts, cfg.events, cfg.seed), producer, follower, results)
         try:
             await preload(ctx, out)
             if "ceilings" in cfg.phases:
@@ -194,8 +209,10 @@ async def measure(ctx: Context, phase: str, step: Callable[[Context, Out], Await
 
 async def preload(ctx: Context, out: Out) -> None:
     cfg, w = ctx.cfg, ctx.workload
-    out(f"preload: {cfg.events:,} balance events over {w.accounts:,} accounts → {ctx.topic(topics.BALANCES)} "
-        f"({cfg.partitions} partitions)")
+    out(
+        f"preload: {cfg.events:,} balance events over {w.accounts:,} accounts → {ctx.topic(topics.BALANCES)} "
+        f"({cfg.partitions} partitions)"
+    )
     started = time.perf_counter()
     sending = 0.0
     count = 0
@@ -219,10 +236,13 @@ async def preload(ctx: Context, out: Out) -> None:
         gc.freeze()  # what was made so far stays; later collections skip it
     seconds = time.perf_counter() - started
     ctx.results["preload"] = {
-        "events": count, "settings": len(settings), "accounts": w.accounts, "seconds": round(seconds, 2),
+        "events": count,
+        "settings": len(settings),
+        "accounts": w.accounts,
+        "seconds": round(seconds, 2),
         "producing_seconds": round(sending, 2),
         "note": "seconds includes making the events and applying them to the Book; producing_seconds is the "
-                "time spent in the producer (record batches, acks=all)",
+        "time spent in the producer (record batches, acks=all)",
     }
     out(f"preload: {count:,} events in {seconds:.1f}s ({sending:.1f}s producing)")
 
@@ -235,8 +255,18 @@ async def ceilings(ctx: Context, out: Out) -> None:
     bare: dict[str, Any] = {}
     for parse in ("orjson", "pydantic"):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.bare", "--topic", topic, "--messages", str(cfg.events), "--parse", parse,
-            env=ctx.system.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "bench.bare",
+            "--topic",
+            topic,
+            "--messages",
+            str(cfg.events),
+            "--parse",
+            parse,
+            env=ctx.system.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=max(120.0, cfg.events / 2000))
@@ -247,14 +277,19 @@ async def ceilings(ctx: Context, out: Out) -> None:
         if proc.returncode != 0:
             raise BenchError(f"the bare consumer ({parse}) failed:\n{stderr.decode(errors='replace')[-2000:]}")
         bare[parse] = orjson.loads(stdout)
-        out(f"bare aiokafka + {parse}: {bare[parse]['events_per_second']:,.0f} events/s "
-            f"({bare[parse]['seconds']:.2f}s from process start)")
+        out(
+            f"bare aiokafka + {parse}: {bare[parse]['events_per_second']:,.0f} events/s "
+            f"({bare[parse]['seconds']:.2f}s from process start)"
+        )
     ctx.results["bare_aiokafka"] = bare
-    tool = await consumer_performance(ctx.system.bootstrap, topic, cfg.events, f"{ctx.system.namespace}"
-                                      "consumer-performance", ctx.system.workdir)
+    tool = await consumer_performance(
+        ctx.system.bootstrap, topic, cfg.events, f"{ctx.system.namespace}consumer-performance", ctx.system.workdir
+    )
     ctx.results["consumer_performance"] = tool.to_json()
-    out(f"Kafka ConsumerPerformance: {tool.fetch_events_per_second:,.0f} events/s fetching "
-        f"({tool.events_per_second:,.0f} with the group join)")
+    out(
+        f"Kafka ConsumerPerformance: {tool.fetch_events_per_second:,.0f} events/s fetching "
+        f"({tool.events_per_second:,.0f} with the group join)"
+    )
 
 
 # -- 3./4. throughput and memory -----------------------------------------------------------------------
@@ -304,7 +339,8 @@ async def throughput(ctx: Context, out: Out) -> None:
     timeout = max(120.0, cfg.events / 4000)
     try:
         match = await ctx.follower.wait_for(
-            lambda: first_match(ctx.follower.figures, expected, accounts), timeout,
+            lambda: first_match(ctx.follower.figures, expected, accounts),
+            timeout,
             f"the calculator's figures to equal the Book's ({svc.log})",
         )
     except TimeoutError as exc:
@@ -320,7 +356,7 @@ async def throughput(ctx: Context, out: Out) -> None:
         "startup_seconds": round(ready_time - launched, 3) if ready_time else None,
         "figures_records": len(ctx.follower.figures),
         "note": "from the calculator's launch (a new process, a new consumer group) to the Kafka timestamp of "
-                "the figures record that completed the correct figures of every segment",
+        "the figures record that completed the correct figures of every segment",
     }
     if ready_time:
         result["events_per_second_after_ready"] = round(cfg.events / (match.at - ready_time))
@@ -330,12 +366,15 @@ async def throughput(ctx: Context, out: Out) -> None:
     tool = ctx.results.get("consumer_performance")
     if tool:
         result["ratio_to_consumer_performance"] = round(
-            result["events_per_second"] / tool["fetch_events_per_second"], 3)
+            result["events_per_second"] / tool["fetch_events_per_second"], 3
+        )
     ctx.results["throughput"] = result
     ctx.results["memory"] = memory_result(mem, w.accounts)
-    out(f"calculator: {cfg.events:,} events → correct figures in {seconds:.2f}s = "
+    out(
+        f"calculator: {cfg.events:,} events → correct figures in {seconds:.2f}s = "
         f"{result['events_per_second']:,} events/s (startup {result['startup_seconds']}s); "
-        f"peak RSS {mem.peak_mib:.0f} MiB = {ctx.results['memory']['peak_bytes_per_account']:,} B/account")
+        f"peak RSS {mem.peak_mib:.0f} MiB = {ctx.results['memory']['peak_bytes_per_account']:,} B/account"
+    )
 
 
 def memory_result(mem: Memory, accounts: int) -> dict[str, Any]:
@@ -368,7 +407,8 @@ async def recovery(ctx: Context, out: Out) -> None:
     ready = asyncio.create_task(ready_at(svc, 120))
     try:
         match = await ctx.follower.wait_for(
-            lambda: first_match(ctx.follower.figures, expected, accounts, since=since), 180,
+            lambda: first_match(ctx.follower.figures, expected, accounts, since=since),
+            180,
             "the restarted calculator's figures",
         )
     except TimeoutError as exc:
@@ -381,11 +421,13 @@ async def recovery(ctx: Context, out: Out) -> None:
         "seconds": round(match.at - launched, 3),
         "ready_seconds": round(ready_time - launched, 3) if ready_time else None,
         "note": "SIGKILL, then from the relaunch to the Kafka timestamp of the first figures record equal to the "
-                "Book's with one changed balance per segment (produced right after the relaunch)",
+        "Book's with one changed balance per segment (produced right after the relaunch)",
     }
     ctx.results["memory_after_recovery"] = memory_result(mem, w.accounts)
-    out(f"recovery: {ctx.results['recovery']['seconds']:.2f}s to correct figures after SIGKILL "
-        f"(ready after {ctx.results['recovery']['ready_seconds']}s); peak RSS {mem.peak_mib:.0f} MiB")
+    out(
+        f"recovery: {ctx.results['recovery']['seconds']:.2f}s to correct figures after SIGKILL "
+        f"(ready after {ctx.results['recovery']['ready_seconds']}s); peak RSS {mem.peak_mib:.0f} MiB"
+    )
 
 
 # -- 6. latency ----------------------------------------------------------------------------------------
@@ -408,19 +450,26 @@ async def latency(ctx: Context, out: Out) -> None:
     await ctx.system.wait_ready(["alerter"], timeout=60)
     await asyncio.sleep(1.0)  # the alerter evaluates the figures so far (no alert: every segment is ok)
     figures_from, alerts_from = len(follower.figures), len(follower.alerts)
-    out(f"latency: {cfg.rate:,} events/s for {cfg.latency_seconds:.0f}s straight to Kafka, a 4d(2) dip "
-        f"every {cfg.dip_every}s")
+    out(
+        f"latency: {cfg.rate:,} events/s for {cfg.latency_seconds:.0f}s straight to Kafka, a 4d(2) dip "
+        f"every {cfg.dip_every}s"
+    )
     load = await steady_load(ctx)
     sent, toggles = load.sent, load.toggles
     expected, accounts = w.expected(), w.expected_accounts()
-    await follower.wait_for(lambda: first_match(follower.figures, expected, accounts, since=figures_from), 60,
-                            "the figures after the steady load")
+    await follower.wait_for(
+        lambda: first_match(follower.figures, expected, accounts, since=figures_from),
+        60,
+        "the figures after the steady load",
+    )
     ctx.checks["latency: figures equal the Book's after the load"] = True
 
     with contextlib.suppress(TimeoutError):  # fewer: a calculator behind the load coalesced a dip with its cure
         await follower.wait_for(
-            lambda: True if len(dip_alerts(follower.alerts[alerts_from:])) >= len(toggles) else None, 30,
-            f"{len(toggles)} deficiency alert transitions")
+            lambda: True if len(dip_alerts(follower.alerts[alerts_from:])) >= len(toggles) else None,
+            30,
+            f"{len(toggles)} deficiency alert transitions",
+        )
     alerts = dip_alerts(follower.alerts[alerts_from:])
     ctx.checks["latency: one deficiency alert per dip and per cure"] = [
         a.item.state == ("firing" if into else "resolved") for a, (into, _) in zip(alerts, toggles, strict=False)
@@ -438,17 +487,25 @@ async def latency(ctx: Context, out: Out) -> None:
         "figures_record_behind_newest_event_ms": summary(per_record),
         "event_to_alert_ms": summary(alert_latency),
         "alert_transitions": {"expected": len(toggles), "seen": len(alerts)},
-        "other_alerts": dict(sorted(Counter(
-            f"{a.item.segment} {a.item.rule} {a.item.state}" for a in follower.alerts[alerts_from:]
-            if not (a.item.rule == "deficiency" and a.item.segment == DIP[0])).items())),
+        "other_alerts": dict(
+            sorted(
+                Counter(
+                    f"{a.item.segment} {a.item.rule} {a.item.state}"
+                    for a in follower.alerts[alerts_from:]
+                    if not (a.item.rule == "deficiency" and a.item.segment == DIP[0])
+                ).items()
+            )
+        ),
         "note": "event → figures: per steady event, the Kafka timestamp of the first figures record of its "
-                "segment whose ingested_at is at or after the event's timestamp, minus that timestamp; event → "
-                "alert: per dip or cure, the Kafka timestamp of the deficiency alert it caused minus its own",
+        "segment whose ingested_at is at or after the event's timestamp, minus that timestamp; event → "
+        "alert: per dip or cure, the Kafka timestamp of the deficiency alert it caused minus its own",
     }
     lat = ctx.results["latency"]
-    out(f"latency: event → figures p50 {lat['event_to_figures_ms'].get('p50')} ms "
+    out(
+        f"latency: event → figures p50 {lat['event_to_figures_ms'].get('p50')} ms "
         f"p99 {lat['event_to_figures_ms'].get('p99')} ms; event → alert p50 {lat['event_to_alert_ms'].get('p50')} "
-        f"ms p99 {lat['event_to_alert_ms'].get('p99')} ms ({len(alert_latency)} alerts)")
+        f"ms p99 {lat['event_to_alert_ms'].get('p99')} ms ({len(alert_latency)} alerts)"
+    )
 
 
 async def steady_load(ctx: Context) -> SteadyLoad:
@@ -511,8 +568,7 @@ def alert_latencies(alerts: Sequence[Seen[Any]], toggles: Sequence[tuple[bool, i
     return out
 
 
-def figure_latencies(figures: Sequence[Seen[Any]], sent: Sequence[tuple[str, int]]
-                     ) -> tuple[list[float], list[float]]:
+def figure_latencies(figures: Sequence[Seen[Any]], sent: Sequence[tuple[str, int]]) -> tuple[list[float], list[float]]:
     """Event → figures, in seconds: an event is in the first figures record of its segment whose ingested_at
     (the Kafka timestamp of the newest balance behind it) is at or after the event's own timestamp. Also, per
     figures record, how far its Kafka timestamp is behind its ingested_at."""
@@ -571,15 +627,18 @@ async def ingest(ctx: Context, out: Out) -> None:
                 accepted += len(reply["accepted"])
 
     timeout = aiohttp.ClientTimeout(total=60)
-    out(f"ingest: {len(bodies) * cfg.ingest_batch:,} events in NDJSON batches of {cfg.ingest_batch:,} from "
-        f"{cfg.ingest_clients} clients, then {cfg.single_posts:,} single-event POSTs one at a time")
+    out(
+        f"ingest: {len(bodies) * cfg.ingest_batch:,} events in NDJSON batches of {cfg.ingest_batch:,} from "
+        f"{cfg.ingest_clients} clients, then {cfg.single_posts:,} single-event POSTs one at a time"
+    )
     async with aiohttp.ClientSession(timeout=timeout) as http:
         warm = b"\n".join(w.update().value for _ in range(cfg.ingest_batch)) + b"\n"  # connections, JIT paths
         async with http.post(url, data=warm, headers={**auth, "Content-Type": "application/x-ndjson"}) as r:
             await r.read()
         started = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(client(http) for _ in range(cfg.ingest_clients))),
-                               max(60.0, cfg.ingest_events / 1000))
+        await asyncio.wait_for(
+            asyncio.gather(*(client(http) for _ in range(cfg.ingest_clients))), max(60.0, cfg.ingest_events / 1000)
+        )
         batch_seconds = time.perf_counter() - started
         single: list[float] = []
         headers = {**auth, "Content-Type": "application/json"}
@@ -598,11 +657,13 @@ async def ingest(ctx: Context, out: Out) -> None:
         "events_per_second": round(accepted / batch_seconds),
         "single_event_ms": summary(single),
         "note": "accepted = acknowledged by Kafka (acks=all) before the 202; the calculator and alerter were "
-                "stopped; the HTTP clients run in the benchmark's process on the same machine",
+        "stopped; the HTTP clients run in the benchmark's process on the same machine",
     }
     r_ = ctx.results["ingest"]
-    out(f"ingest: {r_['events_per_second']:,} events/s in batches; single event p50 "
-        f"{r_['single_event_ms']['p50']} ms p99 {r_['single_event_ms']['p99']} ms")
+    out(
+        f"ingest: {r_['events_per_second']:,} events/s in batches; single event p50 "
+        f"{r_['single_event_ms']['p50']} ms p99 {r_['single_event_ms']['p99']} ms"
+    )
 
 
 # -- 8. the idle calculator ----------------------------------------------------------------------------
@@ -622,13 +683,13 @@ async def idle_calculator(cfg: BenchConfig, workdir: Path, out: Out, results: di
         held = results.get("memory")
         if held:
             held["peak_bytes_per_account_over_idle"] = round(
-                (held["peak_mib"] - mem.peak_mib) * 2**20 / held["accounts"])
+                (held["peak_mib"] - mem.peak_mib) * 2**20 / held["accounts"]
+            )
         out(f"idle calculator: peak RSS {mem.peak_mib:.0f} MiB")
     finally:
         if "calculator" in system.services:
             await system.stop_service("calculator")
         if system.bootstrap:
             with contextlib.suppress(Exception):
-                await delete_namespace(
-                    load(KafkaPart, kafka_bootstrap=system.bootstrap).kafka, namespace)
+                await delete_namespace(load(KafkaPart, kafka_bootstrap=system.bootstrap).kafka, namespace)
         await system.stop()

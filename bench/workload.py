@@ -142,13 +142,22 @@ class Workload:
         offset = int(s * rng.uniform(0, 0.1)) if c.deficit and rng.random() < 0.5 else 0
         offset = min(offset, securities)  # the haircut value never exceeds the securities (Reg. 1.32(b))
         amounts = {
-            "cash": money(cash), "securities": money(securities), "unrealized": money(unrealized),
-            "long_options": money(long_options), "short_options": money(short_options),
+            "cash": money(cash),
+            "securities": money(securities),
+            "unrealized": money(unrealized),
+            "long_options": money(long_options),
+            "short_options": money(short_options),
             "offset_securities": money(offset),
         }
         wire = {
-            "schema_version": 1, "event_id": event_id, "source": "ledger", "as_of": as_of.isoformat(),
-            "type": "account_balance", "segment": c.segment, "account": c.account, "currency": c.currency,
+            "schema_version": 1,
+            "event_id": event_id,
+            "source": "ledger",
+            "as_of": as_of.isoformat(),
+            "type": "account_balance",
+            "segment": c.segment,
+            "account": c.account,
+            "currency": c.currency,
             **amounts,
         }
         values = {**wire, "as_of": as_of, **{k: Decimal(v) for k, v in amounts.items()}}
@@ -161,13 +170,22 @@ class Workload:
     def depository_event(self, sid: str, depository: str, line: str, amount: Decimal) -> Record:
         event_id, as_of = self._next()
         wire = {
-            "schema_version": 1, "event_id": event_id, "source": "bank", "as_of": as_of.isoformat(),
-            "type": "depository_balance", "segment": sid, "depository": depository, "line": line,
-            "currency": "USD", "location": "us", "instrument": "cash",
+            "schema_version": 1,
+            "event_id": event_id,
+            "source": "bank",
+            "as_of": as_of.isoformat(),
+            "type": "depository_balance",
+            "segment": sid,
+            "depository": depository,
+            "line": line,
+            "currency": "USD",
+            "location": "us",
+            "instrument": "cash",
             "amount": str(amount),
         }
-        record = self._record(DepositoryBalance, f"depo|{sid}|{depository}", {**wire, "as_of": as_of,
-                                                                             "amount": amount}, wire)
+        record = self._record(
+            DepositoryBalance, f"depo|{sid}|{depository}", {**wire, "as_of": as_of, "amount": amount}, wire
+        )
         self.book.apply(record.event)
         return record
 
@@ -217,8 +235,15 @@ class Workload:
 
     def _fx_rate(self, currency: str, rate: Decimal) -> Record:
         event_id, as_of = self._next()
-        wire = {"schema_version": 1, "event_id": event_id, "source": "treasury", "as_of": as_of.isoformat(),
-                "type": "fx_rate", "currency": currency, "usd_per_unit": str(rate)}
+        wire = {
+            "schema_version": 1,
+            "event_id": event_id,
+            "source": "treasury",
+            "as_of": as_of.isoformat(),
+            "type": "fx_rate",
+            "currency": currency,
+            "usd_per_unit": str(rate),
+        }
         record = self._record(FxRate, f"fx|{currency}", {**wire, "as_of": as_of, "usd_per_unit": rate}, wire)
         self.book.apply(record.event)
         return record
@@ -229,16 +254,34 @@ class Workload:
         for sid in SEGMENT_IDS:
             amount = (self.book.consolidated(sid).requirement * TARGET_SHARE).quantize(Decimal(1))
             event_id, as_of = self._next()
-            wire = {"schema_version": 1, "event_id": event_id, "source": "treasury", "as_of": as_of.isoformat(),
-                    "type": "management_target", "segment": sid, "amount": str(amount)}
-            out.append(self._record(ManagementTarget, f"target|{sid}", {**wire, "as_of": as_of, "amount": amount},
-                                    wire))
+            wire = {
+                "schema_version": 1,
+                "event_id": event_id,
+                "source": "treasury",
+                "as_of": as_of.isoformat(),
+                "type": "management_target",
+                "segment": sid,
+                "amount": str(amount),
+            }
+            out.append(
+                self._record(ManagementTarget, f"target|{sid}", {**wire, "as_of": as_of, "amount": amount}, wire)
+            )
         event_id, as_of = self._next()
         amount = (self.book.consolidated("30.7").requirement / 2).quantize(Decimal(1))
-        wire = {"schema_version": 1, "event_id": event_id, "source": "treasury", "as_of": as_of.isoformat(),
-                "type": "foreign_requirement", "segment": "30.7", "amount": str(amount)}
-        out.append(self._record(ForeignRequirement, "foreign_requirement|30.7",
-                                {**wire, "as_of": as_of, "amount": amount}, wire))
+        wire = {
+            "schema_version": 1,
+            "event_id": event_id,
+            "source": "treasury",
+            "as_of": as_of.isoformat(),
+            "type": "foreign_requirement",
+            "segment": "30.7",
+            "amount": str(amount),
+        }
+        out.append(
+            self._record(
+                ForeignRequirement, "foreign_requirement|30.7", {**wire, "as_of": as_of, "amount": amount}, wire
+            )
+        )
         for record in out:
             self.book.apply(record.event)
         return [*self.fx, *out]

@@ -26,19 +26,39 @@ ExactAmount = Annotated[Decimal, Field(allow_inf_nan=False)]
 Severity = Literal["critical", "warning", "info"]
 State = Literal["firing", "resolved", "notice"]
 RuleName = Literal[
-    "deficiency", "under_target", "missing_fx", "stale_fx", "no_target", "disbursement_25pct", "disbursement_violation",
+    "deficiency",
+    "under_target",
+    "missing_fx",
+    "stale_fx",
+    "no_target",
+    "disbursement_25pct",
+    "disbursement_violation",
     "residual_interest_undermargined",
-    "offshore_funds", "depository_not_acknowledged", "depository_not_qualified", "investment_not_permitted",
-    "asset_concentration", "issuer_concentration", "average_maturity", "investment_report_overdue",
-    "statement_not_filed", "statement_filed_late", "amendment_needed",
+    "offshore_funds",
+    "depository_not_acknowledged",
+    "depository_not_qualified",
+    "investment_not_permitted",
+    "asset_concentration",
+    "issuer_concentration",
+    "average_maturity",
+    "investment_report_overdue",
+    "statement_not_filed",
+    "statement_filed_late",
+    "amendment_needed",
 ]
 # Rules of the business day's statement (segwatch.core.deadlines, segwatch.core.day_alerts): one alert per
 # business day and rule, on the segment of the day's first statement due.
 DayRuleName = Literal["statement_not_filed", "statement_filed_late", "amendment_needed"]
 # Rules on where and in what the money is held (segwatch.core.holding_rules): firing/resolved alert state.
 HoldingRuleName = Literal[
-    "offshore_funds", "depository_not_acknowledged", "depository_not_qualified", "investment_not_permitted",
-    "asset_concentration", "issuer_concentration", "average_maturity", "investment_report_overdue",
+    "offshore_funds",
+    "depository_not_acknowledged",
+    "depository_not_qualified",
+    "investment_not_permitted",
+    "asset_concentration",
+    "issuer_concentration",
+    "average_maturity",
+    "investment_report_overdue",
 ]
 # Rules whose alerts fire and resolve with a condition on the figures (the alert state).
 StateRuleName = Literal["deficiency", "under_target", "missing_fx", "stale_fx", "no_target"]

@@ -253,8 +253,14 @@ class Reason(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     code: Literal[
-        "prior_statement_not_filed", "no_daily_computation", "no_live_figures", "no_target", "deficiency",
-        "under_target", "exceeds_25pct_daily", "exceeds_25pct_live",
+        "prior_statement_not_filed",
+        "no_daily_computation",
+        "no_live_figures",
+        "no_target",
+        "deficiency",
+        "under_target",
+        "exceeds_25pct_daily",
+        "exceeds_25pct_live",
     ]
     verdict: Verdict = Field(description="What this reason alone makes of the proposal.")
     regulation: str

@@ -34,8 +34,11 @@ def input_errors(exc: ValidationError) -> list[InputError]:
             reason = "unknown field"
         elif err["type"] == "union_tag_invalid":
             field = "type"
-            reason = f"unknown event type {err.get('input', {}).get('type')!r}" if isinstance(
-                err.get("input"), dict) else reason
+            reason = (
+                f"unknown event type {err.get('input', {}).get('type')!r}"
+                if isinstance(err.get("input"), dict)
+                else reason
+            )
         reason = reason.removeprefix("Value error, ")
         if field in _tags() or field == "(record)":
             # A model-level check names its field as "field: reason".

@@ -101,8 +101,18 @@ INSTRUMENTS = (
     "other",
 )
 Instrument = Literal[
-    "cash", "us_government", "us_agency", "certificate_of_deposit", "commercial_paper", "corporate_note",
-    "money_market_fund", "municipal", "foreign_sovereign", "customer_securities", "open_trade_equity", "other",
+    "cash",
+    "us_government",
+    "us_agency",
+    "certificate_of_deposit",
+    "commercial_paper",
+    "corporate_note",
+    "money_market_fund",
+    "municipal",
+    "foreign_sovereign",
+    "customer_securities",
+    "open_trade_equity",
+    "other",
 ]
 
 
@@ -111,7 +121,10 @@ Instrument = Literal[
 NOT_INVESTMENTS = frozenset({"cash", "customer_securities", "open_trade_equity"})
 # 30.7 bank lines name where the bank is: a balance whose location says otherwise is misclassified.
 LINE_LOCATIONS: dict[str, Literal["us", "non_us"]] = {
-    "7500": "us", "7540": "us", "7520": "non_us", "7560": "non_us",
+    "7500": "us",
+    "7540": "us",
+    "7520": "non_us",
+    "7560": "non_us",
 }
 Cusip = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z*@#]{8}[0-9]$")]
 
@@ -182,8 +195,9 @@ class ManagementTarget(EventBase):
     def _exactly_one(self) -> Self:
         if (self.amount is None) == (self.percentage is None):
             which = "neither" if self.amount is None else "both"
-            raise ValueError(f"amount: give exactly one of amount (USD) and percentage (of the requirement), "
-                             f"not {which}")
+            raise ValueError(
+                f"amount: give exactly one of amount (USD) and percentage (of the requirement), not {which}"
+            )
         return self
 
     @property
@@ -247,8 +261,12 @@ class DepositoryReference(EventBase):
 
     @model_validator(mode="after")
     def _capital_of_foreign_bank(self) -> Self:
-        if (self.segment == "30.7" and self.kind == "bank" and self.country != "US"
-                and self.regulatory_capital_over_1bn is None):
+        if (
+            self.segment == "30.7"
+            and self.kind == "bank"
+            and self.country != "US"
+            and self.regulatory_capital_over_1bn is None
+        ):
             raise ValueError(
                 "regulatory_capital_over_1bn: required for a bank outside the US holding 30.7 funds (Reg. 30.7: "
                 "only one with over $1 billion of regulatory capital qualifies)"
@@ -435,17 +453,32 @@ class InvestmentReportSubmitted(EventBase):
         return f"investment_report|{self.report_date.isoformat()}|submitted|{pool}"
 
 
-DAY_EVENT_MODELS: tuple[type[EventBase], ...] = (BusinessDayClose, StatementApproval, StatementFiling,
-                                                 InvestmentReportSubmitted)
+DAY_EVENT_MODELS: tuple[type[EventBase], ...] = (
+    BusinessDayClose,
+    StatementApproval,
+    StatementFiling,
+    InvestmentReportSubmitted,
+)
 
 
 Balance = AccountBalance | DepositoryBalance
 Setting = ManagementTarget | ForeignRequirement | FxRate
 HoldingSetting = ForeignMarginRequirement | DepositoryReference  # where and in what the money is held (#14)
 Event = Annotated[
-    AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate | Disbursement
-    | DisbursementApproval | UndermarginedAmounts | BusinessDayClose | StatementApproval | StatementFiling
-    | ForeignMarginRequirement | DepositoryReference | InvestmentReportSubmitted,
+    AccountBalance
+    | DepositoryBalance
+    | ManagementTarget
+    | ForeignRequirement
+    | FxRate
+    | Disbursement
+    | DisbursementApproval
+    | UndermarginedAmounts
+    | BusinessDayClose
+    | StatementApproval
+    | StatementFiling
+    | ForeignMarginRequirement
+    | DepositoryReference
+    | InvestmentReportSubmitted,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
@@ -466,7 +499,18 @@ def parse_event_json(raw: bytes | str) -> Event:
         except (ValueError, RecursionError):
             raise exc from None
         return EVENT_ADAPTER.validate_python(data)
+
+
 EVENT_MODELS: tuple[type[EventBase], ...] = (
-    AccountBalance, DepositoryBalance, ManagementTarget, ForeignRequirement, FxRate, Disbursement,
-    DisbursementApproval, UndermarginedAmounts, *DAY_EVENT_MODELS, ForeignMarginRequirement, DepositoryReference,
+    AccountBalance,
+    DepositoryBalance,
+    ManagementTarget,
+    ForeignRequirement,
+    FxRate,
+    Disbursement,
+    DisbursementApproval,
+    UndermarginedAmounts,
+    *DAY_EVENT_MODELS,
+    ForeignMarginRequirement,
+    DepositoryReference,
 )

@@ -20,8 +20,18 @@ def models() -> tuple[type[BaseModel], ...]:
     from schemas.statements import DayStatus, InvestmentReportRecord, StatementRecord
 
     return (
-        *EVENT_MODELS, Figures, DeadLetter, Alert, StatementRecord, DayStatus, InvestmentReportRecord,
-        Baseline, DisbursementDecision, DisbursementNotice, WhatIfRequest, WhatIfResponse,
+        *EVENT_MODELS,
+        Figures,
+        DeadLetter,
+        Alert,
+        StatementRecord,
+        DayStatus,
+        InvestmentReportRecord,
+        Baseline,
+        DisbursementDecision,
+        DisbursementNotice,
+        WhatIfRequest,
+        WhatIfResponse,
     )
 
 

@@ -20,8 +20,7 @@ class Figures(BaseModel):
     segment: SegmentId
     version: int = Field(ge=0, description="Grows by one with every change of this segment's figures.")
     as_of: datetime | None = Field(
-        description="The oldest of the input sources' newest as-of: a figure is only as current as its stalest "
-        "source."
+        description="The oldest of the input sources' newest as-of: a figure is only as current as its stalest source."
     )
     computed_at: datetime
     lines: dict[LineCode, Total] = Field(description="Every line of the statement, in US dollars.")
@@ -63,8 +62,9 @@ class Figures(BaseModel):
         default_factory=dict, description="Each input source and the newest as-of it has sent (for freshness)."
     )
     holdings: HoldingsFigures | None = Field(
-        default=None, description="Where and in what the pool's money is held (issue #14); null when the segment "
-        "has no depository balance."
+        default=None,
+        description="Where and in what the pool's money is held (issue #14); null when the segment "
+        "has no depository balance.",
     )
 
 
@@ -100,11 +100,15 @@ class DepositoryHoldingFigures(BaseModel):
 
     depository: str
     amount: Total
-    kind: str | None = Field(default=None, description="bank, dco, fcm, foreign_broker, foreign_clearing_organization"
-                             "; null when the depository has no reference data (unclassified).")
+    kind: str | None = Field(
+        default=None,
+        description="bank, dco, fcm, foreign_broker, foreign_clearing_organization"
+        "; null when the depository has no reference data (unclassified).",
+    )
     country: str | None = None
     acknowledgment_letter: bool | None = Field(
-        default=None, description="Whether its acknowledgment letter is on file; null when unclassified.")
+        default=None, description="Whether its acknowledgment letter is on file; null when unclassified."
+    )
     regulatory_capital_over_1bn: bool | None = None
 
 
@@ -122,8 +126,9 @@ class HoldingsFigures(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    on: date = Field(description="The day the average maturity is measured from (the newest balance's date, "
-                     "America/Chicago).")
+    on: date = Field(
+        description="The day the average maturity is measured from (the newest balance's date, America/Chicago)."
+    )
     total: Total = Field(description="Every depository balance of the pool.")
     by_instrument: dict[str, Total] = Field(description="What the pool holds, by instrument type.")
     by_issuer: list[IssuerHoldingFigures] = Field(default_factory=list, description="Investments by issuer.")
@@ -132,20 +137,26 @@ class HoldingsFigures(BaseModel):
     outside_us: Total = Field(description="Funds held outside the US (30.7: the Reg. 30.7 limit applies).")
     inside_us: Total
     foreign_margin_requirement: Total | None = Field(
-        default=None, description="30.7: the foreign margin requirement; null when none was received.")
+        default=None, description="30.7: the foreign margin requirement; null when none was received."
+    )
     offshore_limit: Total | None = Field(default=None, description="30.7: 120% of the foreign margin requirement.")
     offshore_headroom: Total | None = Field(
-        default=None, description="30.7: the limit less the funds outside the US (negative: over the limit).")
+        default=None, description="30.7: the limit less the funds outside the US (negative: over the limit)."
+    )
     average_maturity_days: Total | None = Field(
-        default=None, description="Dollar-weighted average days to maturity of the investments (MMFs: one day).")
+        default=None, description="Dollar-weighted average days to maturity of the investments (MMFs: one day)."
+    )
     without_maturity: Total = Field(description="Investments without a maturity date (left out of the average).")
     unacknowledged: dict[str, Total] = Field(
-        default_factory=dict, description="Funds at depositories whose acknowledgment letter is missing, shown apart.")
+        default_factory=dict, description="Funds at depositories whose acknowledgment letter is missing, shown apart."
+    )
     counts_unacknowledged: bool = Field(
-        default=False, description="Whether those funds count in the funds lines (SEGWATCH_COUNT_UNACKNOWLEDGED).")
+        default=False, description="Whether those funds count in the funds lines (SEGWATCH_COUNT_UNACKNOWLEDGED)."
+    )
     unclassified: list[str] = Field(default_factory=list, description="Depositories without reference data.")
     not_qualified: dict[str, Total] = Field(
-        default_factory=dict, description="30.7 funds at banks outside the US without over $1bn of capital.")
+        default_factory=dict, description="30.7 funds at banks outside the US without over $1bn of capital."
+    )
     missing_fx: list[Currency] = Field(default_factory=list, description="Currencies left out: no FX rate.")
 
 

@@ -16,7 +16,6 @@ from segwatch.environment import EventsPart, load
 SegmentId = Literal["4d2", "30.7", "4df"]
 
 
-
 # The error a float amount raises: a binary float has already lost the digits of a 16- or 17-digit amount
 # (90071992547409.93 reads as ...94), so money never comes from one. JSON text is re-read exactly instead
 # (schemas.events.parse_event_json) when a JSON number has a fraction or an exponent.
@@ -29,7 +28,8 @@ def _plain_digits(value: object) -> object:
     float (see INEXACT_NUMBER)."""
     if isinstance(value, float):
         raise PydanticCustomError(
-            INEXACT_NUMBER, "an amount is never read from a binary float ({value}): send a decimal string",
+            INEXACT_NUMBER,
+            "an amount is never read from a binary float ({value}): send a decimal string",
             {"value": value},
         )
     if isinstance(value, str):

@@ -165,12 +165,12 @@ class KafkaPart(EnvSettings):
 
     kafka_bootstrap: Text | None = env("KAFKA_BOOTSTRAP", None, f"host:port[,host:port...]; {DEFAULT_BOOTSTRAP}")
     segwatch_kafka_bootstrap: Text | None = env(
-        "SEGWATCH_KAFKA_BOOTSTRAP", None, "the same, read when KAFKA_BOOTSTRAP is unset")
+        "SEGWATCH_KAFKA_BOOTSTRAP", None, "the same, read when KAFKA_BOOTSTRAP is unset"
+    )
     kafka_security_protocol: Text | None = env("KAFKA_SECURITY_PROTOCOL", None, ", ".join(SECURITY_PROTOCOLS))
     kafka_sasl_mechanism: Text | None = env("KAFKA_SASL_MECHANISM", None, ", ".join(SASL_MECHANISMS))
     kafka_sasl_username: str | None = env("KAFKA_SASL_USERNAME", None, "required with SASL")
-    kafka_sasl_password: str | None = env("KAFKA_SASL_PASSWORD", None, "required with SASL (or the file)",
-                                          repr=False)
+    kafka_sasl_password: str | None = env("KAFKA_SASL_PASSWORD", None, "required with SASL (or the file)", repr=False)
     kafka_sasl_password_file: Text | None = env("KAFKA_SASL_PASSWORD_FILE", None, "the password's file")
     kafka_ssl_cafile: Text | None = env("KAFKA_SSL_CAFILE", None, "PEM bundle of CAs to trust")
     kafka_ssl_certfile: Text | None = env("KAFKA_SSL_CERTFILE", None, "client certificate (PEM)")
@@ -230,8 +230,9 @@ class KafkaPart(EnvSettings):
         sasl = protocol in _SASL
         tls = protocol in _TLS
 
-        mechanism = _choice("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism, SASL_MECHANISMS,
-                            "PLAIN" if sasl else None)
+        mechanism = _choice(
+            "KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism, SASL_MECHANISMS, "PLAIN" if sasl else None
+        )
         username = self.kafka_sasl_username or None
         password = self._sasl_password()
         self._check_sasl(protocol, sasl, username, password)
@@ -245,7 +246,9 @@ class KafkaPart(EnvSettings):
                 raise EnvError("KAFKA_SSL_KEYFILE", "needs KAFKA_SSL_CERTFILE, the certificate of that key")
         else:
             for var, value in (
-                ("KAFKA_SSL_CAFILE", cafile), ("KAFKA_SSL_CERTFILE", certfile), ("KAFKA_SSL_KEYFILE", keyfile),
+                ("KAFKA_SSL_CAFILE", cafile),
+                ("KAFKA_SSL_CERTFILE", certfile),
+                ("KAFKA_SSL_KEYFILE", keyfile),
                 ("KAFKA_SSL_KEY_PASSWORD", key_password),
             ):
                 if value is not None and value.strip():

@@ -204,7 +204,11 @@ class EnvSettings(BaseSettings):
     environment is read by each field's variable name only, exactly as spelt."""
 
     model_config = SettingsConfigDict(
-        case_sensitive=True, extra="ignore", frozen=True, validate_by_name=True, validate_by_alias=True,
+        case_sensitive=True,
+        extra="ignore",
+        frozen=True,
+        validate_by_name=True,
+        validate_by_alias=True,
     )
     # Variables whose values an error message must never repeat.
     SECRET: ClassVar[frozenset[str]] = frozenset()
@@ -316,7 +320,8 @@ def _log_format(raw: str) -> str:
 
 class LoggingPart(EnvSettings):
     log_format: Annotated[str | None, AfterValidator(lambda v: v if v is None else _log_format(v))] = env(
-        "SEGWATCH_LOG_FORMAT", None, "json or console; unset: json unless on a terminal")
+        "SEGWATCH_LOG_FORMAT", None, "json or console; unset: json unless on a terminal"
+    )
     log_level: Annotated[str, AfterValidator(_log_level)] = env("SEGWATCH_LOG_LEVEL", "INFO", "log level")
 
 
@@ -332,25 +337,30 @@ def _namespace(raw: str) -> str:
 
 class NamespacePart(EnvSettings):
     namespace: Annotated[str, AfterValidator(_namespace)] = env(
-        "SEGWATCH_NAMESPACE", "", "prefix of every topic, app id and consumer group")
+        "SEGWATCH_NAMESPACE", "", "prefix of every topic, app id and consumer group"
+    )
 
 
 class TopicsPart(EnvSettings):
     balance_partitions: PositiveInt = env(
-        "SEGWATCH_BALANCE_PARTITIONS", 4, "partitions of segwatch.balances (and its changelogs)")
+        "SEGWATCH_BALANCE_PARTITIONS", 4, "partitions of segwatch.balances (and its changelogs)"
+    )
     replication: PositiveInt = env("SEGWATCH_REPLICATION", 1, "replication factor of every topic")
 
 
 class EventsPart(EnvSettings):
     max_clock_skew: NonNegativeSeconds = env(
-        "SEGWATCH_MAX_CLOCK_SKEW_SECONDS", 300.0, "how far in the future an event's as_of may be")
+        "SEGWATCH_MAX_CLOCK_SKEW_SECONDS", 300.0, "how far in the future an event's as_of may be"
+    )
 
 
 class FiguresPart(EnvSettings):
     fx_max_age: WholeSeconds = env(
-        "SEGWATCH_FX_MAX_AGE_SECONDS", 26 * 3600, "a rate older than this behind the newest balance is stale")
+        "SEGWATCH_FX_MAX_AGE_SECONDS", 26 * 3600, "a rate older than this behind the newest balance is stale"
+    )
     count_unacknowledged: Flag = env(
-        "SEGWATCH_COUNT_UNACKNOWLEDGED", False, "count funds at a depository without its acknowledgment letter")
+        "SEGWATCH_COUNT_UNACKNOWLEDGED", False, "count funds at a depository without its acknowledgment letter"
+    )
 
 
 class CalendarPart(EnvSettings):

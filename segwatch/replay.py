@@ -24,8 +24,7 @@ from segwatch.system import LocalSystem, parse_output
 
 
 def describe_figures(f: Figures) -> str:
-    state = ("DEFICIENCY" if f.excess < 0 else "under target" if f.target is not None and f.excess < f.target
-             else "ok")
+    state = "DEFICIENCY" if f.excess < 0 else "under target" if f.target is not None and f.excess < f.target else "ok"
     if f.incomplete:
         state += f" INCOMPLETE (no rate: {', '.join(f.missing_fx)})"
     target = fmt_form(f.target) if f.target is not None else "none"
@@ -38,8 +37,10 @@ def describe_figures(f: Figures) -> str:
 def describe_statement(s: StatementRecord) -> str:
     excess = next((s.lines[c] for c in ("7190", "7380", "8730") if c in s.lines), None)
     moved = f"  moved {', '.join(sorted(s.moved))}" if s.moved else ""
-    return (f"STATEMENT {s.business_day} {s.segment:>4} {s.kind:<9} v{s.version:<3}"
-            f"  excess {fmt_form(excess) if excess is not None else '?':>15}{moved}")
+    return (
+        f"STATEMENT {s.business_day} {s.segment:>4} {s.kind:<9} v{s.version:<3}"
+        f"  excess {fmt_form(excess) if excess is not None else '?':>15}{moved}"
+    )
 
 
 def describe_record(raw: Mapping[str, object]) -> str:
@@ -124,12 +125,14 @@ class Watcher:
         except TimeoutError:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}") from None
 
-    def figures_equal(self, expected: Mapping[str, Mapping[str, Decimal]],
-                      missing_fx: Mapping[str, Sequence[str]] | None = None) -> bool:
+    def figures_equal(
+        self, expected: Mapping[str, Mapping[str, Decimal]], missing_fx: Mapping[str, Sequence[str]] | None = None
+    ) -> bool:
         """The latest figures have these lines (and, when given, leave out exactly these currencies: lines alone
         cannot tell incomplete figures from the complete ones before a currency without a rate arrived)."""
         return all(
-            sid in self.figures and self.figures[sid].lines == lines
+            sid in self.figures
+            and self.figures[sid].lines == lines
             and (missing_fx is None or list(self.figures[sid].missing_fx) == list(missing_fx.get(sid, ())))
             for sid, lines in expected.items()
         )
@@ -162,12 +165,14 @@ async def replay(
             # A segment has figures once it holds a balance (its settings alone publish none).
             expected = {sid: book.consolidated(sid).lines for sid in SEGMENT_IDS if book.holds(sid)}
             missing = {sid: book.consolidated(sid).missing_fx for sid in expected}
-            await watcher.wait_for(partial(watcher.figures_equal, expected, missing), timeout,
-                                   f"the figures after {name}")
+            await watcher.wait_for(
+                partial(watcher.figures_equal, expected, missing), timeout, f"the figures after {name}"
+            )
             statements += sum(1 for r in twin.feed_batch(events) if r.topic == STATEMENTS_TOPIC)
             if statements:
-                await watcher.wait_for(partial(watcher.has_statements, statements), timeout,
-                                       f"the statements after {name}")
+                await watcher.wait_for(
+                    partial(watcher.has_statements, statements), timeout, f"the statements after {name}"
+                )
             if pause:
                 await asyncio.sleep(pause)
     return book

@@ -161,10 +161,18 @@ def customer_accounts(segment_id: str, leaves: dict[str, Decimal], n: int, rng: 
         "short_options": split(leaves[codes["short_options"]], weights),
     }
     for j in range(m):
-        accounts.append(Account(
-            segment_id, f"{prefix}-{j:06d}", comps["cash"][j], comps["securities"][j], comps["unrealized"][j],
-            comps["long_options"][j], comps["short_options"][j], ZERO,
-        ))
+        accounts.append(
+            Account(
+                segment_id,
+                f"{prefix}-{j:06d}",
+                comps["cash"][j],
+                comps["securities"][j],
+                comps["unrealized"][j],
+                comps["long_options"][j],
+                comps["short_options"][j],
+                ZERO,
+            )
+        )
     return _no_rounding_deficits(accounts, k)
 
 
@@ -182,8 +190,9 @@ def _no_rounding_deficits(accounts: list[Account], k: int) -> list[Account]:
 
 
 def _replace_cash(a: Account, cash: Decimal) -> Account:
-    return Account(a.segment, a.account, cash, a.securities, a.unrealized, a.long_options, a.short_options,
-                   a.offset_securities)
+    return Account(
+        a.segment, a.account, cash, a.securities, a.unrealized, a.long_options, a.short_options, a.offset_securities
+    )
 
 
 # Clearing-organization margin accounts report on several lines each (cash, securities, settlement): one
@@ -213,16 +222,24 @@ def investments(amount: Decimal) -> list[Depository]:
     """The 30.7 securities in US safekeeping as several permitted investments (line 7540), exact to the cent."""
     parts = split(amount, [float(share) for *_, share in INVESTMENTS_7540])
     return [
-        Depository("30.7", f"S-7540-{instrument.upper()}", "7540", part, instrument, issuer,
-                   None if days is None else DAY.date() + timedelta(days=days))
+        Depository(
+            "30.7",
+            f"S-7540-{instrument.upper()}",
+            "7540",
+            part,
+            instrument,
+            issuer,
+            None if days is None else DAY.date() + timedelta(days=days),
+        )
         for (instrument, issuer, days, _), part in zip(INVESTMENTS_7540, parts, strict=True)
     ]
 
 
 def outside_us(book: dict[str, dict[str, Decimal]]) -> Decimal:
     """The 30.7 funds held outside the US at the close: every 30.7 depository line but the US banks'."""
-    return sum((book["30.7"].get(code, ZERO) for code in SEGMENTS["30.7"].depository_codes
-                if code not in US_LINES), ZERO)
+    return sum(
+        (book["30.7"].get(code, ZERO) for code in SEGMENTS["30.7"].depository_codes if code not in US_LINES), ZERO
+    )
 
 
 def _instrument(segment_id: str, code: str) -> str:
@@ -257,9 +274,18 @@ class Day:
 
     def account_event(self, a: Account, at: datetime, cash_delta: Decimal = ZERO) -> AccountBalance:
         return AccountBalance(
-            event_id=self._id(), source="ledger", as_of=at, segment=a.segment, account=a.account,  # type: ignore[arg-type]
-            currency="USD", cash=a.cash + cash_delta, securities=a.securities, unrealized=a.unrealized,
-            long_options=a.long_options, short_options=a.short_options, offset_securities=a.offset_securities,
+            event_id=self._id(),
+            source="ledger",
+            as_of=at,
+            segment=a.segment,  # type: ignore[arg-type]
+            account=a.account,
+            currency="USD",
+            cash=a.cash + cash_delta,
+            securities=a.securities,
+            unrealized=a.unrealized,
+            long_options=a.long_options,
+            short_options=a.short_options,
+            offset_securities=a.offset_securities,
         )
 
     def depository_event(self, d: Depository, at: datetime, amount: Decimal | None = None) -> DepositoryBalance:
@@ -267,11 +293,18 @@ class Day:
         if d.segment == "30.7":
             source = "bank" if d.line in {"7500", "7520", "7540", "7560"} else "broker"
         return DepositoryBalance(
-            event_id=self._id(), source=source, as_of=at, segment=d.segment, depository=d.depository,  # type: ignore[arg-type]
-            line=d.line, currency="USD", location="us" if d.segment != "30.7" or d.line in US_LINES else "non_us",
+            event_id=self._id(),
+            source=source,
+            as_of=at,
+            segment=d.segment,  # type: ignore[arg-type]
+            depository=d.depository,
+            line=d.line,
+            currency="USD",
+            location="us" if d.segment != "30.7" or d.line in US_LINES else "non_us",
             instrument=d.instrument or _instrument(d.segment, d.line),  # type: ignore[arg-type]
             amount=d.amount if amount is None else amount,
-            issuer=d.issuer, maturity=d.maturity,
+            issuer=d.issuer,
+            maturity=d.maturity,
         )
 
     def phases(self) -> list[tuple[str, list[EventBase]]]:
@@ -283,20 +316,36 @@ class Day:
         # far smaller than any segment's room over its target). The 4d(f) target is a percentage of the
         # requirement during the day (NFA 16(a) allows either) and restated as the filed amount at the close.
         settings: list[EventBase] = [
-            ManagementTarget(event_id=self._id(), source="treasury", as_of=OPEN, segment=sid,  # type: ignore[arg-type]
-                             amount=self.book[sid][seg.target])
-            for sid, seg in SEGMENTS.items() if sid != "4df"
+            ManagementTarget(
+                event_id=self._id(),
+                source="treasury",
+                as_of=OPEN,
+                segment=sid,  # type: ignore[arg-type]
+                amount=self.book[sid][seg.target],
+            )
+            for sid, seg in SEGMENTS.items()
+            if sid != "4df"
         ]
-        settings.append(ManagementTarget(event_id=self._id(), source="treasury", as_of=OPEN, segment="4df",
-                                         percentage=PERCENTAGE_TARGET_4DF))
-        settings.append(ForeignRequirement(event_id=self._id(), source="treasury", as_of=OPEN,
-                                           amount=self.book["30.7"]["7305"]))
+        settings.append(
+            ManagementTarget(
+                event_id=self._id(), source="treasury", as_of=OPEN, segment="4df", percentage=PERCENTAGE_TARGET_4DF
+            )
+        )
+        settings.append(
+            ForeignRequirement(event_id=self._id(), source="treasury", as_of=OPEN, amount=self.book["30.7"]["7305"])
+        )
         settings.extend(self._holdings_settings())
         out.append(("management targets", settings))
-        out.append(("opening depositories", [
-            self.depository_event(d, OPEN) for sid in SEGMENTS for d in [*self.depositories[sid], *(
-                [UNACKNOWLEDGED] if sid == UNACKNOWLEDGED.segment else [])]
-        ]))
+        out.append(
+            (
+                "opening depositories",
+                [
+                    self.depository_event(d, OPEN)
+                    for sid in SEGMENTS
+                    for d in [*self.depositories[sid], *([UNACKNOWLEDGED] if sid == UNACKNOWLEDGED.segment else [])]
+                ],
+            )
+        )
         opening: list[EventBase] = []
         for sid in SEGMENTS:
             for a in self.accounts[sid]:
@@ -310,8 +359,9 @@ class Day:
         # until the rate arrives; both balances are closed out (a zero) at the close.
         euro = self._euro(at)
         out.append(("30.7 euro balances, no EUR rate yet", euro))
-        out.append(("EUR rate", [FxRate(event_id=self._id(), source="fx", as_of=at, currency="EUR",
-                                        usd_per_unit=EUR_RATE)]))
+        out.append(
+            ("EUR rate", [FxRate(event_id=self._id(), source="fx", as_of=at, currency="EUR", usd_per_unit=EUR_RATE)])
+        )
         # The day: account updates spread over it, with the four steps of the 4d(2) dip between them.
         everyone = [a for sid in SEGMENTS for a in self.accounts[sid]]
         start, span = at + timedelta(minutes=1), (CLOSE - at - timedelta(minutes=32)).total_seconds()
@@ -338,8 +388,15 @@ class Day:
         dipped = self._dip_account()
         closing.append(self.depository_event(dipped, CLOSE, dipped.amount - LATE_CORRECTION))  # provisional
         closing.extend(self._euro(CLOSE, closed=True))
-        closing.append(ManagementTarget(event_id=self._id(), source="treasury", as_of=CLOSE, segment="4df",
-                                        amount=self.book["4df"][SEGMENTS["4df"].target]))
+        closing.append(
+            ManagementTarget(
+                event_id=self._id(),
+                source="treasury",
+                as_of=CLOSE,
+                segment="4df",
+                amount=self.book["4df"][SEGMENTS["4df"].target],
+            )
+        )
         out.append(("close", closing))
         out.extend(self._business_day(dipped))
         return out
@@ -348,16 +405,35 @@ class Day:
         """The close, its statement amended by a late balance, the sign-off and the filing (issue #12)."""
         day = DAY.date()
         return [
-            ("ledger end of day", [BusinessDayClose(event_id=self._id(), source="ledger", as_of=LEDGER_CLOSED,
-                                                    business_day=day)]),
+            (
+                "ledger end of day",
+                [BusinessDayClose(event_id=self._id(), source="ledger", as_of=LEDGER_CLOSED, business_day=day)],
+            ),
             ("late balance (amends the close)", [self.depository_event(dipped, LATE_AS_OF)]),
-            ("sign-off and filing", [
-                StatementApproval(event_id=self._id(), source="compliance", as_of=SIGNED_OFF, business_day=day,
-                                  approved_by="Pat Example", role="cfo", approved_at=SIGNED_OFF,
-                                  reference=f"SIGNOFF-{END_DATE}"),
-                StatementFiling(event_id=self._id(), source="compliance", as_of=FILED, business_day=day,
-                                filed_at=FILED, confirmation=f"WJ-{END_DATE}-0001", filed_by="Pat Example"),
-            ]),
+            (
+                "sign-off and filing",
+                [
+                    StatementApproval(
+                        event_id=self._id(),
+                        source="compliance",
+                        as_of=SIGNED_OFF,
+                        business_day=day,
+                        approved_by="Pat Example",
+                        role="cfo",
+                        approved_at=SIGNED_OFF,
+                        reference=f"SIGNOFF-{END_DATE}",
+                    ),
+                    StatementFiling(
+                        event_id=self._id(),
+                        source="compliance",
+                        as_of=FILED,
+                        business_day=day,
+                        filed_at=FILED,
+                        confirmation=f"WJ-{END_DATE}-0001",
+                        filed_by="Pat Example",
+                    ),
+                ],
+            ),
         ]
 
     def events(self) -> Iterator[EventBase]:
@@ -368,11 +444,30 @@ class Day:
         """A 30.7 customer's euro credit and the euros held for it at a non-US bank (zero once closed out)."""
         credit, held = (ZERO, ZERO) if closed else (EURO_CREDIT, EURO_CREDIT + EURO_CREDIT / 10)
         return [
-            AccountBalance(event_id=self._id(), source="ledger", as_of=at, segment="30.7", account="S-EUR-000001",
-                           currency="EUR", cash=credit, securities=ZERO, unrealized=ZERO, long_options=ZERO,
-                           short_options=ZERO),
-            DepositoryBalance(event_id=self._id(), source="bank", as_of=at, segment="30.7", depository="S-EUR-BANK",
-                              line="7520", currency="EUR", location="non_us", amount=held),
+            AccountBalance(
+                event_id=self._id(),
+                source="ledger",
+                as_of=at,
+                segment="30.7",
+                account="S-EUR-000001",
+                currency="EUR",
+                cash=credit,
+                securities=ZERO,
+                unrealized=ZERO,
+                long_options=ZERO,
+                short_options=ZERO,
+            ),
+            DepositoryBalance(
+                event_id=self._id(),
+                source="bank",
+                as_of=at,
+                segment="30.7",
+                depository="S-EUR-BANK",
+                line="7520",
+                currency="EUR",
+                location="non_us",
+                amount=held,
+            ),
         ]
 
     def _holdings_settings(self) -> list[EventBase]:
@@ -388,9 +483,17 @@ class Day:
         refs += [("30.7", d.depository, "US", True, None) for d in self.depositories["30.7"] if d.line == "7540"]
         refs.append((UNACKNOWLEDGED.segment, UNACKNOWLEDGED.depository, "US", False, None))
         out.extend(
-            DepositoryReference(event_id=self._id(), source="treasury", as_of=OPEN, segment=sid,  # type: ignore[arg-type]
-                                depository=dep, kind="bank", country=country, acknowledgment_letter=letter,
-                                regulatory_capital_over_1bn=capital)
+            DepositoryReference(
+                event_id=self._id(),
+                source="treasury",
+                as_of=OPEN,
+                segment=sid,  # type: ignore[arg-type]
+                depository=dep,
+                kind="bank",
+                country=country,
+                acknowledgment_letter=letter,
+                regulatory_capital_over_1bn=capital,
+            )
             for sid, dep, country, letter, capital in refs
         )
         return out

@@ -93,14 +93,16 @@ class LocalSystem:
     @property
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "SEGWATCH_NAMESPACE": self.namespace,
-            "KAFKA_BOOTSTRAP": self.bootstrap,
-            "SEGWATCH_INGEST_TOKENS": self.token,
-            "SEGWATCH_LOG_FORMAT": "json",
-            "SEGWATCH_CALCULATOR_DATADIR": str(self.workdir / "calculator-data"),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "SEGWATCH_NAMESPACE": self.namespace,
+                "KAFKA_BOOTSTRAP": self.bootstrap,
+                "SEGWATCH_INGEST_TOKENS": self.token,
+                "SEGWATCH_LOG_FORMAT": "json",
+                "SEGWATCH_CALCULATOR_DATADIR": str(self.workdir / "calculator-data"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if self.coalesce_ms is not None:
             env["SEGWATCH_COALESCE_MS"] = str(self.coalesce_ms)
         if self.now is not None:
@@ -146,15 +148,23 @@ class LocalSystem:
     def launch(self, svc: Service) -> None:
         log = svc.log.open("ab")
         svc.process = subprocess.Popen(
-            [sys.executable, "-m", "segwatch.cli", *svc.argv], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "segwatch.cli", *svc.argv],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
 
     async def _run(self, argv: Sequence[str]) -> None:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "segwatch.cli", *argv, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "segwatch.cli",
+            *argv,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         output, _ = await proc.communicate()
         if proc.returncode != 0:
@@ -176,10 +186,10 @@ class LocalSystem:
 
             def tails() -> str:
                 return ", ".join(sorted(pending)) + "".join(
-                    f"\n\n== {n}\n{self.services[n].log_tail()}" for n in sorted(pending))
+                    f"\n\n== {n}\n{self.services[n].log_tail()}" for n in sorted(pending)
+                )
 
-            await wait_until(all_ready, what="the services to be ready", timeout=timeout, interval=0.25,
-                             detail=tails)
+            await wait_until(all_ready, what="the services to be ready", timeout=timeout, interval=0.25, detail=tails)
 
     async def stop_service(self, name: str, timeout: float = 20.0) -> None:
         svc = self.services[name]
@@ -228,7 +238,7 @@ class LocalSystem:
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/x-ndjson"}
         url = f"{self.services['ingest'].url}/v1/events"
         for start in range(0, len(events), batch):
-            body = "\n".join(ev.model_dump_json() for ev in events[start:start + batch]) + "\n"
+            body = "\n".join(ev.model_dump_json() for ev in events[start : start + batch]) + "\n"
             async with http.post(url, data=body.encode(), headers=headers) as response:
                 reply = await response.json()
                 if response.status != 202 or reply.get("rejected"):
@@ -239,8 +249,10 @@ class LocalSystem:
     @contextlib.asynccontextmanager
     async def consume(self, *names: str, from_beginning: bool = True) -> AsyncIterator[AIOKafkaConsumer]:
         consumer = AIOKafkaConsumer(
-            *(self.topic(n) for n in names), bootstrap_servers=self.bootstrap,
-            auto_offset_reset="earliest" if from_beginning else "latest", enable_auto_commit=False,
+            *(self.topic(n) for n in names),
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            enable_auto_commit=False,
         )
         await consumer.start()
         try:

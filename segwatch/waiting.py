@@ -95,9 +95,7 @@ def wait_until_blocking(
         time.sleep(min(interval, remaining))
 
 
-def backoff(
-    first: float = 0.5, cap: float = 15.0, *, rng: random.Random | None = None
-) -> Iterator[float]:
+def backoff(first: float = 0.5, cap: float = 15.0, *, rng: random.Random | None = None) -> Iterator[float]:
     """Endless retry delays: the n-th is uniform in [0, min(cap, first * 2**n)] (exponential, full jitter)."""
     draw = rng or random.Random()
     step = first

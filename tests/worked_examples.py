@@ -30,26 +30,58 @@ EXCESS = {"4d2": "7190", "30.7": "7380", "4df": "8730"}
 TARGET_LINES = {"4d2": ("7194", "7198"), "30.7": ("7780", "7785"), "4df": ("8760", "8770")}
 
 
-def _account(prefix: str, sid: str, account: str, currency: str = "USD", *, cash: str, securities: str = "0",
-             offset: str = "0", source: str = "ledger", as_of: datetime = AS_OF) -> AccountBalance:
+def _account(
+    prefix: str,
+    sid: str,
+    account: str,
+    currency: str = "USD",
+    *,
+    cash: str,
+    securities: str = "0",
+    offset: str = "0",
+    source: str = "ledger",
+    as_of: datetime = AS_OF,
+) -> AccountBalance:
     return AccountBalance(
-        event_id=f"{prefix}-{sid}-{account}", source=source, as_of=as_of, segment=sid, account=account,  # type: ignore[arg-type]
-        currency=currency, cash=D(cash), securities=D(securities), unrealized=D(0), long_options=D(0),
-        short_options=D(0), offset_securities=D(offset),
+        event_id=f"{prefix}-{sid}-{account}",
+        source=source,
+        as_of=as_of,
+        segment=sid,  # type: ignore[arg-type]
+        account=account,
+        currency=currency,
+        cash=D(cash),
+        securities=D(securities),
+        unrealized=D(0),
+        long_options=D(0),
+        short_options=D(0),
+        offset_securities=D(offset),
     )
 
 
-def _depository(prefix: str, sid: str, depository: str, line: str, amount: str, currency: str = "USD", *,
-                as_of: datetime = AS_OF) -> DepositoryBalance:
+def _depository(
+    prefix: str, sid: str, depository: str, line: str, amount: str, currency: str = "USD", *, as_of: datetime = AS_OF
+) -> DepositoryBalance:
     return DepositoryBalance(
-        event_id=f"{prefix}-{sid}-{depository}-{line}", source="bank", as_of=as_of, segment=sid,  # type: ignore[arg-type]
-        depository=depository, line=line, currency=currency, location="us", amount=D(amount),
+        event_id=f"{prefix}-{sid}-{depository}-{line}",
+        source="bank",
+        as_of=as_of,
+        segment=sid,  # type: ignore[arg-type]
+        depository=depository,
+        line=line,
+        currency=currency,
+        location="us",
+        amount=D(amount),
     )
 
 
 def _target(prefix: str, sid: str, amount: str) -> ManagementTarget:
-    return ManagementTarget(event_id=f"{prefix}-target-{sid}", source="treasury", as_of=AS_OF, segment=sid,  # type: ignore[arg-type]
-                            amount=D(amount))
+    return ManagementTarget(
+        event_id=f"{prefix}-target-{sid}",
+        source="treasury",
+        as_of=AS_OF,
+        segment=sid,  # type: ignore[arg-type]
+        amount=D(amount),
+    )
 
 
 def securities_debit(sid: str = "4d2", prefix: str = "ex1") -> list[EventBase]:
@@ -65,8 +97,15 @@ def securities_debit(sid: str = "4d2", prefix: str = "ex1") -> list[EventBase]:
     ]
 
 
-SECURITIES_DEBIT_EXPECTED = {"net_equity": D(980), "gross": D(100), "offset": D(-60), "net": D(40),
-                             "required": D(1020), "funds": D(1080), "excess": D(60)}
+SECURITIES_DEBIT_EXPECTED = {
+    "net_equity": D(980),
+    "gross": D(100),
+    "offset": D(-60),
+    "net": D(40),
+    "required": D(1020),
+    "funds": D(1080),
+    "excess": D(60),
+}
 
 
 def multi_line_dco(prefix: str = "ex2") -> list[EventBase]:
@@ -94,8 +133,9 @@ def missing_jpy_rate(prefix: str = "ex3", jpy_rate: str | None = None, sid: str 
         _target(prefix, sid, "1000000"),
     ]
     if jpy_rate is not None:
-        events.append(FxRate(event_id=f"{prefix}-fx-JPY", source="fx", as_of=AS_OF, currency="JPY",
-                             usd_per_unit=D(jpy_rate)))
+        events.append(
+            FxRate(event_id=f"{prefix}-fx-JPY", source="fx", as_of=AS_OF, currency="JPY", usd_per_unit=D(jpy_rate))
+        )
     return events
 
 
@@ -120,5 +160,7 @@ def ndjson(events: list[EventBase]) -> str:
 
 def shifted(events: list[Any], delta: timedelta) -> list[Any]:
     """The same events, each as of `delta` later (with fresh ids), for a second run in one system."""
-    return [ev.model_copy(update={"as_of": ev.as_of + delta, "event_id": f"{ev.event_id}+{int(delta.total_seconds())}"})
-            for ev in events]
+    return [
+        ev.model_copy(update={"as_of": ev.as_of + delta, "event_id": f"{ev.event_id}+{int(delta.total_seconds())}"})
+        for ev in events
+    ]

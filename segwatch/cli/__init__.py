@@ -53,8 +53,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def _not_installed(sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str) -> None:
     def fail(args: argparse.Namespace) -> int:
-        raise CliError(f"`segwatch {command}` is a developer command, not installed here (a service image "
-                       "leaves developer tooling out)")
+        raise CliError(
+            f"`segwatch {command}` is a developer command, not installed here (a service image "
+            "leaves developer tooling out)"
+        )
 
     parser = sub.add_parser(command, add_help=False)
     parser.add_argument("rest", nargs=argparse.REMAINDER)

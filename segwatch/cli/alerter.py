@@ -31,8 +31,10 @@ def _port(text: str) -> int:
 
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
-        "alerter", help="figures → alerts and Prometheus metrics; tail the alert topic",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "alerter",
+        help="figures → alerts and Prometheus metrics; tail the alert topic",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="alerter_command", required=True, metavar="ACTION")
 
@@ -42,10 +44,16 @@ def register(sub: Any) -> None:
     advanced = serve.add_argument_group("topics and group (defaults: the declared ones; for shadow runs and tests)")
     advanced.add_argument("--group", default=None, help="consumer group id (default segwatch-alerter)")
     advanced.add_argument("--figures-topic", default=None, help="figures topic to consume")
-    advanced.add_argument("--disbursements-topic", default=None,
-                          help="disbursements topic to consume ('' for none: no 25%% disbursement control)")
-    advanced.add_argument("--statements-topic", default=None,
-                          help="statements topic to consume: the daily computations and filings ('' for none)")
+    advanced.add_argument(
+        "--disbursements-topic",
+        default=None,
+        help="disbursements topic to consume ('' for none: no 25%% disbursement control)",
+    )
+    advanced.add_argument(
+        "--statements-topic",
+        default=None,
+        help="statements topic to consume: the daily computations and filings ('' for none)",
+    )
     advanced.add_argument("--alerts-topic", default=None, help="alert topic to publish to and recover from")
     advanced.add_argument("--state-topic", default=None, help="compacted alert-state topic ('' for none)")
     advanced.add_argument("--deadletter-topic", default=None, help="dead-letter topic")
@@ -74,7 +82,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {
         name: value
         for name, value in (
-            ("group_id", args.group), ("figures_topic", args.figures_topic), ("alerts_topic", args.alerts_topic),
+            ("group_id", args.group),
+            ("figures_topic", args.figures_topic),
+            ("alerts_topic", args.alerts_topic),
             ("deadletter_topic", args.deadletter_topic),
         )
         if value
@@ -156,8 +166,12 @@ async def _tail(settings: Any, args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     consumer = AIOKafkaConsumer(
-        args.topic, **settings.aiokafka_kwargs(), group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest" if args.from_beginning else "latest", client_id="segwatch-alerter-tail",
+        args.topic,
+        **settings.aiokafka_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if args.from_beginning else "latest",
+        client_id="segwatch-alerter-tail",
     )
     seen = 0
     try:

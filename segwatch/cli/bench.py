@@ -9,14 +9,18 @@ from typing import Any
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "bench", help="benchmark the pipeline (starts the broker if needed; an isolated namespace, deleted after)",
+        "bench",
+        help="benchmark the pipeline (starts the broker if needed; an isolated namespace, deleted after)",
         description="Preloads balance events, then measures the calculator's throughput (against a bare aiokafka "
         "consumer and Kafka's ConsumerPerformance on the same topic), its memory, its recovery after SIGKILL, "
         "event → figures and event → alert latency under a steady load, and ingest over HTTP. Prints a table "
         "and writes the results as JSON. See docs/PERFORMANCE.md.",
     )
-    p.add_argument("--small", action="store_true",
-                   help="a run of seconds (20,000 events over 2,000 accounts, a 4 s latency phase), as CI runs it")
+    p.add_argument(
+        "--small",
+        action="store_true",
+        help="a run of seconds (20,000 events over 2,000 accounts, a 4 s latency phase), as CI runs it",
+    )
     p.add_argument("--events", type=int, help="balance events preloaded (1,000,000)")
     p.add_argument("--accounts", type=int, help="customer accounts they restate (100,000)")
     p.add_argument("--partitions", type=int, help="balances partitions (4)")
@@ -28,8 +32,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--single-posts", type=int, help="single-event POSTs, one at a time (2,000)")
     p.add_argument("--seed", type=int, help="the workload's random seed (7)")
     p.add_argument("--coalesce-ms", type=int, help="the calculator's coalescing interval (its default, 50)")
-    p.add_argument("--skip", default="", help="comma-separated phases to leave out: "
-                   "ceilings, throughput, recovery, latency, ingest, idle")
+    p.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated phases to leave out: ceilings, throughput, recovery, latency, ingest, idle",
+    )
     p.add_argument("--workdir", default="var/bench", help="where service logs go (var/bench/<timestamp>/)")
     p.add_argument("--out", help="the JSON result file (bench/results/<timestamp>.json)")
     p.add_argument("--keep-topics", action="store_true", help="leave the benchmark's topics on the broker")
@@ -69,8 +76,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise CliError(f"--skip: unknown phase(s) {', '.join(sorted(unknown))}; phases: {', '.join(PHASES)}")
     overrides = {
         name: getattr(args, name)
-        for name in ("events", "accounts", "partitions", "rate", "latency_seconds", "dip_every", "ingest_events",
-                     "ingest_clients", "single_posts", "seed", "coalesce_ms")
+        for name in (
+            "events",
+            "accounts",
+            "partitions",
+            "rate",
+            "latency_seconds",
+            "dip_every",
+            "ingest_events",
+            "ingest_clients",
+            "single_posts",
+            "seed",
+            "coalesce_ms",
+        )
         if getattr(args, name) is not None
     }
     for name, value in overrides.items():

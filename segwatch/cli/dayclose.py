@@ -92,8 +92,9 @@ def load_any(path: str) -> dict[str, dict[str, Decimal]]:
     return out
 
 
-def differences(computed: Mapping[str, Mapping[str, Decimal]], filed: Mapping[str, Mapping[str, Decimal]]
-                ) -> list[tuple[str, str, Decimal | None, Decimal | None]]:
+def differences(
+    computed: Mapping[str, Mapping[str, Decimal]], filed: Mapping[str, Mapping[str, Decimal]]
+) -> list[tuple[str, str, Decimal | None, Decimal | None]]:
     """Every line that differs: (segment, code, computed, filed); None where a side lacks the line. A filing
     in whole dollars is compared with the computed statement in whole dollars (`whole_dollars`)."""
     out: list[tuple[str, str, Decimal | None, Decimal | None]] = []
@@ -135,6 +136,10 @@ def register_reconcile(cmds: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def add_close_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--close", type=close_day, metavar="YYYY-MM-DD",
-                   help="the statement as of that business day's close (SEGWATCH_CALENDAR, SEGWATCH_CUTOFF, …)")
+    p.add_argument(
+        "--close",
+        type=close_day,
+        metavar="YYYY-MM-DD",
+        help="the statement as of that business day's close (SEGWATCH_CALENDAR, SEGWATCH_CUTOFF, …)",
+    )
     p.add_argument("--firm", help="the firm name in the text header (default $SEGWATCH_FIRM_NAME)")

@@ -34,25 +34,45 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("file", metavar="FILE|serve", help="the file to ingest (- for stdin), or `serve`")
     files = p.add_argument_group("file ingestion")
-    files.add_argument("--format", choices=("auto", "ndjson", "csv", "bai2"), default=None,
-                       help="the file's format (default auto: told from its first line)")
-    files.add_argument("--depositories", metavar="REF.csv",
-                       help="the depository reference file: BAI2 bank accounts to depository lines, and depository "
-                            "reference data (kind, country, acknowledgment letter), published as "
-                            "depository_reference events")
-    files.add_argument("--source", metavar="NAME",
-                       help="the events' source (default: ledger-csv for CSV, bai2:<bank id> for BAI2; "
-                            "NDJSON events carry their own, this fills it in where missing)")
-    files.add_argument("--timezone", metavar="ZONE", default=None,
-                       help="BAI2: time zone of the as-of date/time (default America/New_York)")
-    files.add_argument("--bai2-type-code", metavar="CODE", default=None,
-                       help="BAI2: the balance type code to read (default 015, closing ledger)")
-    files.add_argument("--dry-run", action="store_true",
-                       help="validate only: print the events as NDJSON on stdout, publish nothing")
+    files.add_argument(
+        "--format",
+        choices=("auto", "ndjson", "csv", "bai2"),
+        default=None,
+        help="the file's format (default auto: told from its first line)",
+    )
+    files.add_argument(
+        "--depositories",
+        metavar="REF.csv",
+        help="the depository reference file: BAI2 bank accounts to depository lines, and depository "
+        "reference data (kind, country, acknowledgment letter), published as "
+        "depository_reference events",
+    )
+    files.add_argument(
+        "--source",
+        metavar="NAME",
+        help="the events' source (default: ledger-csv for CSV, bai2:<bank id> for BAI2; "
+        "NDJSON events carry their own, this fills it in where missing)",
+    )
+    files.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        default=None,
+        help="BAI2: time zone of the as-of date/time (default America/New_York)",
+    )
+    files.add_argument(
+        "--bai2-type-code",
+        metavar="CODE",
+        default=None,
+        help="BAI2: the balance type code to read (default 015, closing ledger)",
+    )
+    files.add_argument(
+        "--dry-run", action="store_true", help="validate only: print the events as NDJSON on stdout, publish nothing"
+    )
     serve = p.add_argument_group("serve")
     serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None,
-                       help="port to listen on (default SEGWATCH_INGEST_PORT or 8701)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="port to listen on (default SEGWATCH_INGEST_PORT or 8701)"
+    )
     p.set_defaults(func=cmd_ingest)
 
 
@@ -122,8 +142,10 @@ def cmd_file(args: argparse.Namespace) -> int:
         out.flush()
         for bad in parse.bad:
             print(f"{where}:{bad.line}: {bad.field}: {bad.reason}", file=sys.stderr)
-        print(f"{where} ({parse.format}): {len(parse.events)} valid, {len(parse.bad)} bad (dry run: nothing "
-              "published)", file=sys.stderr)
+        print(
+            f"{where} ({parse.format}): {len(parse.events)} valid, {len(parse.bad)} bad (dry run: nothing published)",
+            file=sys.stderr,
+        )
         return 1 if parse.bad else 0
     return asyncio.run(_publish_file(parse, where, refs, args.depositories))
 
@@ -142,8 +164,11 @@ async def _publish_file(parse: Parse, where: str, refs: Parse | None = None, ref
     try:
         if refs is not None and refs.events:  # the depository reference data first, on its own line
             ref_report = await publish_parse(refs, publisher, refs_where)
-            print(f"{refs_where} (depository reference data): {len(ref_report.accepted)} depository_reference"
-                  f" events accepted, {len(ref_report.dead_lettered) + len(ref_report.lost)} not", file=sys.stderr)
+            print(
+                f"{refs_where} (depository reference data): {len(ref_report.accepted)} depository_reference"
+                f" events accepted, {len(ref_report.dead_lettered) + len(ref_report.lost)} not",
+                file=sys.stderr,
+            )
             if ref_report.exit_status:
                 return ref_report.exit_status
         report = await publish_parse(parse, publisher, where)

@@ -45,19 +45,28 @@ exit status: 0 every line replayed; 1 some lines were invalid (each reported; th
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "replay", help="replay events offline through the pipeline's core and print the alerts it would publish",
-        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "replay",
+        help="replay events offline through the pipeline's core and print the alerts it would publish",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", metavar="EVENTS.ndjson", help="NDJSON events, or - for stdin")
-    p.add_argument("--figures", action="store_true",
-                   help="also print every figures record the calculator would publish")
     p.add_argument(
-        "--now", default="event", metavar="CLOCK",
+        "--figures", action="store_true", help="also print every figures record the calculator would publish"
+    )
+    p.add_argument(
+        "--now",
+        default="event",
+        metavar="CLOCK",
         help="the clock of the records and of time-based rules: 'event' (default: the latest as_of seen so far,"
         " reproducible), 'wall' (the current time), or a fixed ISO 8601 time with a timezone",
     )
-    p.add_argument("--baselines", default=None, metavar="FILE",
-                   help="NDJSON daily computations (StatementRecords or baselines) for the 25%% control")
+    p.add_argument(
+        "--baselines",
+        default=None,
+        metavar="FILE",
+        help="NDJSON daily computations (StatementRecords or baselines) for the 25%% control",
+    )
     p.set_defaults(func=cmd_replay)
 
 
@@ -83,8 +92,15 @@ def read_baselines(path: str) -> list[Baseline]:
                 excess = record.lines.get(SEGMENTS[record.segment].excess)
                 if excess is None:
                     raise InputError(where, f"the statement has no excess line {SEGMENTS[record.segment].excess}")
-                out.append(Baseline(segment=record.segment, business_day=record.business_day,
-                                    cutoff=record.cutoff, excess=excess, version=record.version))
+                out.append(
+                    Baseline(
+                        segment=record.segment,
+                        business_day=record.business_day,
+                        cutoff=record.cutoff,
+                        excess=excess,
+                        version=record.version,
+                    )
+                )
             elif kind == "baseline":
                 out.append(Baseline.model_validate(data))
             else:

@@ -18,11 +18,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="per pool, cash and each permitted investment and the amount at each depository (CBOT Rule 971.D)",
     )
     p.add_argument("file", help="NDJSON events, or - for stdin")
-    p.add_argument("--date", required=True, metavar="YYYY-MM-DD",
-                   help="the report date: balances as of its close (end of the day, Chicago time)")
+    p.add_argument(
+        "--date",
+        required=True,
+        metavar="YYYY-MM-DD",
+        help="the report date: balances as of its close (end of the day, Chicago time)",
+    )
     p.add_argument("--format", choices=("json", "text"), default="json", help="output format (default json)")
-    p.add_argument("--count-unacknowledged", action="store_true",
-                   help="count funds at depositories without an acknowledgment letter (default: shown apart)")
+    p.add_argument(
+        "--count-unacknowledged",
+        action="store_true",
+        help="count funds at depositories without an acknowledgment letter (default: shown apart)",
+    )
     p.set_defaults(func=cmd_investments)
 
 
@@ -49,7 +56,9 @@ def cmd_investments(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
     if not is_report_date(day):
-        print(f"segwatch: note: {day} is not a report date (the 15th or next business day, or the last business"
-              " day of the month)", file=sys.stderr)
+        print(
+            f"segwatch: note: {day} is not a report date (the 15th or next business day, or the last business"
+            " day of the month)",
+            file=sys.stderr,
+        )
     return 0
-

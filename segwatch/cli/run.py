@@ -71,13 +71,20 @@ async def run(args: argparse.Namespace) -> int:
                 mismatches += [f"{sid} [{c}]" for c, a in expected.items() if published.get(c) != a]
             total = sum(len(statement.complete(sid, lines)) for sid, lines in book.items())
             print()
-            print(f"Closing statement for {END_DATE}: "
-                  + ("equals the reference filing, line by line " f"({total} lines)." if not mismatches
-                     else f"{len(mismatches)} lines differ: {', '.join(mismatches)}"))
+            print(
+                f"Closing statement for {END_DATE}: "
+                + (
+                    f"equals the reference filing, line by line ({total} lines)."
+                    if not mismatches
+                    else f"{len(mismatches)} lines differ: {', '.join(mismatches)}"
+                )
+            )
             print("Statements of the business day (segwatch.statements):")
             for rec in watcher.statements:
-                print(f"  {rec.business_day} {rec.segment:>4} {rec.kind:<9} v{rec.version}"
-                      + (f"  moved {', '.join(sorted(rec.moved))}" if rec.moved else ""))
+                print(
+                    f"  {rec.business_day} {rec.segment:>4} {rec.kind:<9} v{rec.version}"
+                    + (f"  moved {', '.join(sorted(rec.moved))}" if rec.moved else "")
+                )
             print("Alerts during the day:")
             for alert in watcher.alerts:
                 print(f"  {alert.segment:>4} {alert.rule:<13} {alert.state}")

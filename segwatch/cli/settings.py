@@ -25,4 +25,3 @@ class CliPart(EnvSettings):
 class CliSettings(KafkaPart, LoggingPart, NamespacePart, TopicsPart, EventsPart, FiguresPart, CalendarPart, CliPart):
     """The commands that are not services (statement, report, topics, sample, replay, run, bench). Each reads the
     parts it uses when it uses them: `segwatch statement` never fails on a Kafka setting it does not need."""
-

@@ -30,14 +30,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_compute)
 
     p = cmds.add_parser(
-        "parse", help="read a filing like those in shared/reference/ into statement JSON",
-        description="Read a Daily Seg FOCUS II filing: its header (under \"filing\") and every amount it prints,"
+        "parse",
+        help="read a filing like those in shared/reference/ into statement JSON",
+        description='Read a Daily Seg FOCUS II filing: its header (under "filing") and every amount it prints,'
         " whatever the markup. Exit status 1, naming each one on stderr, when a line of the form (or a header"
         " field) is not legibly stated; 2 when the file cannot be read.",
     )
     p.add_argument("file", help="the filing's text, or - for stdin")
-    p.add_argument("--partial", action="store_true",
-                   help="accept a filing that leaves lines out: print what it states, exit 0 (the gaps still listed)")
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="accept a filing that leaves lines out: print what it states, exit 0 (the gaps still listed)",
+    )
     _format(p)
     p.set_defaults(func=cmd_parse)
 

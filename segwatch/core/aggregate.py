@@ -32,8 +32,9 @@ class SegmentState:
     @property
     def totals(self) -> dict[str, dict[str, Decimal]]:
         """The sums as Decimal amounts."""
-        return {currency: {code: from_cents(c) for code, c in per_line.items()}
-                for currency, per_line in self.cents.items()}
+        return {
+            currency: {code: from_cents(c) for code, c in per_line.items()} for currency, per_line in self.cents.items()
+        }
 
     def add(self, held: Held, sign: int) -> None:
         per_line = self.cents.get(held.currency)

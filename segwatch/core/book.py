@@ -76,8 +76,9 @@ class Book:
 
     def consolidated(self, segment_id: str) -> Consolidated:
         state = self.aggregate.segments[segment_id]
-        return consolidate_held(segment_id, state.totals, self.settings, state.as_of, self.holdings.sums,
-                                self.holdings_inputs)
+        return consolidate_held(
+            segment_id, state.totals, self.settings, state.as_of, self.holdings.sums, self.holdings_inputs
+        )
 
     def statement(self) -> dict[str, Lines]:
         return {sid: self.consolidated(sid).lines for sid in SEGMENT_IDS}

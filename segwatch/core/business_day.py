@@ -80,8 +80,9 @@ def close_through(closer: DayCloser, calendar: BusinessCalendar, day: date) -> l
     return closed
 
 
-def put_balance(closer: DayCloser | None, calendar: BusinessCalendar, key: str, held: Held,
-                retain: int = DEFAULT_RETAIN) -> tuple[DayCloser, list[ClosedDay], tuple[date, ...]]:
+def put_balance(
+    closer: DayCloser | None, calendar: BusinessCalendar, key: str, held: Held, retain: int = DEFAULT_RETAIN
+) -> tuple[DayCloser, list[ClosedDay], tuple[date, ...]]:
     """One balance into a partition's closer (made at the first): the days it closed, the days it amended."""
     if closer is None:
         closer = new_closer(calendar, held.as_of, retain)
@@ -122,28 +123,36 @@ class PartView:
         deps = live_depositories or {}
         if closer is None:
             return cls(None, live, {}, deps)
-        return cls(closer.open_day, live, {d: c.sums for d, c in closer.closed.items()}, deps,
-                   {d: c.depositories for d, c in closer.closed.items()})
+        return cls(
+            closer.open_day,
+            live,
+            {d: c.sums for d, c in closer.closed.items()},
+            deps,
+            {d: c.depositories for d, c in closer.closed.items()},
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The wire form on a partial (beside its live sums and holdings): `open_day`, `closed` {day: sums} and
         `depositories` {day: funds per depository and line}."""
-        return {"open_day": self.open_day.isoformat() if self.open_day else None,
-                "closed": {d.isoformat(): s for d, s in self.closed.items()},
-                "depositories": {d.isoformat(): s for d, s in self.closed_depositories.items()}}
+        return {
+            "open_day": self.open_day.isoformat() if self.open_day else None,
+            "closed": {d.isoformat(): s for d, s in self.closed.items()},
+            "depositories": {d.isoformat(): s for d, s in self.closed_depositories.items()},
+        }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None, live: Sums, live_depositories: Sums | None = None
-                  ) -> PartView:
+    def from_json(cls, data: Mapping[str, Any] | None, live: Sums, live_depositories: Sums | None = None) -> PartView:
         deps = live_depositories or {}
         if not data:
             return cls(None, live, {}, deps)
         open_day = data.get("open_day")
-        return cls(date.fromisoformat(open_day) if open_day else None, live,
-                   {date.fromisoformat(d): sums_from_json(sums) for d, sums in (data.get("closed") or {}).items()},
-                   deps,
-                   {date.fromisoformat(d): sums_from_json(sums)
-                    for d, sums in (data.get("depositories") or {}).items()})
+        return cls(
+            date.fromisoformat(open_day) if open_day else None,
+            live,
+            {date.fromisoformat(d): sums_from_json(sums) for d, sums in (data.get("closed") or {}).items()},
+            deps,
+            {date.fromisoformat(d): sums_from_json(sums) for d, sums in (data.get("depositories") or {}).items()},
+        )
 
 
 def depositories_of_holdings(holdings: Mapping[tuple[str, ...], int]) -> Sums:
@@ -174,8 +183,10 @@ def sums_of_live(totals: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Sums:
     """Live per-segment totals (segment -> currency -> code -> Decimal) as integer-cent sums."""
     from segwatch.core.money import to_cents
 
-    return {sid: {cur: {code: to_cents(v) for code, v in lines.items()} for cur, lines in curs.items()}
-            for sid, curs in totals.items()}
+    return {
+        sid: {cur: {code: to_cents(v) for code, v in lines.items()} for cur, lines in curs.items()}
+        for sid, curs in totals.items()
+    }
 
 
 # -- combiner side -------------------------------------------------------------------------------------------
@@ -184,8 +195,14 @@ def sums_of_live(totals: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> Sums:
 class ClosingBook:
     """The closed business days of a whole book, their statements and their records."""
 
-    def __init__(self, calendar: BusinessCalendar, *, retain: int = DEFAULT_RETAIN,
-                 summary_307: bool = False, holdings: HoldingsSettings | None = None) -> None:
+    def __init__(
+        self,
+        calendar: BusinessCalendar,
+        *,
+        retain: int = DEFAULT_RETAIN,
+        summary_307: bool = False,
+        holdings: HoldingsSettings | None = None,
+    ) -> None:
         self.calendar = calendar
         self.retain = retain
         self.summary_307 = summary_307
@@ -237,7 +254,7 @@ class ClosingBook:
         if start > self.closed_through:
             return []
         days = self.calendar.statement_days(start, self.closed_through)
-        return days[-self.retain:]
+        return days[-self.retain :]
 
     def statements(self, parts: Mapping[int, PartView] | Iterable[PartView], now: datetime) -> list[StatementRecord]:
         """The records to publish: each closed day's statements whose lines changed (INITIAL, AMENDMENT)."""
@@ -248,8 +265,9 @@ class ClosingBook:
             record = self.records.get(day)
             if record is None:
                 cutoff = self.calendar.cutoff(day)
-                record = self.records[day] = DayRecord(day, cutoff, self.calendar.deadlines(day),
-                                                       self.calendar.segments_due(day))
+                record = self.records[day] = DayRecord(
+                    day, cutoff, self.calendar.deadlines(day), self.calendar.segments_due(day)
+                )
             combined = combine_sums(v.contribution(day) for v in views)
             depositories = holdings_of_depositories(combine_sums(v.depositories(day) for v in views))
             settings = self.settings.at(record.cutoff)
@@ -271,8 +289,11 @@ class ClosingBook:
             record = self.records.get(rec.business_day)
             if record is None:
                 record = self.records[rec.business_day] = DayRecord(
-                    rec.business_day, rec.cutoff, self.calendar.deadlines(rec.business_day),
-                    self.calendar.segments_due(rec.business_day))
+                    rec.business_day,
+                    rec.cutoff,
+                    self.calendar.deadlines(rec.business_day),
+                    self.calendar.segments_due(rec.business_day),
+                )
             record.statements[rec.segment] = rec
             self.close(rec.business_day)
         self.records = dict(sorted(self.records.items()))

@@ -77,8 +77,12 @@ class CalendarConfig:
     deadline_at: time = DEFAULT_DEADLINE  # next business day: not filed by then → critical (pages)
 
     ENV = (
-        "SEGWATCH_CALENDAR", "SEGWATCH_TIMEZONE", "SEGWATCH_CUTOFF", "SEGWATCH_307_DAYS",
-        "SEGWATCH_FILING_WARNING", "SEGWATCH_FILING_DEADLINE",
+        "SEGWATCH_CALENDAR",
+        "SEGWATCH_TIMEZONE",
+        "SEGWATCH_CUTOFF",
+        "SEGWATCH_307_DAYS",
+        "SEGWATCH_FILING_WARNING",
+        "SEGWATCH_FILING_DEADLINE",
     )
 
     def __post_init__(self) -> None:
@@ -89,8 +93,9 @@ class CalendarConfig:
         if self.cutoff not in ("end", "close"):
             parse_clock(self.cutoff, "cutoff")
         if self.warning_at > self.deadline_at:
-            raise InputError("warning_at", f"the warning ({self.warning_at}) comes after the deadline "
-                             f"({self.deadline_at})")
+            raise InputError(
+                "warning_at", f"the warning ({self.warning_at}) comes after the deadline ({self.deadline_at})"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CalendarConfig:
@@ -111,8 +116,11 @@ class CalendarConfig:
         try:
             return cls(**kwargs)
         except InputError as exc:  # name the variable, not the field
-            var = {"timezone": "SEGWATCH_TIMEZONE", "cutoff": "SEGWATCH_CUTOFF",
-                   "warning_at": "SEGWATCH_FILING_WARNING"}.get(exc.field)
+            var = {
+                "timezone": "SEGWATCH_TIMEZONE",
+                "cutoff": "SEGWATCH_CUTOFF",
+                "warning_at": "SEGWATCH_FILING_WARNING",
+            }.get(exc.field)
             if var is None:
                 raise
             raise InputError(var, exc.reason) from None
@@ -328,6 +336,6 @@ class BusinessCalendar:
     def deadlines(self, day: date) -> Deadlines:
         """When `day`'s statement is due: warning and noon deadline on the next business day, local time."""
         filing = self.next_business_day(day)
-        return Deadlines(day, filing, self.local(filing, self.config.warning_at),
-                         self.local(filing, self.config.deadline_at))
-
+        return Deadlines(
+            day, filing, self.local(filing, self.config.warning_at), self.local(filing, self.config.deadline_at)
+        )

@@ -126,8 +126,10 @@ class ClosedDay:
 
     def totals(self, segment_id: str) -> dict[str, dict[str, Decimal]]:
         """One segment's closing sums as Decimal amounts, per currency."""
-        return {cur: {code: from_cents(c) for code, c in per_line.items()}
-                for cur, per_line in self.sums.get(segment_id, {}).items()}
+        return {
+            cur: {code: from_cents(c) for code, c in per_line.items()}
+            for cur, per_line in self.sums.get(segment_id, {}).items()
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +195,7 @@ class DayCloser:
     def in_force(self, day: date, key: str) -> Held | None:
         """The balance of `key` in force at closed `day`'s cut-off (as amended so far)."""
         days = list(self.closed)
-        for d in days[days.index(day):]:
+        for d in days[days.index(day) :]:
             before = self.closed[d].before
             if key in before:
                 return before[key]
@@ -269,9 +271,14 @@ class DayCloser:
             "view_complete": include_view,
             "later": {k: [held_to_json(h) for h in hs] for k, hs in self.later.items()},
             "closed": [
-                {"day": c.day.isoformat(), "cutoff": c.cutoff.isoformat(), "version": c.version, "sums": c.sums,
-                 "depositories": c.depositories,
-                 "before": {k: None if h is None else held_to_json(h) for k, h in c.before.items()}}
+                {
+                    "day": c.day.isoformat(),
+                    "cutoff": c.cutoff.isoformat(),
+                    "version": c.version,
+                    "sums": c.sums,
+                    "depositories": c.depositories,
+                    "before": {k: None if h is None else held_to_json(h) for k, h in c.before.items()},
+                }
                 for c in self.closed.values()
             ],
         }
@@ -279,8 +286,9 @@ class DayCloser:
     @classmethod
     def from_state(cls, state: Mapping[str, Any], live: Iterable[tuple[str, Held]] | None = None) -> DayCloser:
         """Restore. `live` (key, Held) pairs are required when the state was saved without its view."""
-        closer = cls(date.fromisoformat(state["open_day"]), datetime.fromisoformat(state["cutoff"]),
-                     retain=int(state["retain"]))
+        closer = cls(
+            date.fromisoformat(state["open_day"]), datetime.fromisoformat(state["cutoff"]), retain=int(state["retain"])
+        )
         ft = state.get("forgotten_through")
         closer.forgotten_through = datetime.fromisoformat(ft) if ft else None
         closer.view.load((k, held_from_json(v)) for k, v in state["view"].items())
@@ -290,10 +298,14 @@ class DayCloser:
             closer.view.load((k, h) for k, h in live if h.as_of <= closer.cutoff)
         closer.later = {k: [held_from_json(v) for v in vs] for k, vs in state["later"].items()}
         for c in state["closed"]:
-            day = ClosedDay(date.fromisoformat(c["day"]), datetime.fromisoformat(c["cutoff"]),
-                            sums_from_json(c["sums"]), int(c["version"]),
-                            {k: None if v is None else held_from_json(v) for k, v in c["before"].items()},
-                            sums_from_json(c.get("depositories") or {}))
+            day = ClosedDay(
+                date.fromisoformat(c["day"]),
+                datetime.fromisoformat(c["cutoff"]),
+                sums_from_json(c["sums"]),
+                int(c["version"]),
+                {k: None if v is None else held_from_json(v) for k, v in c["before"].items()},
+                sums_from_json(c.get("depositories") or {}),
+            )
             closer.closed[day.day] = day
         return closer
 
@@ -310,13 +322,16 @@ def held_from_json(v: list[Any]) -> Held:
         codes_t = ACCOUNT_CODES[segment]
     elif len(codes_t) == 1:
         codes_t = line_codes(codes_t[0])
-    return Held(datetime.fromisoformat(as_of), event_id, segment, currency, codes_t,
-                tuple(int(a) for a in amounts), source)
+    return Held(
+        datetime.fromisoformat(as_of), event_id, segment, currency, codes_t, tuple(int(a) for a in amounts), source
+    )
 
 
 def sums_from_json(data: Mapping[str, Any]) -> Sums:
-    return {sid: {cur: {code: int(v) for code, v in lines.items()} for cur, lines in curs.items()}
-            for sid, curs in data.items()}
+    return {
+        sid: {cur: {code: int(v) for code, v in lines.items()} for cur, lines in curs.items()}
+        for sid, curs in data.items()
+    }
 
 
 def combine_sums(parts: Iterable[Sums]) -> Sums:
@@ -333,8 +348,9 @@ def combine_sums(parts: Iterable[Sums]) -> Sums:
 
 def sums_totals(sums: Sums, segment_id: str) -> dict[str, dict[str, Decimal]]:
     """One segment's sums as Decimal amounts per currency: what `consolidate` takes."""
-    return {cur: {code: from_cents(c) for code, c in per_line.items()}
-            for cur, per_line in sums.get(segment_id, {}).items()}
+    return {
+        cur: {code: from_cents(c) for code, c in per_line.items()} for cur, per_line in sums.get(segment_id, {}).items()
+    }
 
 
 class SettingsHistory:
@@ -390,14 +406,24 @@ class SettingsHistory:
         return history
 
 
-
 def book_at(events: Iterable[object], cutoff: datetime) -> Book:
     """Offline: a Book of every balance and setting (reference data included) as of `cutoff` or earlier,
     whatever order they come in (the close of a day with every late balance applied: the latest version of its
     statement)."""
     book = Book()
     for ev in events:
-        if isinstance(ev, AccountBalance | DepositoryBalance | ManagementTarget | ForeignRequirement | FxRate
-                      | DepositoryReference | ForeignMarginRequirement) and ev.as_of <= cutoff:
+        if (
+            isinstance(
+                ev,
+                AccountBalance
+                | DepositoryBalance
+                | ManagementTarget
+                | ForeignRequirement
+                | FxRate
+                | DepositoryReference
+                | ForeignMarginRequirement,
+            )
+            and ev.as_of <= cutoff
+        ):
             book.apply(ev)
     return book

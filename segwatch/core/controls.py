@@ -135,7 +135,9 @@ class Live:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "segment": self.segment, "version": self.version, "excess": str(self.excess),
+            "segment": self.segment,
+            "version": self.version,
+            "excess": str(self.excess),
             "as_of": self.as_of.isoformat() if self.as_of else None,
             "figures": self.figures.model_dump(mode="json") if self.figures else None,
         }
@@ -144,7 +146,9 @@ class Live:
     def from_dict(cls, data: Mapping[str, Any]) -> Live:
         try:
             return cls(
-                segment=str(data["segment"]), version=int(data["version"]), excess=Decimal(str(data["excess"])),
+                segment=str(data["segment"]),
+                version=int(data["version"]),
+                excess=Decimal(str(data["excess"])),
                 as_of=datetime.fromisoformat(data["as_of"]) if data.get("as_of") else None,
                 figures=AlertFigures.model_validate(data["figures"]) if data.get("figures") else None,
             )
@@ -178,13 +182,21 @@ class DecisionResult:
 
 
 def _item(ev: Disbursement) -> WindowItem:
-    return WindowItem(event_id=ev.event_id, as_of=ev.as_of, amount=ev.amount, recipient=ev.recipient,
-                      purpose=ev.purpose)
+    return WindowItem(
+        event_id=ev.event_id, as_of=ev.as_of, amount=ev.amount, recipient=ev.recipient, purpose=ev.purpose
+    )
 
 
 def _approval_info(a: DisbursementApproval) -> ApprovalInfo:
-    return ApprovalInfo(event_id=a.event_id, reference=a.reference, approver=a.approver, role=a.role,
-                        approved_at=a.as_of, proposal_id=a.proposal_id, amount=a.amount)
+    return ApprovalInfo(
+        event_id=a.event_id,
+        reference=a.reference,
+        approver=a.approver,
+        role=a.role,
+        approved_at=a.as_of,
+        proposal_id=a.proposal_id,
+        amount=a.amount,
+    )
 
 
 def _newer_approval(a: DisbursementApproval, held: DisbursementApproval | None) -> bool:
@@ -248,8 +260,9 @@ class Controls:
             if found is not None:
                 return found
         if ev.proposal_id is not None:
-            candidates = [a for (seg, _), a in self.approvals.items()
-                          if seg == ev.segment and a.proposal_id == ev.proposal_id]
+            candidates = [
+                a for (seg, _), a in self.approvals.items() if seg == ev.segment and a.proposal_id == ev.proposal_id
+            ]
             if candidates:
                 return max(candidates, key=lambda a: (a.as_of, a.event_id))
         return None
@@ -275,16 +288,24 @@ class Controls:
         if base is not None:
             limit = quarter(base.excess)
             btest = BaselineTest(
-                business_day=base.business_day, cutoff=base.cutoff, version=base.version, excess=base.excess,
-                limit=limit, alone_exceeds=subject and ev.amount > limit,
+                business_day=base.business_day,
+                cutoff=base.cutoff,
+                version=base.version,
+                excess=base.excess,
+                limit=limit,
+                alone_exceeds=subject and ev.amount > limit,
                 aggregate_exceeds=subject and aggregate > limit,
             )
         ltest: LiveTest | None = None
         if live is not None:
             limit = quarter(live.excess)
             ltest = LiveTest(
-                figures_version=live.version, as_of=live.as_of, excess=live.excess, limit=limit,
-                alone_exceeds=subject and ev.amount > limit, aggregate_exceeds=subject and aggregate > limit,
+                figures_version=live.version,
+                as_of=live.as_of,
+                excess=live.excess,
+                limit=limit,
+                alone_exceeds=subject and ev.amount > limit,
+                aggregate_exceeds=subject and aggregate > limit,
             )
         basis: DecisionBasis = (
             "daily_and_live" if btest and ltest else "daily_only" if btest else "live_only" if ltest else "none"
@@ -293,8 +314,10 @@ class Controls:
         binding = min(limits) if limits else None
 
         if not subject:
-            reasons.append("for the benefit of customers: the 25% rule does not apply"
-                           f" ({DAILY_REGULATION[segment]}; CBOT Rule 971.E)")
+            reasons.append(
+                "for the benefit of customers: the 25% rule does not apply"
+                f" ({DAILY_REGULATION[segment]}; CBOT Rule 971.E)"
+            )
             needs = False
         else:
             needs = _test_reasons(reasons, segment, ev, btest, ltest, prior, aggregate)
@@ -308,8 +331,10 @@ class Controls:
             (base is not None and aggregate > base.excess) or (live is not None and ev.amount > live.excess)
         )
         if leaves_deficiency:
-            reasons.append("the disbursement(s) exceed the excess: the segment would be UNDER-SEGREGATED"
-                           " (CFTC Reg. 1.12(h): immediate notice)")
+            reasons.append(
+                "the disbursement(s) exceed the excess: the segment would be UNDER-SEGREGATED"
+                " (CFTC Reg. 1.12(h): immediate notice)"
+            )
 
         approval: DisbursementApproval | None = None
         outcome: DecisionOutcome = "within_limit"
@@ -325,14 +350,33 @@ class Controls:
         page = outcome == "violation"
 
         decision = DisbursementDecision(
-            decision_id=decision_id(segment, ev.event_id), correlation_id=ev.event_id, segment=segment,
-            as_of=ev.as_of, amount=ev.amount, recipient=ev.recipient, purpose=ev.purpose,
-            for_customer_benefit=ev.for_customer_benefit, proposal_id=ev.proposal_id,
-            approval_reference=ev.approval, outcome=outcome, needs_approval=needs, severity=severity, page=page,
-            basis=basis, baseline=btest, live=ltest, prior=prior, aggregate=aggregate, limit=binding,
-            counted=counted, leaves_deficiency=leaves_deficiency,
-            approval=_approval_info(approval) if approval is not None else None, reasons=reasons,
-            regulation=regulation(segment), summary="", decided_at=now,
+            decision_id=decision_id(segment, ev.event_id),
+            correlation_id=ev.event_id,
+            segment=segment,
+            as_of=ev.as_of,
+            amount=ev.amount,
+            recipient=ev.recipient,
+            purpose=ev.purpose,
+            for_customer_benefit=ev.for_customer_benefit,
+            proposal_id=ev.proposal_id,
+            approval_reference=ev.approval,
+            outcome=outcome,
+            needs_approval=needs,
+            severity=severity,
+            page=page,
+            basis=basis,
+            baseline=btest,
+            live=ltest,
+            prior=prior,
+            aggregate=aggregate,
+            limit=binding,
+            counted=counted,
+            leaves_deficiency=leaves_deficiency,
+            approval=_approval_info(approval) if approval is not None else None,
+            reasons=reasons,
+            regulation=regulation(segment),
+            summary="",
+            decided_at=now,
         )
         decision = decision.model_copy(update={"summary": _summary(decision)})
         notices: tuple[DisbursementNotice, ...] = ()
@@ -354,23 +398,29 @@ class Controls:
                     " CEO/CFO pre-approval (CBOT Rule 971.E.2.a)"
                 )
                 return "needs_approval", None
-            reasons.append("executed WITHOUT the written CEO/CFO pre-approval it needed: a violation"
-                           f" of {regulation(ev.segment)}")
+            reasons.append(
+                f"executed WITHOUT the written CEO/CFO pre-approval it needed: a violation of {regulation(ev.segment)}"
+            )
             return "violation", None
         problems = []
         if match.as_of > ev.as_of:
-            problems.append(f"the approval {match.reference!r} ({match.as_of.isoformat()}) came after the"
-                            f" disbursement ({ev.as_of.isoformat()}): not a pre-approval")
+            problems.append(
+                f"the approval {match.reference!r} ({match.as_of.isoformat()}) came after the"
+                f" disbursement ({ev.as_of.isoformat()}): not a pre-approval"
+            )
         if match.amount is not None and ev.amount > match.amount:
-            problems.append(f"the approval {match.reference!r} is for {usd(match.amount)}, less than the"
-                            f" {usd(ev.amount)} disbursed")
+            problems.append(
+                f"the approval {match.reference!r} is for {usd(match.amount)}, less than the {usd(ev.amount)} disbursed"
+            )
         if problems:
             reasons.extend(problems)
             reasons.append(f"executed without a valid written pre-approval: a violation of {regulation(ev.segment)}")
             return "violation", match
-        reasons.append(f"pre-approved in writing by {match.approver} ({match.role.upper()}), reference"
-                       f" {match.reference!r}, {match.as_of.isoformat()}: notify the exchange's Audit Department"
-                       " and the CFTC and the DSRO immediately")
+        reasons.append(
+            f"pre-approved in writing by {match.approver} ({match.role.upper()}), reference"
+            f" {match.reference!r}, {match.as_of.isoformat()}: notify the exchange's Audit Department"
+            " and the CFTC and the DSRO immediately"
+        )
         return "approved", match
 
     def record(self, result: DecisionResult) -> None:
@@ -398,9 +448,13 @@ class Controls:
         daily_limit = quarter(base.excess) if base is not None else None
         live_limit = quarter(live.excess) if live is not None else None
         return WindowStatus(
-            segment=segment, baseline=base, aggregate=aggregate, daily_limit=daily_limit,
+            segment=segment,
+            baseline=base,
+            aggregate=aggregate,
+            daily_limit=daily_limit,
             daily_headroom=daily_limit - aggregate if daily_limit is not None else None,
-            live_excess=live.excess if live is not None else None, live_limit=live_limit,
+            live_excess=live.excess if live is not None else None,
+            live_limit=live_limit,
             live_headroom=live_limit - aggregate if live_limit is not None else None,
             disbursements=len(self.windows.get(segment, ())),
         )
@@ -415,8 +469,9 @@ class Controls:
         base = self.baselines.get(d.segment)
         if d.counted and (base is None or d.as_of > base.cutoff):
             self.windows.setdefault(d.segment, []).append(
-                WindowItem(event_id=d.correlation_id, as_of=d.as_of, amount=d.amount, recipient=d.recipient,
-                           purpose=d.purpose)
+                WindowItem(
+                    event_id=d.correlation_id, as_of=d.as_of, amount=d.amount, recipient=d.recipient, purpose=d.purpose
+                )
             )
 
     @classmethod
@@ -502,27 +557,41 @@ def run(controls: Controls, items: Iterable[Input], *, now: Callable[[], datetim
 
 
 def _test_reasons(
-    reasons: list[str], segment: str, ev: Disbursement, btest: BaselineTest | None, ltest: LiveTest | None,
-    prior: Decimal, aggregate: Decimal,
+    reasons: list[str],
+    segment: str,
+    ev: Disbursement,
+    btest: BaselineTest | None,
+    ltest: LiveTest | None,
+    prior: Decimal,
+    aggregate: Decimal,
 ) -> bool:
     """Add why the disbursement is (not) within 25%; whether it needs approval."""
     if btest is None and ltest is None:
-        reasons.append("no excess known (no daily computation, no live figures): nothing shows the disbursement"
-                       " is within 25% of the excess, so it needs the written pre-approval"
-                       f" ({regulation(segment)})")
+        reasons.append(
+            "no excess known (no daily computation, no live figures): nothing shows the disbursement"
+            " is within 25% of the excess, so it needs the written pre-approval"
+            f" ({regulation(segment)})"
+        )
         return True
     if btest is None:
-        reasons.append(f"no daily computation yet: tested against the live figures only ({LIVE_REGULATION});"
-                       f" the test against the last daily computation ({DAILY_REGULATION[segment]}) cannot be made")
+        reasons.append(
+            f"no daily computation yet: tested against the live figures only ({LIVE_REGULATION});"
+            f" the test against the last daily computation ({DAILY_REGULATION[segment]}) cannot be made"
+        )
     if ltest is None:
-        reasons.append("no live figures yet: tested against the last daily computation only;"
-                       f" the test of {LIVE_REGULATION} cannot be made")
+        reasons.append(
+            "no live figures yet: tested against the last daily computation only;"
+            f" the test of {LIVE_REGULATION} cannot be made"
+        )
     needs = False
-    what = f"{usd(ev.amount)}" + (f" with {usd(prior)} before it since the last daily computation"
-                                  f" (aggregate {usd(aggregate)})" if prior else "")
+    what = f"{usd(ev.amount)}" + (
+        f" with {usd(prior)} before it since the last daily computation (aggregate {usd(aggregate)})" if prior else ""
+    )
     if btest is not None:
-        against = (f"25% of the excess of the daily computation of {btest.business_day} ({usd(btest.excess)};"
-                   f" limit {usd(btest.limit)})")
+        against = (
+            f"25% of the excess of the daily computation of {btest.business_day} ({usd(btest.excess)};"
+            f" limit {usd(btest.limit)})"
+        )
         if btest.alone_exceeds or btest.aggregate_exceeds:
             needs = True
             which = "alone" if btest.alone_exceeds else "in the aggregate"
@@ -530,8 +599,9 @@ def _test_reasons(
         else:
             reasons.append(f"{what} is within {against}")
     if ltest is not None:
-        against = (f"25% of the live excess (figures v{ltest.figures_version}: {usd(ltest.excess)};"
-                   f" limit {usd(ltest.limit)})")
+        against = (
+            f"25% of the live excess (figures v{ltest.figures_version}: {usd(ltest.excess)}; limit {usd(ltest.limit)})"
+        )
         if ltest.alone_exceeds or ltest.aggregate_exceeds:
             needs = True
             which = "alone" if ltest.alone_exceeds else "in the aggregate"
@@ -558,8 +628,9 @@ def _summary(d: DisbursementDecision) -> str:
         return f"{name}: {paid} for the benefit of customers: the 25% rule does not apply"
     parts = [f"aggregate {usd(d.aggregate)}"]
     if d.baseline is not None:
-        parts.append(f"close of {d.baseline.business_day}: excess {usd(d.baseline.excess)},"
-                     f" limit {usd(d.baseline.limit)}")
+        parts.append(
+            f"close of {d.baseline.business_day}: excess {usd(d.baseline.excess)}, limit {usd(d.baseline.limit)}"
+        )
     else:
         parts.append("no daily computation yet")
     if d.live is not None:
@@ -592,13 +663,23 @@ def _notice(
     reg = AUDIT_REGULATION if audience == "exchange_audit" else DAILY_REGULATION[d.segment]
     reasons = list(dict.fromkeys(item.purpose for item in items))
     notice = DisbursementNotice(
-        notice_id=notice_id(audience, d.segment, d.correlation_id), audience=audience,
-        correlation_id=d.correlation_id, segment=d.segment, outcome=d.outcome,
-        pre_approved=d.outcome == "approved", approval=d.approval, approval_reference=d.approval_reference,
-        disbursements=items, total=sum((i.amount for i in items), ZERO), reasons=reasons,
+        notice_id=notice_id(audience, d.segment, d.correlation_id),
+        audience=audience,
+        correlation_id=d.correlation_id,
+        segment=d.segment,
+        outcome=d.outcome,
+        pre_approved=d.outcome == "approved",
+        approval=d.approval,
+        approval_reference=d.approval_reference,
+        disbursements=items,
+        total=sum((i.amount for i in items), ZERO),
+        reasons=reasons,
         baseline_business_day=d.baseline.business_day if d.baseline else None,
         baseline_excess=d.baseline.excess if d.baseline else None,
-        residual_interest_after=_residual_after(d), regulation=reg, text="", at=now,
+        residual_interest_after=_residual_after(d),
+        regulation=reg,
+        text="",
+        at=now,
     )
     return notice.model_copy(update={"text": render_notice(notice, d)})
 
@@ -607,41 +688,57 @@ def render_notice(n: DisbursementNotice, d: DisbursementDecision) -> str:
     """The notice as sent: to the exchange's Audit Department (971.E.2) or to the CFTC and the DSRO (1.23(c))."""
     name = SEGMENT_NAMES[n.segment]
     if n.audience == "exchange_audit":
-        head = ["To: the Exchange's Audit Department (CME Group), through Exchange-approved electronic transmission",
-                f"Re: CBOT Rule 971.E.2 — {name}: disbursement not for the benefit of customers over 25% of excess"]
+        head = [
+            "To: the Exchange's Audit Department (CME Group), through Exchange-approved electronic transmission",
+            f"Re: CBOT Rule 971.E.2 — {name}: disbursement not for the benefit of customers over 25% of excess",
+        ]
     else:
-        head = ["To: the Commodity Futures Trading Commission and the designated self-regulatory organization"
-                " (NFA: through WinJammer, Financial Requirements Section 16(b))",
-                f"Re: {DAILY_REGULATION[n.segment]} — {name}: withdrawal of residual interest over 25%"]
+        head = [
+            "To: the Commodity Futures Trading Commission and the designated self-regulatory organization"
+            " (NFA: through WinJammer, Financial Requirements Section 16(b))",
+            f"Re: {DAILY_REGULATION[n.segment]} — {name}: withdrawal of residual interest over 25%",
+        ]
     lines = [*head, f"Notice {n.notice_id}, {n.at.isoformat()}", ""]
     if n.pre_approved and n.approval is not None:
         a = n.approval
-        lines.append(f"(a) Pre-approval: CONFIRMED — approved in writing by {a.approver} ({a.role.upper()}) on"
-                     f" {a.approved_at.isoformat()}, reference {a.reference}.")
+        lines.append(
+            f"(a) Pre-approval: CONFIRMED — approved in writing by {a.approver} ({a.role.upper()}) on"
+            f" {a.approved_at.isoformat()}, reference {a.reference}."
+        )
     elif n.approval_reference is not None:
-        lines.append(f"(a) Pre-approval: reference {n.approval_reference} named by the disbursement; NOT ON RECORD"
-                     " in segwatch — to be confirmed before this notice is sent.")
+        lines.append(
+            f"(a) Pre-approval: reference {n.approval_reference} named by the disbursement; NOT ON RECORD"
+            " in segwatch — to be confirmed before this notice is sent."
+        )
     else:
-        lines.append("(a) Pre-approval: NONE — the disbursement was made without the written pre-approval of the"
-                     " CEO, the CFO or their authorized representative.")
+        lines.append(
+            "(a) Pre-approval: NONE — the disbursement was made without the written pre-approval of the"
+            " CEO, the CFO or their authorized representative."
+        )
     lines.append("(b) Amounts and recipients:")
     for item in n.disbursements:
         lines.append(f"    {item.as_of.isoformat()}  {usd(item.amount):>20}  to {item.recipient}  [{item.event_id}]")
     lines.append(f"    Total {usd(n.total)}")
     lines.append("(c) Reasons: " + "; ".join(n.reasons))
     if d.baseline is not None:
-        lines.append(f"Last daily computation: {d.baseline.business_day}, excess {usd(d.baseline.excess)},"
-                     f" 25% {usd(d.baseline.limit)}; aggregate since {usd(d.aggregate)}.")
+        lines.append(
+            f"Last daily computation: {d.baseline.business_day}, excess {usd(d.baseline.excess)},"
+            f" 25% {usd(d.baseline.limit)}; aggregate since {usd(d.aggregate)}."
+        )
     else:
         lines.append("Last daily computation: none yet.")
     if d.live is not None:
-        lines.append(f"Most recent calculation of excess: {usd(d.live.excess)} (figures v{d.live.figures_version}),"
-                     f" 25% {usd(d.live.limit)}.")
+        lines.append(
+            f"Most recent calculation of excess: {usd(d.live.excess)} (figures v{d.live.figures_version}),"
+            f" 25% {usd(d.live.limit)}."
+        )
     if n.residual_interest_after is not None:
         lines.append(f"Estimated residual interest after the withdrawal: {usd(n.residual_interest_after)}.")
     if n.audience == "cftc_dsro":
-        lines.append("Representation: to the knowledge and reasonable belief of the undersigned, the firm remains in"
-                     " compliance with the segregation requirements after the withdrawal.")
+        lines.append(
+            "Representation: to the knowledge and reasonable belief of the undersigned, the firm remains in"
+            " compliance with the segregation requirements after the withdrawal."
+        )
         lines.append("Signed: ______________________ (Chief Executive Officer / Chief Financial Officer)")
     return "\n".join(lines) + "\n"
 
@@ -651,23 +748,43 @@ def _alert(d: DisbursementDecision, live: Live | None, now: datetime) -> Alert:
     rule: NoticeRuleName = VIOLATION_RULE if violation else NOTICE_RULE
     test = d.baseline or d.live
     details = AlertDisbursement(
-        event_id=d.correlation_id, as_of=d.as_of, amount=d.amount, recipient=d.recipient, purpose=d.purpose,
-        approval=d.approval_reference, calculation=d.live.figures_version if d.live else None,
-        excess=test.excess if test else None, limit=d.limit, prior=d.prior, aggregate=d.aggregate,
+        event_id=d.correlation_id,
+        as_of=d.as_of,
+        amount=d.amount,
+        recipient=d.recipient,
+        purpose=d.purpose,
+        approval=d.approval_reference,
+        calculation=d.live.figures_version if d.live else None,
+        excess=test.excess if test else None,
+        limit=d.limit,
+        prior=d.prior,
+        aggregate=d.aggregate,
         alone_exceeds=any(t.alone_exceeds for t in (d.baseline, d.live) if t) if test else None,
         aggregate_exceeds=any(t.aggregate_exceeds for t in (d.baseline, d.live) if t) if test else None,
         exceeds_excess=d.leaves_deficiency,
     )
     return Alert(
-        alert_id=f"{d.segment}:{rule}:{d.correlation_id}", rule=rule, segment=d.segment, state="notice",
-        severity=d.severity, page=d.page, summary=d.summary, regulation=d.regulation,
-        figures=live.figures if live is not None else None, disbursement=details, started_at=d.as_of, at=now,
-        correlation_id=d.correlation_id, runbook=VIOLATION_RUNBOOK if violation else NOTICE_RUNBOOK,
+        alert_id=f"{d.segment}:{rule}:{d.correlation_id}",
+        rule=rule,
+        segment=d.segment,
+        state="notice",
+        severity=d.severity,
+        page=d.page,
+        summary=d.summary,
+        regulation=d.regulation,
+        figures=live.figures if live is not None else None,
+        disbursement=details,
+        started_at=d.as_of,
+        at=now,
+        correlation_id=d.correlation_id,
+        runbook=VIOLATION_RUNBOOK if violation else NOTICE_RUNBOOK,
     )
 
 
 def describe_decision(d: DisbursementDecision) -> str:
     """One line for `segwatch replay`."""
     flag = "needs_approval" if d.needs_approval else "within"
-    return (f"DECISION {d.segment:>4} {d.outcome:<14} needs_approval={str(d.needs_approval).lower():<5}"
-            f" {d.correlation_id} {flag}: {d.summary}")
+    return (
+        f"DECISION {d.segment:>4} {d.outcome:<14} needs_approval={str(d.needs_approval).lower():<5}"
+        f" {d.correlation_id} {flag}: {d.summary}"
+    )

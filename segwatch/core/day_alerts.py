@@ -40,10 +40,16 @@ def day_figures(rec: StatementRecord) -> AlertFigures:
     zero = Decimal(0)
     target = lines.get(seg.target)
     return AlertFigures(
-        version=0, as_of=rec.cutoff, computed_at=rec.computed_at,
-        requirement=lines.get(seg.requirement, zero), funds=lines.get(seg.funds, zero),
-        excess=lines.get(seg.excess, zero), target=target, excess_over_target=lines.get(seg.over_target),
-        missing_fx=sorted(rec.missing_fx), incomplete=bool(rec.missing_fx),
+        version=0,
+        as_of=rec.cutoff,
+        computed_at=rec.computed_at,
+        requirement=lines.get(seg.requirement, zero),
+        funds=lines.get(seg.funds, zero),
+        excess=lines.get(seg.excess, zero),
+        target=target,
+        excess_over_target=lines.get(seg.over_target),
+        missing_fx=sorted(rec.missing_fx),
+        incomplete=bool(rec.missing_fx),
     )
 
 
@@ -64,8 +70,9 @@ class DayAlerts:
     def _day(self, day: date, cutoff: datetime | None = None) -> DayRecord:
         record = self.days.get(day)
         if record is None:
-            record = self.days[day] = DayRecord(day, cutoff or self.calendar.cutoff(day),
-                                                self.calendar.deadlines(day), self.calendar.segments_due(day))
+            record = self.days[day] = DayRecord(
+                day, cutoff or self.calendar.cutoff(day), self.calendar.deadlines(day), self.calendar.segments_due(day)
+            )
             self.days = dict(sorted(self.days.items()))
             while len(self.days) > self.retain_days:
                 oldest = next(iter(self.days))
@@ -100,8 +107,7 @@ class DayAlerts:
         out: list[Alert] = []
         for aid, alert in list(self.firing.items()):
             if aid not in findings:
-                out.append(alert.model_copy(update={"state": "resolved", "at": now,
-                                                    "correlation_id": correlation_id}))
+                out.append(alert.model_copy(update={"state": "resolved", "at": now, "correlation_id": correlation_id}))
                 del self.firing[aid]
         for aid, (f, record) in findings.items():
             if aid in self.firing:
@@ -114,10 +120,19 @@ class DayAlerts:
     def _alert(self, aid: str, f: Finding, record: DayRecord, now: datetime, correlation_id: str | None) -> Alert:
         segment = next(s for s in SEGMENT_IDS if s in record.statements)
         return Alert(
-            alert_id=aid, rule=f.rule, segment=segment,  # type: ignore[arg-type]
-            state="firing", severity=f.severity, page=f.page, summary=f.summary, regulation=f.regulation,
-            figures=day_figures(record.statements[segment]), started_at=f.since or now, at=now,
-            correlation_id=correlation_id, runbook=f"{RUNBOOK}#{RUNBOOK_ANCHORS[f.rule]}",
+            alert_id=aid,
+            rule=f.rule,
+            segment=segment,  # type: ignore[arg-type]
+            state="firing",
+            severity=f.severity,
+            page=f.page,
+            summary=f.summary,
+            regulation=f.regulation,
+            figures=day_figures(record.statements[segment]),
+            started_at=f.since or now,
+            at=now,
+            correlation_id=correlation_id,
+            runbook=f"{RUNBOOK}#{RUNBOOK_ANCHORS[f.rule]}",
         )
 
     def restore(self, firing: Iterable[Alert]) -> None:

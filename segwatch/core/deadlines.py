@@ -57,9 +57,11 @@ class Finding:
 
 def moved_lines(before: Mapping[str, Decimal], after: Mapping[str, Decimal]) -> dict[str, LineMove]:
     """The lines that differ between two versions of a statement."""
-    return {code: LineMove(before=before.get(code), after=after.get(code))
-            for code in [*before, *(c for c in after if c not in before)]
-            if before.get(code) != after.get(code)}
+    return {
+        code: LineMove(before=before.get(code), after=after.get(code))
+        for code in [*before, *(c for c in after if c not in before)]
+        if before.get(code) != after.get(code)
+    }
 
 
 @dataclass
@@ -79,19 +81,25 @@ class DayRecord:
     filed_version: int = 0
     first_filed_at: datetime | None = None  # the deadline is the first filing's; an amendment is filed when due
 
-    def publish(self, segment: str, c: Consolidated, computed_at: datetime, *, summary_form: bool = False
-                ) -> StatementRecord | None:
+    def publish(
+        self, segment: str, c: Consolidated, computed_at: datetime, *, summary_form: bool = False
+    ) -> StatementRecord | None:
         """The statement of `segment` at this close (or as amended): a new record when its lines differ from
         the latest version (INITIAL first, then AMENDMENT), None when nothing changed."""
         previous = self.statements.get(segment)
-        if previous is not None and dict(previous.lines) == c.lines and list(previous.missing_fx) == list(
-                c.missing_fx):
+        if previous is not None and dict(previous.lines) == c.lines and list(previous.missing_fx) == list(c.missing_fx):
             return None
         version = 1 if previous is None else previous.version + 1
         record = StatementRecord(
-            business_day=self.business_day, segment=segment,  # type: ignore[arg-type]
-            kind="INITIAL" if previous is None else "AMENDMENT", version=version, cutoff=self.cutoff,
-            computed_at=computed_at, lines=c.lines, by_currency=c.by_currency, missing_fx=list(c.missing_fx),
+            business_day=self.business_day,
+            segment=segment,  # type: ignore[arg-type]
+            kind="INITIAL" if previous is None else "AMENDMENT",
+            version=version,
+            cutoff=self.cutoff,
+            computed_at=computed_at,
+            lines=c.lines,
+            by_currency=c.by_currency,
+            missing_fx=list(c.missing_fx),
             summary_form=summary_form,
             moved=moved_lines(previous.lines, c.lines) if previous is not None else {},
         )
@@ -105,8 +113,7 @@ class DayRecord:
         return max((r.version for r in self.statements.values()), default=0)
 
     def approve(self, ev: StatementApproval) -> None:
-        if self.approval is None or (ev.approved_at, ev.event_id) > (self.approval.approved_at,
-                                                                      self.approval.event_id):
+        if self.approval is None or (ev.approved_at, ev.event_id) > (self.approval.approved_at, self.approval.event_id):
             self.approval = ev
             self.signed_version = ev.version if ev.version is not None else self.version
 
@@ -135,11 +142,15 @@ class DayRecord:
             segments=[s for s in SEGMENT_IDS if s in self.statements],  # type: ignore[misc]
             version=self.version,
             computed_at=max(r.computed_at for r in self.statements.values()),
-            approved_by=a.approved_by if a else None, approved_role=a.role if a else None,
-            approved_at=a.approved_at if a else None, approval_reference=a.reference if a else None,
+            approved_by=a.approved_by if a else None,
+            approved_role=a.role if a else None,
+            approved_at=a.approved_at if a else None,
+            approval_reference=a.reference if a else None,
             approved_version=self.signed_version if a else None,
-            filed_at=f.filed_at if f else None, filed_by=f.filed_by if f else None,
-            confirmation=f.confirmation if f else None, filed_version=self.filed_version if f else None,
+            filed_at=f.filed_at if f else None,
+            filed_by=f.filed_by if f else None,
+            confirmation=f.confirmation if f else None,
+            filed_version=self.filed_version if f else None,
             due_at=self.deadlines.critical,
             filed_late=self.first_filed_at is not None and self.first_filed_at > self.deadlines.critical,
             amendment_needed=self.amendment_needed,
@@ -151,25 +162,56 @@ class DayRecord:
         d, day = self.deadlines, self.business_day
         if self.filing is None:
             if now >= d.critical:
-                out.append(Finding("statement_not_filed", day, "critical", True,
-                                   f"The statement of {day} is not filed and the noon deadline "
-                                   f"({d.critical:%Y-%m-%d %H:%M %Z}) has passed", since=d.critical))
+                out.append(
+                    Finding(
+                        "statement_not_filed",
+                        day,
+                        "critical",
+                        True,
+                        f"The statement of {day} is not filed and the noon deadline "
+                        f"({d.critical:%Y-%m-%d %H:%M %Z}) has passed",
+                        since=d.critical,
+                    )
+                )
             elif now >= d.warning:
-                out.append(Finding("statement_not_filed", day, "warning", False,
-                                   f"The statement of {day} is not filed yet; due by "
-                                   f"{d.critical:%Y-%m-%d %H:%M %Z}", since=d.warning))
+                out.append(
+                    Finding(
+                        "statement_not_filed",
+                        day,
+                        "warning",
+                        False,
+                        f"The statement of {day} is not filed yet; due by {d.critical:%Y-%m-%d %H:%M %Z}",
+                        since=d.warning,
+                    )
+                )
         elif self.first_filed_at is not None and self.first_filed_at > d.critical:
-            out.append(Finding("statement_filed_late", day, "warning", False,
-                               f"The statement of {day} was filed at {self.first_filed_at:%Y-%m-%d %H:%M %Z}, "
-                               f"after the noon deadline", since=self.first_filed_at))
+            out.append(
+                Finding(
+                    "statement_filed_late",
+                    day,
+                    "warning",
+                    False,
+                    f"The statement of {day} was filed at {self.first_filed_at:%Y-%m-%d %H:%M %Z}, "
+                    f"after the noon deadline",
+                    since=self.first_filed_at,
+                )
+            )
         if self.amendment_needed:
             moved = {sid: r.moved for sid, r in self.statements.items() if r.kind == "AMENDMENT" and r.moved}
             lines = ", ".join(f"{sid} [{code}]" for sid, m in moved.items() for code in m)
-            out.append(Finding("amendment_needed", day, "warning", False,
-                               f"The statement of {day} changed after it was "
-                               f"{'filed' if self.filing else 'signed off'} (version {self.version}): file an "
-                               f"AMENDMENT; lines that move: {lines or 'none shown'}",
-                               since=self.amended_at, moved=moved))
+            out.append(
+                Finding(
+                    "amendment_needed",
+                    day,
+                    "warning",
+                    False,
+                    f"The statement of {day} changed after it was "
+                    f"{'filed' if self.filing else 'signed off'} (version {self.version}): file an "
+                    f"AMENDMENT; lines that move: {lines or 'none shown'}",
+                    since=self.amended_at,
+                    moved=moved,
+                )
+            )
         return out
 
 

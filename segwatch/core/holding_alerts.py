@@ -46,8 +46,13 @@ from segwatch.core.rules import RUNBOOK, AlertStates, alert_figures, alert_id
 
 # The rules evaluated on each figures record, in the order their records are published (resolutions first).
 FIGURES_HOLDING_RULES: Final[tuple[str, ...]] = (
-    OFFSHORE_FUNDS, DEPOSITORY_NOT_ACKNOWLEDGED, DEPOSITORY_NOT_QUALIFIED, INVESTMENT_NOT_PERMITTED,
-    ASSET_CONCENTRATION, ISSUER_CONCENTRATION, AVERAGE_MATURITY,
+    OFFSHORE_FUNDS,
+    DEPOSITORY_NOT_ACKNOWLEDGED,
+    DEPOSITORY_NOT_QUALIFIED,
+    INVESTMENT_NOT_PERMITTED,
+    ASSET_CONCENTRATION,
+    ISSUER_CONCENTRATION,
+    AVERAGE_MATURITY,
 )
 PAGING: Final = frozenset({INVESTMENT_NOT_PERMITTED})
 # The runbook section of each (docs/RUNBOOK.md).
@@ -74,7 +79,11 @@ def _record(f: Finding, figures: Figures, state: str, incident: str, started_at:
 
 
 def evaluate_holdings(
-    states: AlertStates, figures: Figures, *, now: datetime, limits: Limits | None = None,
+    states: AlertStates,
+    figures: Figures,
+    *,
+    now: datetime,
+    limits: Limits | None = None,
 ) -> tuple[AlertStates, tuple[Alert, ...]]:
     """The holdings alerts of one (new) figures record: the states with them folded in, and the records."""
     pool = pool_of(figures)
@@ -87,12 +96,19 @@ def evaluate_holdings(
         finding = found.get(rule)
         current = states.firing(seg, rule)
         if current is not None and (finding is None or not finding.active) and not incomplete:
-            gone = finding or Finding(seg, rule, False, current.severity, f"{seg}: no holdings in the figures any"
-                                      " more (no depository balance)", current.regulation)
+            gone = finding or Finding(
+                seg,
+                rule,
+                False,
+                current.severity,
+                f"{seg}: no holdings in the figures any more (no depository balance)",
+                current.regulation,
+            )
             resolved.append(_record(gone, figures, "resolved", current.alert_id, current.started_at, now))
         elif current is None and finding is not None and finding.active:
-            fired.append(_record(finding, figures, "firing", alert_id(seg, rule, figures.version),
-                                 figures.computed_at, now))
+            fired.append(
+                _record(finding, figures, "firing", alert_id(seg, rule, figures.version), figures.computed_at, now)
+            )
     changes = (*resolved, *fired)
     for alert in changes:
         states = states.with_alert(alert)

@@ -80,8 +80,14 @@ ISSUER_CONCENTRATION: Final = "issuer_concentration"
 AVERAGE_MATURITY: Final = "average_maturity"
 INVESTMENT_REPORT_OVERDUE: Final = "investment_report_overdue"
 HOLDING_RULES: Final[tuple[str, ...]] = (
-    OFFSHORE_FUNDS, DEPOSITORY_NOT_ACKNOWLEDGED, DEPOSITORY_NOT_QUALIFIED, INVESTMENT_NOT_PERMITTED,
-    ASSET_CONCENTRATION, ISSUER_CONCENTRATION, AVERAGE_MATURITY, INVESTMENT_REPORT_OVERDUE,
+    OFFSHORE_FUNDS,
+    DEPOSITORY_NOT_ACKNOWLEDGED,
+    DEPOSITORY_NOT_QUALIFIED,
+    INVESTMENT_NOT_PERMITTED,
+    ASSET_CONCENTRATION,
+    ISSUER_CONCENTRATION,
+    AVERAGE_MATURITY,
+    INVESTMENT_REPORT_OVERDUE,
 )
 
 POOL_NAMES: Final[Mapping[str, str]] = MappingProxyType(
@@ -96,14 +102,23 @@ POOL_NAMES: Final[Mapping[str, str]] = MappingProxyType(
 # owed to customers in that currency, which a balance event cannot show; the default permits it for 30.7 funds
 # only (where the foreign-currency obligations are) and pages for the other pools: configurable.
 PERMITTED_INVESTMENTS: Final = frozenset(
-    {"us_government", "municipal", "us_agency", "certificate_of_deposit", "commercial_paper", "corporate_note",
-     "money_market_fund"}
+    {
+        "us_government",
+        "municipal",
+        "us_agency",
+        "certificate_of_deposit",
+        "commercial_paper",
+        "corporate_note",
+        "money_market_fund",
+    }
 )
-DEFAULT_PERMITTED: Final[Mapping[str, frozenset[str]]] = MappingProxyType({
-    "4d2": PERMITTED_INVESTMENTS,
-    "30.7": PERMITTED_INVESTMENTS | {"foreign_sovereign"},
-    "4df": PERMITTED_INVESTMENTS,
-})
+DEFAULT_PERMITTED: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
+    {
+        "4d2": PERMITTED_INVESTMENTS,
+        "30.7": PERMITTED_INVESTMENTS | {"foreign_sovereign"},
+        "4df": PERMITTED_INVESTMENTS,
+    }
+)
 
 PCT = Decimal("0.01")
 
@@ -126,18 +141,28 @@ class Limits:
     offshore_factor: Decimal = Decimal("1.20")  # Reg. 30.7
     permitted: Mapping[str, frozenset[str]] = field(default_factory=lambda: DEFAULT_PERMITTED)
     # instrument -> (share of the pool, paragraph); an instrument not listed has no asset-based limit
-    asset: Mapping[str, tuple[Decimal, str]] = field(default_factory=lambda: MappingProxyType({
-        "us_agency": (_pct(50), "Reg. 1.25(b)(3)(i)"),
-        "municipal": (_pct(10), "Reg. 1.25(b)(3)(i)"),
-        "money_market_fund": (_pct(50), "Reg. 1.25(b)(3)(i)"),  # 10% for a fund under $1bn or manager under $25bn
-        "certificate_of_deposit": (_pct(25), "Reg. 1.25(b)(3)(i) (2011)"),
-        "commercial_paper": (_pct(25), "Reg. 1.25(b)(3)(i) (2011)"),
-        "corporate_note": (_pct(25), "Reg. 1.25(b)(3)(i) (2011)"),
-    }))
+    asset: Mapping[str, tuple[Decimal, str]] = field(
+        default_factory=lambda: MappingProxyType(
+            {
+                "us_agency": (_pct(50), "Reg. 1.25(b)(3)(i)"),
+                "municipal": (_pct(10), "Reg. 1.25(b)(3)(i)"),
+                "money_market_fund": (
+                    _pct(50),
+                    "Reg. 1.25(b)(3)(i)",
+                ),  # 10% for a fund under $1bn or manager under $25bn
+                "certificate_of_deposit": (_pct(25), "Reg. 1.25(b)(3)(i) (2011)"),
+                "commercial_paper": (_pct(25), "Reg. 1.25(b)(3)(i) (2011)"),
+                "corporate_note": (_pct(25), "Reg. 1.25(b)(3)(i) (2011)"),
+            }
+        )
+    )
     issuer: tuple[IssuerLimit, ...] = (
         IssuerLimit(frozenset({"us_agency"}), _pct(25), "Reg. 1.25(b)(3)(ii)"),
-        IssuerLimit(frozenset({"municipal", "certificate_of_deposit", "commercial_paper", "corporate_note"}),
-                    _pct(5), "Reg. 1.25(b)(3)(ii)"),
+        IssuerLimit(
+            frozenset({"municipal", "certificate_of_deposit", "commercial_paper", "corporate_note"}),
+            _pct(5),
+            "Reg. 1.25(b)(3)(ii)",
+        ),
         IssuerLimit(frozenset({"money_market_fund"}), _pct(10), "Reg. 1.25(b)(3)(ii)"),  # per fund
     )
     max_average_maturity_days: Decimal = Decimal(730)  # Reg. 1.25(b)(5): 24 months
@@ -192,28 +217,49 @@ def offshore_funds(pool: PoolHoldings, limits: Limits = Limits()) -> Finding | N
     name = POOL_NAMES["30.7"]
     if req is None:
         active = pool.outside_us > ZERO
-        summary = (f"{name}: {usd(pool.outside_us)} held outside the US and no foreign margin requirement known"
-                   " — the 120% limit cannot be shown" if active else f"{name}: nothing held outside the US")
-        return Finding("30.7", OFFSHORE_FUNDS, active, "warning", summary + _fx_note(pool), reg,
-                       {"outside_us": str(pool.outside_us)})
+        summary = (
+            f"{name}: {usd(pool.outside_us)} held outside the US and no foreign margin requirement known"
+            " — the 120% limit cannot be shown"
+            if active
+            else f"{name}: nothing held outside the US"
+        )
+        return Finding(
+            "30.7",
+            OFFSHORE_FUNDS,
+            active,
+            "warning",
+            summary + _fx_note(pool),
+            reg,
+            {"outside_us": str(pool.outside_us)},
+        )
     limit = (req * limits.offshore_factor).quantize(PCT)
     headroom = limit - pool.outside_us
     active = pool.outside_us > limit
     verb = "exceed" if active else "within"
-    summary = (f"{name}: funds outside the US {usd(pool.outside_us)} {verb} {limits.offshore_factor * 100:.0f}% of"
-               f" the foreign margin requirement {usd(req)} (limit {usd(limit)}, headroom {usd(headroom)})")
+    summary = (
+        f"{name}: funds outside the US {usd(pool.outside_us)} {verb} {limits.offshore_factor * 100:.0f}% of"
+        f" the foreign margin requirement {usd(req)} (limit {usd(limit)}, headroom {usd(headroom)})"
+    )
     if active:
         summary += " — bring the excess back to US accounts"
-    return Finding("30.7", OFFSHORE_FUNDS, active, "warning", summary + _fx_note(pool), reg,
-                   {"outside_us": str(pool.outside_us), "requirement": str(req), "limit": str(limit),
-                    "headroom": str(headroom)})
+    return Finding(
+        "30.7",
+        OFFSHORE_FUNDS,
+        active,
+        "warning",
+        summary + _fx_note(pool),
+        reg,
+        {"outside_us": str(pool.outside_us), "requirement": str(req), "limit": str(limit), "headroom": str(headroom)},
+    )
 
 
-_ACK_REGULATION: Final[Mapping[str, str]] = MappingProxyType({
-    "4d2": "CFTC Reg. 1.20(d): customer funds only at a depository that gave its acknowledgment letter",
-    "30.7": "CFTC Reg. 30.7(d): 30.7 funds only at a depository that gave its acknowledgment letter",
-    "4df": "CFTC Reg. 22.5: cleared swaps collateral only at a depository that gave its acknowledgment letter",
-})
+_ACK_REGULATION: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "4d2": "CFTC Reg. 1.20(d): customer funds only at a depository that gave its acknowledgment letter",
+        "30.7": "CFTC Reg. 30.7(d): 30.7 funds only at a depository that gave its acknowledgment letter",
+        "4df": "CFTC Reg. 22.5: cleared swaps collateral only at a depository that gave its acknowledgment letter",
+    }
+)
 
 
 def _listing(amounts: Mapping[str, Decimal]) -> str:
@@ -225,12 +271,21 @@ def depository_not_acknowledged(pool: PoolHoldings) -> Finding:
     name = POOL_NAMES[pool.segment]
     if held:
         counted = "still counted in" if pool.count_unacknowledged else "left out of"
-        summary = (f"{name}: {usd(sum(held.values(), ZERO))} at depositories without an acknowledgment letter on"
-                   f" file ({_listing(held)}); {counted} the funds lines — obtain the letters or move the funds")
+        summary = (
+            f"{name}: {usd(sum(held.values(), ZERO))} at depositories without an acknowledgment letter on"
+            f" file ({_listing(held)}); {counted} the funds lines — obtain the letters or move the funds"
+        )
     else:
         summary = f"{name}: every depository holding funds has its acknowledgment letter on file (or no reference)"
-    return Finding(pool.segment, DEPOSITORY_NOT_ACKNOWLEDGED, bool(held), "warning", summary,
-                   _ACK_REGULATION[pool.segment], {dep: str(a) for dep, a in held.items()})
+    return Finding(
+        pool.segment,
+        DEPOSITORY_NOT_ACKNOWLEDGED,
+        bool(held),
+        "warning",
+        summary,
+        _ACK_REGULATION[pool.segment],
+        {dep: str(a) for dep, a in held.items()},
+    )
 
 
 def depository_not_qualified(pool: PoolHoldings) -> Finding | None:
@@ -238,27 +293,47 @@ def depository_not_qualified(pool: PoolHoldings) -> Finding | None:
         return None
     held = {dep: a for dep, a in pool.not_qualified.items() if a != ZERO}
     name = POOL_NAMES["30.7"]
-    summary = (f"{name}: {usd(sum(held.values(), ZERO))} at banks outside the US without over $1 billion of"
-               f" regulatory capital ({_listing(held)})" if held
-               else f"{name}: every bank outside the US holding funds has over $1 billion of regulatory capital")
-    return Finding("30.7", DEPOSITORY_NOT_QUALIFIED, bool(held), "warning", summary,
-                   "CFTC Reg. 30.7: a bank outside the US holding 30.7 funds must have over $1 billion of"
-                   " regulatory capital", {dep: str(a) for dep, a in held.items()})
+    summary = (
+        f"{name}: {usd(sum(held.values(), ZERO))} at banks outside the US without over $1 billion of"
+        f" regulatory capital ({_listing(held)})"
+        if held
+        else f"{name}: every bank outside the US holding funds has over $1 billion of regulatory capital"
+    )
+    return Finding(
+        "30.7",
+        DEPOSITORY_NOT_QUALIFIED,
+        bool(held),
+        "warning",
+        summary,
+        "CFTC Reg. 30.7: a bank outside the US holding 30.7 funds must have over $1 billion of regulatory capital",
+        {dep: str(a) for dep, a in held.items()},
+    )
 
 
 def investment_not_permitted(pool: PoolHoldings, limits: Limits = Limits()) -> Finding:
     permitted = limits.permitted.get(pool.segment, frozenset())
-    bad = {inst: a for inst, a in pool.by_instrument.items()
-           if inst not in NOT_INVESTMENTS and inst not in permitted and a != ZERO}
+    bad = {
+        inst: a
+        for inst, a in pool.by_instrument.items()
+        if inst not in NOT_INVESTMENTS and inst not in permitted and a != ZERO
+    }
     name = POOL_NAMES[pool.segment]
     if bad:
-        summary = (f"{name}: customer funds in investments Reg. 1.25 does not permit for this pool: {_listing(bad)}"
-                   " — unwind them and notify Compliance")
+        summary = (
+            f"{name}: customer funds in investments Reg. 1.25 does not permit for this pool: {_listing(bad)}"
+            " — unwind them and notify Compliance"
+        )
     else:
         summary = f"{name}: every investment of customer funds is a permitted one{_fx_note(pool)}"
-    return Finding(pool.segment, INVESTMENT_NOT_PERMITTED, bool(bad), "critical", summary,
-                   "CFTC Reg. 1.25(a): permitted investments of customer funds",
-                   {inst: str(a) for inst, a in bad.items()})
+    return Finding(
+        pool.segment,
+        INVESTMENT_NOT_PERMITTED,
+        bool(bad),
+        "critical",
+        summary,
+        "CFTC Reg. 1.25(a): permitted investments of customer funds",
+        {inst: str(a) for inst, a in bad.items()},
+    )
 
 
 def asset_concentration(pool: PoolHoldings, limits: Limits = Limits()) -> Finding:
@@ -271,12 +346,22 @@ def asset_concentration(pool: PoolHoldings, limits: Limits = Limits()) -> Findin
             over[inst] = f"{usd(amount)} = {_share(amount, base)} > {share * 100:.0f}% ({paragraph})"
             paragraphs.add(paragraph)
     name = POOL_NAMES[pool.segment]
-    summary = (f"{name}: asset-based concentration over the limit of total assets {usd(base)}: "
-               + "; ".join(f"{inst} {text}" for inst, text in over.items()) if over
-               else f"{name}: every instrument within its asset-based limit of total assets {usd(base)}")
-    return Finding(pool.segment, ASSET_CONCENTRATION, bool(over), "warning", summary + _fx_note(pool),
-                   "CFTC Reg. 1.25(b)(3)(i): asset-based concentration limits"
-                   + (f" ({', '.join(sorted(paragraphs))})" if paragraphs else ""), over)
+    summary = (
+        f"{name}: asset-based concentration over the limit of total assets {usd(base)}: "
+        + "; ".join(f"{inst} {text}" for inst, text in over.items())
+        if over
+        else f"{name}: every instrument within its asset-based limit of total assets {usd(base)}"
+    )
+    return Finding(
+        pool.segment,
+        ASSET_CONCENTRATION,
+        bool(over),
+        "warning",
+        summary + _fx_note(pool),
+        "CFTC Reg. 1.25(b)(3)(i): asset-based concentration limits"
+        + (f" ({', '.join(sorted(paragraphs))})" if paragraphs else ""),
+        over,
+    )
 
 
 def issuer_concentration(pool: PoolHoldings, limits: Limits = Limits()) -> Finding:
@@ -296,12 +381,22 @@ def issuer_concentration(pool: PoolHoldings, limits: Limits = Limits()) -> Findi
                 over[who] = f"{over[who]}; {text}" if who in over else text
                 paragraphs.add(lim.paragraph)
     name = POOL_NAMES[pool.segment]
-    summary = (f"{name}: issuer-based concentration over the limit of total assets {usd(base)}: "
-               + "; ".join(f"{who} {text}" for who, text in over.items()) if over
-               else f"{name}: every issuer within its limit of total assets {usd(base)}")
-    return Finding(pool.segment, ISSUER_CONCENTRATION, bool(over), "warning", summary + _fx_note(pool),
-                   "CFTC Reg. 1.25(b)(3)(ii): issuer-based concentration limits"
-                   + (f" ({', '.join(sorted(paragraphs))})" if paragraphs else ""), over)
+    summary = (
+        f"{name}: issuer-based concentration over the limit of total assets {usd(base)}: "
+        + "; ".join(f"{who} {text}" for who, text in over.items())
+        if over
+        else f"{name}: every issuer within its limit of total assets {usd(base)}"
+    )
+    return Finding(
+        pool.segment,
+        ISSUER_CONCENTRATION,
+        bool(over),
+        "warning",
+        summary + _fx_note(pool),
+        "CFTC Reg. 1.25(b)(3)(ii): issuer-based concentration limits"
+        + (f" ({', '.join(sorted(paragraphs))})" if paragraphs else ""),
+        over,
+    )
 
 
 def average_maturity(pool: PoolHoldings, limits: Limits = Limits()) -> Finding:
@@ -312,13 +407,21 @@ def average_maturity(pool: PoolHoldings, limits: Limits = Limits()) -> Finding:
         summary = f"{name}: no investment with a known maturity"
     else:
         verb = "over" if active else "within"
-        summary = (f"{name}: dollar-weighted average time to maturity {days:.2f} days, {verb} the"
-                   f" {limits.max_average_maturity_days:.0f}-day limit")
+        summary = (
+            f"{name}: dollar-weighted average time to maturity {days:.2f} days, {verb} the"
+            f" {limits.max_average_maturity_days:.0f}-day limit"
+        )
     if pool.without_maturity:
         summary += f"; {usd(pool.without_maturity)} of investments without a maturity date left out"
-    return Finding(pool.segment, AVERAGE_MATURITY, active, "warning", summary + _fx_note(pool),
-                   "CFTC Reg. 1.25(b)(5): average time to maturity of investments at most 24 months",
-                   {"average_days": "" if days is None else str(days), "without_maturity": str(pool.without_maturity)})
+    return Finding(
+        pool.segment,
+        AVERAGE_MATURITY,
+        active,
+        "warning",
+        summary + _fx_note(pool),
+        "CFTC Reg. 1.25(b)(5): average time to maturity of investments at most 24 months",
+        {"average_days": "" if days is None else str(days), "without_maturity": str(pool.without_maturity)},
+    )
 
 
 def evaluate(pool: PoolHoldings, limits: Limits = Limits()) -> list[Finding]:

@@ -64,8 +64,19 @@ class Position:
 
     @classmethod
     def of(cls, ev: DepositoryBalance) -> Position:
-        return cls(ev.as_of, ev.event_id, ev.segment, ev.depository, ev.currency, ev.line, ev.location,
-                   ev.instrument, ev.issuer, ev.maturity, int(ev.amount.scaleb(2)))
+        return cls(
+            ev.as_of,
+            ev.event_id,
+            ev.segment,
+            ev.depository,
+            ev.currency,
+            ev.line,
+            ev.location,
+            ev.instrument,
+            ev.issuer,
+            ev.maturity,
+            int(ev.amount.scaleb(2)),
+        )
 
     def contributions(self) -> tuple[tuple[SumKey, int], ...]:
         seg, cur, c = self.segment, self.currency, self.cents
@@ -137,8 +148,9 @@ class Holdings:
 # --- reference data and settings ------------------------------------------------------------------------------
 
 
-def _newer(ev: DepositoryReference | ForeignMarginRequirement,
-           held: DepositoryReference | ForeignMarginRequirement | None) -> bool:
+def _newer(
+    ev: DepositoryReference | ForeignMarginRequirement, held: DepositoryReference | ForeignMarginRequirement | None
+) -> bool:
     return held is None or (ev.as_of, ev.event_id) > (held.as_of, held.event_id)
 
 
@@ -208,8 +220,13 @@ class DepositoryHolding:
     def qualified(self) -> bool:
         """False for a bank outside the US holding 30.7 funds without over $1 billion of regulatory capital."""
         ref = self.reference
-        return not (ref is not None and ref.segment == "30.7" and ref.kind == "bank" and ref.country != "US"
-                    and ref.regulatory_capital_over_1bn is False)
+        return not (
+            ref is not None
+            and ref.segment == "30.7"
+            and ref.kind == "bank"
+            and ref.country != "US"
+            and ref.regulatory_capital_over_1bn is False
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +332,8 @@ class _PoolTally:
         if not self.maturity_weight:
             return None
         return (WIDE.divide(self.weighted_ordinal, self.maturity_weight) - self.on.toordinal()).quantize(
-            Decimal("0.01"), context=WIDE)
+            Decimal("0.01"), context=WIDE
+        )
 
 
 def pool_holdings(
@@ -366,7 +384,10 @@ def pool_holdings(
 
 
 def unacknowledged_adjustment(
-    sums: Mapping[SumKey, int], segment: str, references: References, settings: HoldingsSettings | None = None,
+    sums: Mapping[SumKey, int],
+    segment: str,
+    references: References,
+    settings: HoldingsSettings | None = None,
 ) -> dict[str, dict[str, Decimal]]:
     """What to take out of the pool's funds lines, per currency and line code (positive amounts, in the
     currency), for the funds at depositories whose reference data says the acknowledgment letter is missing.
@@ -414,8 +435,15 @@ class HoldingsBook:
             self.apply(ev)
 
     def pool(self, segment: str, on: date) -> PoolHoldings:
-        return pool_holdings(self.holdings.sums, segment, references=self.references, margins=self.margins,
-                             rate=self.fx.rate, on=on, settings=self.settings)
+        return pool_holdings(
+            self.holdings.sums,
+            segment,
+            references=self.references,
+            margins=self.margins,
+            rate=self.fx.rate,
+            on=on,
+            settings=self.settings,
+        )
 
     def pools(self, on: date) -> list[PoolHoldings]:
         return [self.pool(sid, on) for sid in SEGMENT_IDS]

@@ -85,7 +85,11 @@ def _held_in(sums: Sums, segment: str) -> bool:
 
 
 def counted_totals(
-    segment_id: str, totals: CurrencyTotals, sums: Sums, references: References, settings: HoldingsSettings,
+    segment_id: str,
+    totals: CurrencyTotals,
+    sums: Sums,
+    references: References,
+    settings: HoldingsSettings,
 ) -> CurrencyTotals:
     """The leaf line totals that count: less the funds at depositories whose reference data says the
     acknowledgment letter is missing (unless the setting counts them). `sums` needs only the "depository" sums."""
@@ -97,7 +101,11 @@ def counted_totals(
 
 
 def consolidate_held(
-    segment_id: str, totals: CurrencyTotals, settings: Settings, newest: datetime | None, sums: Sums,
+    segment_id: str,
+    totals: CurrencyTotals,
+    settings: Settings,
+    newest: datetime | None,
+    sums: Sums,
     inputs: HoldingsInputs,
 ) -> Consolidated:
     """`figures.consolidate` with the holdings: funds at an unacknowledged depository out of the leaf lines
@@ -107,8 +115,15 @@ def consolidate_held(
     c = consolidate(segment_id, totals, settings, newest)
     if not held and not (segment_id == "30.7" and inputs.margins.latest):
         return c
-    pool = pool_holdings(sums, segment_id, references=inputs.references, margins=inputs.margins,
-                         rate=settings.rate, on=day_of(newest), settings=inputs.settings)
+    pool = pool_holdings(
+        sums,
+        segment_id,
+        references=inputs.references,
+        margins=inputs.margins,
+        rate=settings.rate,
+        on=day_of(newest),
+        settings=inputs.settings,
+    )
     return replace(c, holdings=holdings_figures(pool))
 
 
@@ -116,12 +131,16 @@ def holdings_figures(pool: PoolHoldings) -> HoldingsFigures:
     deps = []
     for d in pool.depositories:
         ref = d.reference
-        deps.append(DepositoryHoldingFigures(
-            depository=d.depository, amount=d.amount,
-            kind=ref.kind if ref else None, country=ref.country if ref else None,
-            acknowledgment_letter=ref.acknowledgment_letter if ref else None,
-            regulatory_capital_over_1bn=ref.regulatory_capital_over_1bn if ref else None,
-        ))
+        deps.append(
+            DepositoryHoldingFigures(
+                depository=d.depository,
+                amount=d.amount,
+                kind=ref.kind if ref else None,
+                country=ref.country if ref else None,
+                acknowledgment_letter=ref.acknowledgment_letter if ref else None,
+                regulatory_capital_over_1bn=ref.regulatory_capital_over_1bn if ref else None,
+            )
+        )
     return HoldingsFigures(
         on=pool.on,
         total=pool.total,
@@ -158,10 +177,17 @@ def pool_of(figures: Figures) -> PoolHoldings | None:
         if d.kind is not None:
             # The reference data as the record states it (not re-validated: it was valid when it came in).
             ref = DepositoryReference.model_construct(
-                event_id="figures", source="figures", as_of=_EPOCH, type="depository_reference",
-                segment=figures.segment, depository=d.depository, kind=d.kind, country=d.country or "",
+                event_id="figures",
+                source="figures",
+                as_of=_EPOCH,
+                type="depository_reference",
+                segment=figures.segment,
+                depository=d.depository,
+                kind=d.kind,
+                country=d.country or "",
                 acknowledgment_letter=bool(d.acknowledgment_letter),
-                regulatory_capital_over_1bn=d.regulatory_capital_over_1bn, name=None,
+                regulatory_capital_over_1bn=d.regulatory_capital_over_1bn,
+                name=None,
             )
         deps.append(DepositoryHolding(d.depository, d.amount, ref))
     return PoolHoldings(

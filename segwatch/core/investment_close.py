@@ -41,7 +41,10 @@ class ClosedReport:
 
 
 def report_for_close(
-    day: date, events: Iterable[EventBase], *, cal: BusinessCalendar = WEEKDAYS,
+    day: date,
+    events: Iterable[EventBase],
+    *,
+    cal: BusinessCalendar = WEEKDAYS,
     settings: HoldingsSettings | None = None,
 ) -> ClosedReport | None:
     if not is_report_date(day, cal):

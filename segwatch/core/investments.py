@@ -31,8 +31,15 @@ from segwatch.core.money import fmt
 # notes (the 2011 list's (iv)-(vi), off the list since 2025), government money market funds (iv), permitted
 # foreign sovereign debt (vi). U.S. Treasury ETFs (v) have no instrument type yet: such a balance is `other`.
 REPORT_ROWS: tuple[str, ...] = (
-    "cash", "us_government", "municipal", "us_agency", "certificate_of_deposit", "commercial_paper",
-    "corporate_note", "money_market_fund", "foreign_sovereign",
+    "cash",
+    "us_government",
+    "municipal",
+    "us_agency",
+    "certificate_of_deposit",
+    "commercial_paper",
+    "corporate_note",
+    "money_market_fund",
+    "foreign_sovereign",
 )
 ROW_LABELS: Mapping[str, str] = {
     "cash": "Cash",
@@ -102,7 +109,10 @@ def report_overdue(report_date: date, submitted: bool, today: date, cal: Busines
 
 
 def overdue_findings(
-    report_date: date, submitted: Iterable[str], today: date, cal: BusinessCalendar = WEEKDAYS,
+    report_date: date,
+    submitted: Iterable[str],
+    today: date,
+    cal: BusinessCalendar = WEEKDAYS,
     segments: Iterable[str] = ("4d2", "30.7", "4df"),
 ) -> list[Finding]:
     """investment_report_overdue per pool: `submitted` are the pools whose report is marked submitted."""
@@ -111,13 +121,24 @@ def overdue_findings(
     out = []
     for sid in segments:
         late = report_overdue(report_date, sid in done, today, cal)
-        summary = (f"{POOL_NAMES[sid]}: the report of investments as of {report_date} was due by the close of"
-                   f" {deadline} and is not marked submitted" if late
-                   else f"{POOL_NAMES[sid]}: the report of investments as of {report_date} is submitted or not yet due")
-        out.append(Finding(sid, INVESTMENT_REPORT_OVERDUE, late, "warning", summary,
-                           "CBOT Rule 971.D: report of investments as of the 15th and the last business day of the"
-                           " month, by the close of business of the next business day",
-                           {"report_date": report_date.isoformat(), "deadline": deadline.isoformat()}))
+        summary = (
+            f"{POOL_NAMES[sid]}: the report of investments as of {report_date} was due by the close of"
+            f" {deadline} and is not marked submitted"
+            if late
+            else f"{POOL_NAMES[sid]}: the report of investments as of {report_date} is submitted or not yet due"
+        )
+        out.append(
+            Finding(
+                sid,
+                INVESTMENT_REPORT_OVERDUE,
+                late,
+                "warning",
+                summary,
+                "CBOT Rule 971.D: report of investments as of the 15th and the last business day of the"
+                " month, by the close of business of the next business day",
+                {"report_date": report_date.isoformat(), "deadline": deadline.isoformat()},
+            )
+        )
     return out
 
 
@@ -151,14 +172,15 @@ class InvestmentReport:
 def pool_report(pool: PoolHoldings) -> PoolReport:
     rows = {row: pool.by_instrument.get(row, ZERO) for row in REPORT_ROWS}
     other = {inst: a for inst, a in pool.by_instrument.items() if inst not in rows and a != ZERO}
-    return PoolReport(pool.segment, rows, other, pool.by_depository, pool.unclassified, pool.unacknowledged,
-                      pool.missing_fx)
+    return PoolReport(
+        pool.segment, rows, other, pool.by_depository, pool.unclassified, pool.unacknowledged, pool.missing_fx
+    )
 
 
-def investment_report(report_date: date, pools: Iterable[PoolHoldings],
-                      cal: BusinessCalendar = WEEKDAYS) -> InvestmentReport:
-    return InvestmentReport(report_date, report_deadline(report_date, cal),
-                            {p.segment: pool_report(p) for p in pools})
+def investment_report(
+    report_date: date, pools: Iterable[PoolHoldings], cal: BusinessCalendar = WEEKDAYS
+) -> InvestmentReport:
+    return InvestmentReport(report_date, report_deadline(report_date, cal), {p.segment: pool_report(p) for p in pools})
 
 
 def to_json(report: InvestmentReport) -> dict[str, Any]:
@@ -200,7 +222,8 @@ def to_text(report: InvestmentReport) -> str:
         out.append("  By depository")
         for dep, amount in p.depositories.items():
             marks = (" (unclassified)" if dep in p.unclassified else "") + (
-                " (NO ACKNOWLEDGMENT LETTER)" if dep in p.unacknowledged else "")
+                " (NO ACKNOWLEDGMENT LETTER)" if dep in p.unacknowledged else ""
+            )
             out.append(f"    {dep + marks:<{width - 2}}{usd(amount):>22}")
         if p.other:
             out.append("  * not an investment under Reg. 1.25(a), or not permitted: listed apart")

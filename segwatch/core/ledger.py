@@ -42,8 +42,14 @@ class Held:
     __slots__ = ("amounts", "as_of", "codes", "currency", "event_id", "segment", "source")
 
     def __init__(
-        self, as_of: datetime, event_id: str, segment: str, currency: str, codes: tuple[str, ...],
-        amounts: tuple[int, ...], source: str = "",
+        self,
+        as_of: datetime,
+        event_id: str,
+        segment: str,
+        currency: str,
+        codes: tuple[str, ...],
+        amounts: tuple[int, ...],
+        source: str = "",
     ) -> None:
         self.as_of = as_of
         self.event_id = event_id
@@ -61,17 +67,31 @@ class Held:
         if not isinstance(other, Held):
             return NotImplemented
         return (self.as_of, self.event_id, self.segment, self.currency, self.codes, self.amounts, self.source) == (
-            other.as_of, other.event_id, other.segment, other.currency, other.codes, other.amounts, other.source)
+            other.as_of,
+            other.event_id,
+            other.segment,
+            other.currency,
+            other.codes,
+            other.amounts,
+            other.source,
+        )
 
     __hash__ = None  # type: ignore[assignment]  # mutable slots: compared by value, never hashed
 
     def __repr__(self) -> str:
-        return (f"Held(as_of={self.as_of!r}, event_id={self.event_id!r}, segment={self.segment!r}, "
-                f"currency={self.currency!r}, contribution={self.contribution!r}, source={self.source!r})")
+        return (
+            f"Held(as_of={self.as_of!r}, event_id={self.event_id!r}, segment={self.segment!r}, "
+            f"currency={self.currency!r}, contribution={self.contribution!r}, source={self.source!r})"
+        )
 
 
 def account_amounts(
-    cash: int, securities: int, unrealized: int, long_options: int, short_options: int, offset_securities: int,
+    cash: int,
+    securities: int,
+    unrealized: int,
+    long_options: int,
+    short_options: int,
+    offset_securities: int,
 ) -> tuple[int, int, int, int, int, int, int]:
     """Lines 1-3 take every account as it is. Line 5 (Reg. 1.32(b)): the debit is measured WITHOUT the
     customer's securities, debit = max(0, -(cash + unrealized + long + short)), because securities are not
@@ -83,13 +103,26 @@ def account_amounts(
     debit = -(cash + unrealized + long_options + short_options)
     if debit <= 0:
         return (cash, securities, unrealized, long_options, short_options, 0, 0)
-    return (cash, securities, unrealized, long_options, short_options, debit,
-            -(debit if offset_securities > debit else offset_securities))
+    return (
+        cash,
+        securities,
+        unrealized,
+        long_options,
+        short_options,
+        debit,
+        -(debit if offset_securities > debit else offset_securities),
+    )
 
 
 def _cents_of(ev: AccountBalance) -> tuple[int, ...]:
-    return account_amounts(to_cents(ev.cash), to_cents(ev.securities), to_cents(ev.unrealized),
-                           to_cents(ev.long_options), to_cents(ev.short_options), to_cents(ev.offset_securities))
+    return account_amounts(
+        to_cents(ev.cash),
+        to_cents(ev.securities),
+        to_cents(ev.unrealized),
+        to_cents(ev.long_options),
+        to_cents(ev.short_options),
+        to_cents(ev.offset_securities),
+    )
 
 
 def account_key(ev: AccountBalance) -> str:

@@ -57,16 +57,28 @@ _RANK: Final[Mapping[Verdict, int]] = MappingProxyType({"allowed": 0, "needs_app
 
 
 def _basis(
-    excess: Decimal, withdrawn: Decimal, deposits: Decimal, debits: Decimal, proposed: Decimal, largest: Decimal,
+    excess: Decimal,
+    withdrawn: Decimal,
+    deposits: Decimal,
+    debits: Decimal,
+    proposed: Decimal,
+    largest: Decimal,
     target: Decimal | None,
 ) -> ProForma:
     pro_forma = excess - withdrawn + deposits - debits - proposed
     limit = quarter(excess)
     return ProForma(
-        excess=excess, withdrawn=withdrawn, deposits=deposits, estimated_debits=debits, proposed=proposed,
-        pro_forma_excess=pro_forma, target=target,
+        excess=excess,
+        withdrawn=withdrawn,
+        deposits=deposits,
+        estimated_debits=debits,
+        proposed=proposed,
+        pro_forma_excess=pro_forma,
+        target=target,
         excess_over_target=pro_forma - target if target is not None else None,
-        limit=limit, alone_exceeds=largest > limit, aggregate_exceeds=withdrawn + proposed > limit,
+        limit=limit,
+        alone_exceeds=largest > limit,
+        aggregate_exceeds=withdrawn + proposed > limit,
     )
 
 
@@ -89,8 +101,11 @@ def what_if(
     deposits = sum((d.amount for d in request.deposits), ZERO)
     debits = request.estimated_debits
 
-    daily = (_basis(baseline.excess, withdrawn, deposits, debits, proposed, largest, target)
-             if baseline is not None else None)
+    daily = (
+        _basis(baseline.excess, withdrawn, deposits, debits, proposed, largest, target)
+        if baseline is not None
+        else None
+    )
     live_pf = _live_basis(live, withdrawn, proposed, largest, target) if live is not None else None
     reasons = [
         *_unknown_reasons(prior_statement_filed, daily, live_pf, target),
@@ -100,11 +115,18 @@ def what_if(
     verdict: Verdict = max((r.verdict for r in reasons), key=_RANK.__getitem__, default="allowed")
     needs = any(r.verdict == "needs_approval" for r in reasons)
     return WhatIfResponse(
-        proposal_id=request.proposal_id, segment=segment, verdict=verdict, needs_approval=needs,
+        proposal_id=request.proposal_id,
+        segment=segment,
+        verdict=verdict,
+        needs_approval=needs,
         prior_statement_filed=prior_statement_filed,
         baseline_business_day=baseline.business_day if baseline is not None else None,
-        daily=daily, live=live_pf, live_figures_version=live.version if live is not None else None,
-        reasons=reasons, summary=_summary(segment, verdict, proposed, reasons), evaluated_at=now,
+        daily=daily,
+        live=live_pf,
+        live_figures_version=live.version if live is not None else None,
+        reasons=reasons,
+        summary=_summary(segment, verdict, proposed, reasons),
+        evaluated_at=now,
     )
 
 
@@ -117,8 +139,9 @@ def _check_inputs(segment: str, baseline: Baseline | None, live: Live | None, wi
         raise InputError("withdrawn", f"a sum of disbursements is never negative, got {withdrawn}")
 
 
-def _live_basis(live: Live, withdrawn: Decimal, proposed: Decimal, largest: Decimal, target: Decimal | None
-                ) -> ProForma:
+def _live_basis(
+    live: Live, withdrawn: Decimal, proposed: Decimal, largest: Decimal, target: Decimal | None
+) -> ProForma:
     """The live basis: the live figures already reflect what has been withdrawn, deposited and debited, so only
     the proposal moves them; the aggregate 25% test still counts what was withdrawn since the daily computation."""
     pf = _basis(live.excess, ZERO, ZERO, ZERO, proposed, largest, target)
@@ -129,45 +152,88 @@ def _reason(code: str, verdict: Verdict, regulation: str, message: str) -> Reaso
     return Reason.model_validate({"code": code, "verdict": verdict, "regulation": regulation, "message": message})
 
 
-def _unknown_reasons(prior_statement_filed: bool, daily: ProForma | None, live_pf: ProForma | None,
-                     target: Decimal | None) -> list[Reason]:
+def _unknown_reasons(
+    prior_statement_filed: bool, daily: ProForma | None, live_pf: ProForma | None, target: Decimal | None
+) -> list[Reason]:
     """Refusals because compliance cannot be shown: the prior statement unfiled, or a figure not known."""
     reasons: list[Reason] = []
     if not prior_statement_filed:
-        reasons.append(_reason("prior_statement_not_filed", "refused", FILED_REGULATION,
-                               "the prior business day's segregation statement has not been filed yet"))
+        reasons.append(
+            _reason(
+                "prior_statement_not_filed",
+                "refused",
+                FILED_REGULATION,
+                "the prior business day's segregation statement has not been filed yet",
+            )
+        )
     if daily is None:
-        reasons.append(_reason("no_daily_computation", "refused", JAC_18_04,
-                               "no daily computation is known: the pro-forma cannot start from it"))
+        reasons.append(
+            _reason(
+                "no_daily_computation",
+                "refused",
+                JAC_18_04,
+                "no daily computation is known: the pro-forma cannot start from it",
+            )
+        )
     if live_pf is None:
-        reasons.append(_reason("no_live_figures", "refused", LIVE_REGULATION,
-                               "no live figures are known: the most recent calculation of excess cannot be checked"))
+        reasons.append(
+            _reason(
+                "no_live_figures",
+                "refused",
+                LIVE_REGULATION,
+                "no live figures are known: the most recent calculation of excess cannot be checked",
+            )
+        )
     if target is None:
-        reasons.append(_reason("no_target", "refused", TARGET_REGULATION,
-                               "no management target is set for the segment: nothing shows the withdrawal keeps the"
-                               " excess above it"))
+        reasons.append(
+            _reason(
+                "no_target",
+                "refused",
+                TARGET_REGULATION,
+                "no management target is set for the segment: nothing shows the withdrawal keeps the excess above it",
+            )
+        )
     return reasons
 
 
-def _excess_reasons(segment: str, daily: ProForma | None, live_pf: ProForma | None, target: Decimal | None
-                    ) -> list[Reason]:
+def _excess_reasons(
+    segment: str, daily: ProForma | None, live_pf: ProForma | None, target: Decimal | None
+) -> list[Reason]:
     """Refusals because a pro-forma excess (on either basis) is a deficiency or under the management target."""
     reasons: list[Reason] = []
     for label, pf in (("the last daily computation", daily), ("the live figures", live_pf)):
         if pf is None:
             continue
         if pf.pro_forma_excess < ZERO:
-            reasons.append(_reason("deficiency", "refused", DEFICIENCY_REGULATION[segment],
-                                   f"from {label}, the pro-forma excess is {usd(pf.pro_forma_excess)}: a DEFICIENCY"))
+            reasons.append(
+                _reason(
+                    "deficiency",
+                    "refused",
+                    DEFICIENCY_REGULATION[segment],
+                    f"from {label}, the pro-forma excess is {usd(pf.pro_forma_excess)}: a DEFICIENCY",
+                )
+            )
         elif target is not None and pf.pro_forma_excess < target:
-            reasons.append(_reason("under_target", "refused", TARGET_REGULATION,
-                                   f"from {label}, the pro-forma excess {usd(pf.pro_forma_excess)} is under the"
-                                   f" management target {usd(target)} by {usd(target - pf.pro_forma_excess)}"))
+            reasons.append(
+                _reason(
+                    "under_target",
+                    "refused",
+                    TARGET_REGULATION,
+                    f"from {label}, the pro-forma excess {usd(pf.pro_forma_excess)} is under the"
+                    f" management target {usd(target)} by {usd(target - pf.pro_forma_excess)}",
+                )
+            )
     return reasons
 
 
-def _quarter_reasons(segment: str, daily: ProForma | None, live_pf: ProForma | None, withdrawn: Decimal,
-                     proposed: Decimal, largest: Decimal) -> list[Reason]:
+def _quarter_reasons(
+    segment: str,
+    daily: ProForma | None,
+    live_pf: ProForma | None,
+    withdrawn: Decimal,
+    proposed: Decimal,
+    largest: Decimal,
+) -> list[Reason]:
     """Pre-approval needed because the largest withdrawal alone, or with those already made, exceeds 25% of an
     excess."""
     reasons: list[Reason] = []
@@ -176,11 +242,20 @@ def _quarter_reasons(segment: str, daily: ProForma | None, live_pf: ProForma | N
         ("exceeds_25pct_live", "the live figures", live_pf, LIVE_REGULATION),
     ):
         if pf is not None and (pf.alone_exceeds or pf.aggregate_exceeds):
-            which = (f"{usd(largest)} alone" if pf.alone_exceeds
-                     else f"{usd(withdrawn + proposed)} with the {usd(withdrawn)} already withdrawn")
-            reasons.append(_reason(code, "needs_approval", f"{reg}; CBOT Rule 971.E",
-                                   f"{which} exceeds 25% of the excess of {label} ({usd(pf.excess)}; limit"
-                                   f" {usd(pf.limit)}): written pre-approval by the CEO or CFO, then immediate notice"))
+            which = (
+                f"{usd(largest)} alone"
+                if pf.alone_exceeds
+                else f"{usd(withdrawn + proposed)} with the {usd(withdrawn)} already withdrawn"
+            )
+            reasons.append(
+                _reason(
+                    code,
+                    "needs_approval",
+                    f"{reg}; CBOT Rule 971.E",
+                    f"{which} exceeds 25% of the excess of {label} ({usd(pf.excess)}; limit"
+                    f" {usd(pf.limit)}): written pre-approval by the CEO or CFO, then immediate notice",
+                )
+            )
     return reasons
 
 
@@ -192,16 +267,26 @@ def _summary(segment: str, verdict: Verdict, proposed: Decimal, reasons: list[Re
     if verdict == "needs_approval":
         return f"{name}: withdrawal of {usd(proposed)} needs CEO/CFO written pre-approval"
     return f"{name}: withdrawal of {usd(proposed)} REFUSED: " + "; ".join(
-        r.message for r in reasons if r.verdict == "refused")
+        r.message for r in reasons if r.verdict == "refused"
+    )
 
 
 def what_if_from(
-    controls: Controls, request: WhatIfRequest, *, target: Decimal | None, prior_statement_filed: bool,
+    controls: Controls,
+    request: WhatIfRequest,
+    *,
+    target: Decimal | None,
+    prior_statement_filed: bool,
     now: datetime,
 ) -> WhatIfResponse:
     """`what_if` with the baseline, live excess and window aggregate of a `Controls` state."""
     segment = request.segment
     return what_if(
-        request, baseline=controls.baselines.get(segment), live=controls.live.get(segment), target=target,
-        prior_statement_filed=prior_statement_filed, withdrawn=controls.aggregate(segment), now=now,
+        request,
+        baseline=controls.baselines.get(segment),
+        live=controls.live.get(segment),
+        target=target,
+        prior_statement_filed=prior_statement_filed,
+        withdrawn=controls.aggregate(segment),
+        now=now,
     )

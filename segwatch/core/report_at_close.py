@@ -24,8 +24,9 @@ from segwatch.core.holdings_figures import pool_of
 from segwatch.core.investments import BusinessCalendar, investment_report, is_report_date, to_json
 
 
-def report_at_close(rec: StatementRecord, in_force: Mapping[str, Figures | None],
-                    calendar: BusinessCalendar) -> InvestmentReportRecord | None:
+def report_at_close(
+    rec: StatementRecord, in_force: Mapping[str, Figures | None], calendar: BusinessCalendar
+) -> InvestmentReportRecord | None:
     """The report owed by this close (JSON, as on the statements topic), or None: not a report date's
     INITIAL statement, or no figures with holdings in force at its cut-off."""
     if rec.kind != "INITIAL" or not is_report_date(rec.business_day, calendar):

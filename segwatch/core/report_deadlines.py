@@ -29,8 +29,10 @@ from segwatch.core.investments import is_report_date, report_deadline
 from segwatch.core.rules import RUNBOOK
 
 RULE: Final = INVESTMENT_REPORT_OVERDUE
-REGULATION: Final = ("CBOT Rule 971.D: report of investments as of the 15th and the last business day of the month,"
-                     " by the close of business of the next business day")
+REGULATION: Final = (
+    "CBOT Rule 971.D: report of investments as of the 15th and the last business day of the month,"
+    " by the close of business of the next business day"
+)
 ANCHOR: Final = "investment-report-overdue"
 
 
@@ -98,7 +100,7 @@ class ReportDeadlines:
 
     def _trim(self) -> None:
         dates = sorted({day for day, _ in self.due})
-        for day in dates[:-self.retain] if len(dates) > self.retain else []:
+        for day in dates[: -self.retain] if len(dates) > self.retain else []:
             if any(a.startswith(f"{seg}|{RULE}|{day.isoformat()}") for seg in POOL_NAMES for a in self.firing):
                 continue
             for key in [k for k in self.due if k[0] == day]:
@@ -116,22 +118,38 @@ class ReportDeadlines:
             if aid not in late:
                 report = self.due.get((_date_of(aid), alert.segment))
                 by = report.submitted if report is not None else None
-                summary = (f"{POOL_NAMES[alert.segment]}: the report of investments as of {_date_of(aid)} is marked"
-                           f" submitted ({by.reference}, {by.submitted_at:%Y-%m-%d %H:%M %Z})" if by is not None
-                           else alert.summary)
-                out.append(alert.model_copy(update={"state": "resolved", "at": now, "summary": summary,
-                                                    "correlation_id": correlation_id}))
+                summary = (
+                    f"{POOL_NAMES[alert.segment]}: the report of investments as of {_date_of(aid)} is marked"
+                    f" submitted ({by.reference}, {by.submitted_at:%Y-%m-%d %H:%M %Z})"
+                    if by is not None
+                    else alert.summary
+                )
+                out.append(
+                    alert.model_copy(
+                        update={"state": "resolved", "at": now, "summary": summary, "correlation_id": correlation_id}
+                    )
+                )
                 del self.firing[aid]
         for aid, r in sorted(late.items()):
             if aid in self.firing:
                 continue
             alert = Alert(
-                alert_id=aid, rule=RULE, segment=r.segment,  # type: ignore[arg-type]
-                state="firing", severity="warning", page=False,
-                summary=(f"{POOL_NAMES[r.segment]}: the report of investments as of {r.report_date} was due by"
-                         f" {r.due_at:%Y-%m-%d %H:%M %Z} and is not marked submitted"),
-                regulation=REGULATION, figures=day_figures(r.close), started_at=r.due_at, at=now,
-                correlation_id=correlation_id, runbook=f"{RUNBOOK}#{ANCHOR}",
+                alert_id=aid,
+                rule=RULE,
+                segment=r.segment,  # type: ignore[arg-type]
+                state="firing",
+                severity="warning",
+                page=False,
+                summary=(
+                    f"{POOL_NAMES[r.segment]}: the report of investments as of {r.report_date} was due by"
+                    f" {r.due_at:%Y-%m-%d %H:%M %Z} and is not marked submitted"
+                ),
+                regulation=REGULATION,
+                figures=day_figures(r.close),
+                started_at=r.due_at,
+                at=now,
+                correlation_id=correlation_id,
+                runbook=f"{RUNBOOK}#{ANCHOR}",
             )
             self.firing[aid] = alert
             out.append(alert)

@@ -35,14 +35,16 @@ EASTERN: Final = ZoneInfo("America/New_York")
 DEADLINE_TIME: Final = time(18, 0)
 KEEP_DAYS: Final = 5  # business days of amounts kept per segment
 RUNBOOK_ANCHOR: Final = f"{RUNBOOK}#residual-interest-undermargined"
-REGULATION: Final[Mapping[str, str]] = MappingProxyType({
-    "4d2": "CFTC Reg. 1.22(c): residual interest at least the customers' undermargined amounts as of the prior"
-    " close, by 6:00 pm Eastern on the next business day",
-    "30.7": "CFTC Reg. 30.7(f): residual interest at least the 30.7 customers' undermargined amounts as of the"
-    " prior close, by 6:00 pm Eastern on the next business day",
-    "4df": "CFTC Reg. 22.2(f): residual interest at least the cleared swaps customers' undermargined amounts as of"
-    " the prior close, by 6:00 pm Eastern on the next business day",
-})
+REGULATION: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "4d2": "CFTC Reg. 1.22(c): residual interest at least the customers' undermargined amounts as of the prior"
+        " close, by 6:00 pm Eastern on the next business day",
+        "30.7": "CFTC Reg. 30.7(f): residual interest at least the 30.7 customers' undermargined amounts as of the"
+        " prior close, by 6:00 pm Eastern on the next business day",
+        "4df": "CFTC Reg. 22.2(f): residual interest at least the cleared swaps customers' undermargined amounts as of"
+        " the prior close, by 6:00 pm Eastern on the next business day",
+    }
+)
 
 NextBusinessDay = Callable[[date], date]
 
@@ -113,28 +115,51 @@ class ResidualInterest:
         if c.breached and firing is None:
             assert c.in_force is not None and c.deadline is not None
             return Alert(
-                alert_id=alert_id(figures.segment, RULE, figures.version), rule=RULE, segment=figures.segment,
-                state="firing", severity="critical", page=False,
-                summary=(f"{name}: residual interest {usd(c.excess)} is {usd(c.shortfall)} short of the customers'"
-                         f" undermargined amounts {usd(c.in_force.amount)} as of the close of"
-                         f" {c.in_force.business_day} (due {c.deadline.isoformat()})"),
-                regulation=REGULATION[figures.segment], figures=alert_figures(figures), started_at=now, at=now,
-                correlation_id=figures.last_event_id, runbook=RUNBOOK_ANCHOR,
+                alert_id=alert_id(figures.segment, RULE, figures.version),
+                rule=RULE,
+                segment=figures.segment,
+                state="firing",
+                severity="critical",
+                page=False,
+                summary=(
+                    f"{name}: residual interest {usd(c.excess)} is {usd(c.shortfall)} short of the customers'"
+                    f" undermargined amounts {usd(c.in_force.amount)} as of the close of"
+                    f" {c.in_force.business_day} (due {c.deadline.isoformat()})"
+                ),
+                regulation=REGULATION[figures.segment],
+                figures=alert_figures(figures),
+                started_at=now,
+                at=now,
+                correlation_id=figures.last_event_id,
+                runbook=RUNBOOK_ANCHOR,
             )
         if not c.breached and firing is not None:
-            covered = (f"the undermargined amounts {usd(c.in_force.amount)} of {c.in_force.business_day}"
-                       if c.in_force is not None else "the undermargined amounts")
+            covered = (
+                f"the undermargined amounts {usd(c.in_force.amount)} of {c.in_force.business_day}"
+                if c.in_force is not None
+                else "the undermargined amounts"
+            )
             return Alert(
-                alert_id=firing.alert_id, rule=RULE, segment=figures.segment, state="resolved", severity="critical",
-                page=False, summary=f"{name}: residual interest {usd(c.excess)} covers {covered} again",
-                regulation=REGULATION[figures.segment], figures=alert_figures(figures),
-                started_at=firing.started_at, at=now, correlation_id=figures.last_event_id, runbook=RUNBOOK_ANCHOR,
+                alert_id=firing.alert_id,
+                rule=RULE,
+                segment=figures.segment,
+                state="resolved",
+                severity="critical",
+                page=False,
+                summary=f"{name}: residual interest {usd(c.excess)} covers {covered} again",
+                regulation=REGULATION[figures.segment],
+                figures=alert_figures(figures),
+                started_at=firing.started_at,
+                at=now,
+                correlation_id=figures.last_event_id,
+                runbook=RUNBOOK_ANCHOR,
             )
         return None
 
     def to_json(self) -> str:
-        return json.dumps([a.model_dump(mode="json") for days in self.amounts.values() for a in days.values()],
-                          sort_keys=True)
+        return json.dumps(
+            [a.model_dump(mode="json") for days in self.amounts.values() for a in days.values()], sort_keys=True
+        )
 
     @classmethod
     def restore(cls, events: Iterable[UndermarginedAmounts]) -> ResidualInterest:

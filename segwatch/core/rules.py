@@ -181,9 +181,7 @@ DEFICIENCY = Rule(
         f"{SEGMENT_NAMES[f.segment]} DEFICIENCY of {usd(-f.excess)}: {_amounts(f)}"
         " — notify the CFTC and the DSRO immediately"
     ),
-    resolved_summary=lambda f: (
-        f"{SEGMENT_NAMES[f.segment]} deficiency cured: excess {usd(f.excess)} ({_amounts(f)})"
-    ),
+    resolved_summary=lambda f: f"{SEGMENT_NAMES[f.segment]} deficiency cured: excess {usd(f.excess)} ({_amounts(f)})",
 )
 
 UNDER_TARGET = Rule(
@@ -409,8 +407,10 @@ def evaluate(states: AlertStates, figures: Figures, *, now: datetime) -> Evaluat
     changes: list[Alert] = []
     for rule in RESOLVING_ORDER:
         current = states.firing(figures.segment, rule.name)
-        if current is not None and not conditions[rule.name] and not (
-            figures.incomplete and rule.name in HELD_ON_INCOMPLETE
+        if (
+            current is not None
+            and not conditions[rule.name]
+            and not (figures.incomplete and rule.name in HELD_ON_INCOMPLETE)
         ):
             changes.append(_record(rule, figures, "resolved", current.alert_id, current.started_at, now))
     for rule in FIRING_ORDER:
@@ -425,9 +425,7 @@ def evaluate(states: AlertStates, figures: Figures, *, now: datetime) -> Evaluat
     return Evaluation(AlertStates(MappingProxyType(alerts), MappingProxyType(versions)), tuple(changes))
 
 
-def _record(
-    rule: Rule, f: Figures, state: str, incident: str, started_at: datetime, now: datetime
-) -> Alert:
+def _record(rule: Rule, f: Figures, state: str, incident: str, started_at: datetime, now: datetime) -> Alert:
     firing = state == "firing"
     return Alert(
         alert_id=incident,
@@ -456,4 +454,3 @@ def evaluate_all(
         states = result.states
         out.extend(result.changes)
     return states, out
-

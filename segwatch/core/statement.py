@@ -114,10 +114,7 @@ def derived_given(segment_id: str, given: Mapping[str, Decimal]) -> list[str]:
     """The derived lines `given` states that its complete statement recomputes."""
     computed = complete(segment_id, given)
     taken = {segment(segment_id).requirement} if is_summary(segment_id, given) else set()
-    return [
-        code for code in given
-        if LINES[code].source is Source.DERIVED and code in computed and code not in taken
-    ]
+    return [code for code in given if LINES[code].source is Source.DERIVED and code in computed and code not in taken]
 
 
 def check(segment_id: str, given: Mapping[str, Decimal]) -> list[Mismatch]:

@@ -113,8 +113,15 @@ class DisbursementControls:
         if isinstance(value, StatementRecord):
             excess = value.lines.get(SEGMENTS[value.segment].excess)
             if excess is not None:
-                self.on_baseline(Baseline(segment=value.segment, business_day=value.business_day,
-                                          cutoff=value.cutoff, excess=excess, version=value.version))
+                self.on_baseline(
+                    Baseline(
+                        segment=value.segment,
+                        business_day=value.business_day,
+                        cutoff=value.cutoff,
+                        excess=excess,
+                        version=value.version,
+                    )
+                )
         elif isinstance(value, Baseline):
             self.on_baseline(value)
         return ()
@@ -147,8 +154,12 @@ class DisbursementControls:
             self.calendar = BusinessCalendar()
         out = []
         for segment in segments:
-            change = self.residual.evaluate(self.figures[segment], self.states.firing(segment, RESIDUAL_RULE),
-                                            now=now, next_business_day=self.calendar.next_business_day)
+            change = self.residual.evaluate(
+                self.figures[segment],
+                self.states.firing(segment, RESIDUAL_RULE),
+                now=now,
+                next_business_day=self.calendar.next_business_day,
+            )
             if change is not None:
                 self.states = self.states.with_alert(change)
                 out.append(Record(ALERTS_TOPIC, change))
@@ -234,7 +245,7 @@ class Twin:
         """The records of stage `index`, after every later stage with an `on_record` has seen them."""
         out = list(records)
         for record in list(out):
-            for later in self.stages[index + 1:]:
+            for later in self.stages[index + 1 :]:
                 on_record = getattr(later, "on_record", None)
                 if on_record is not None:
                     out.extend(on_record(self, record, now))

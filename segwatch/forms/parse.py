@@ -44,8 +44,9 @@ _SPACES = re.compile(r"\s+")
 _DATE = r"(\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2})"
 _HEADER = {
     "status": re.compile(r"\b(INITIAL|AMENDMENT|AMENDED)\b"),
-    "form": re.compile(r"Form\s*:\s*(.+?)\s*(?=Submit\s*Date|End\s*Date|Firm\s*Name|Daily\s+Segregation\b|\n|$)",
-                       re.IGNORECASE),
+    "form": re.compile(
+        r"Form\s*:\s*(.+?)\s*(?=Submit\s*Date|End\s*Date|Firm\s*Name|Daily\s+Segregation\b|\n|$)", re.IGNORECASE
+    ),
     "firm": re.compile(r"Firm\s*Name\s*:\s*(.+?)\s*(?=Form\s*:|Submit\s*Date|End\s*Date|\n|$)", re.IGNORECASE),
     "end_date": re.compile(r"End\s*Date\s*:\s*" + _DATE, re.IGNORECASE),
     "submit_date": re.compile(r"Submit\s*Date\s*:\s*" + _DATE, re.IGNORECASE),
@@ -106,7 +107,7 @@ def amount_before(text: str) -> Decimal | None:
     m = _AMOUNT.search(text)
     if m is None or bool(m["open"]) != bool(m["close"]):
         return None  # no number there, or a label's "(... line 5)"
-    if text[:m.start("digits")].endswith((",", ".")):
+    if text[: m.start("digits")].endswith((",", ".")):
         return None  # the tail of a malformed number ("1,2,3", "12,34", "1.234.56"): not legible, never a part
     amount = Decimal(m["digits"].replace(",", "") + (m["cents"] or ""))
     return -amount if (m["minus"] or m["open"]) else amount
@@ -127,7 +128,7 @@ def _codes(text: str) -> list[_Code]:
         opener, code, closer = m.group(1), m.group(2), m.group(3)
         if (opener == "[") != (closer == "]"):
             continue
-        before = text[previous:m.start()]
+        before = text[previous : m.start()]
         if opener == "(":
             # "(7070)" is a code only when it is a known one printed right after an amount.
             if code not in LINES or amount_before(before) is None:
@@ -233,12 +234,13 @@ def read_filing(text: str) -> Filing:
     # Each statement's own text: from the end of the previous statement's last code to the end of its own.
     order = sorted(first, key=first.__getitem__)
     bounds = {sid: (last[order[i - 1]] if i else 0, last[sid]) for i, sid in enumerate(order)}
-    headers = {sid: _header(text[lo:first[sid]]) for sid, (lo, _) in bounds.items()}
+    headers = {sid: _header(text[lo : first[sid]]) for sid, (lo, _) in bounds.items()}
     for sid in SEGMENT_IDS:
         if sid not in statements:
             titled = bool(_TITLES[sid].search(text))
-            missing.append(Missing(sid, None, "statement printed without any line code" if titled
-                                   else "statement not found"))
+            missing.append(
+                Missing(sid, None, "statement printed without any line code" if titled else "statement not found")
+            )
             continue
         lo, hi = bounds[sid]
         found = set(statements[sid]) | {m.code for m in missing if m.segment == sid and m.code}
@@ -254,8 +256,9 @@ def read_filing(text: str) -> Filing:
         if header[name] is None:
             missing.append(Missing(None, None, f"{name.replace('_', ' ')} not found"))
     ordered = {sid: statements[sid] for sid in SEGMENT_IDS if sid in statements}
-    missing.sort(key=lambda m: (SEGMENT_IDS.index(m.segment) if m.segment else -1,
-                                _form_order(m.code) if m.code else -1))
+    missing.sort(
+        key=lambda m: (SEGMENT_IDS.index(m.segment) if m.segment else -1, _form_order(m.code) if m.code else -1)
+    )
     return Filing(header, ordered, missing)
 
 

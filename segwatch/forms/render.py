@@ -26,11 +26,11 @@ def to_json(statements: Mapping[str, Mapping[str, Decimal]]) -> dict[str, dict[s
 
 def header_text(header: Mapping[str, str | None]) -> str:
     """The filing's header on one line: status, form, firm, end and submit dates."""
+
     def get(name: str) -> str:
         return header.get(name) or "?"
 
-    return (f"{get('status')}  {get('form')}  {get('firm')}  end date {get('end_date')}"
-            f"  submitted {get('submit_date')}")
+    return f"{get('status')}  {get('form')}  {get('firm')}  end date {get('end_date')}  submitted {get('submit_date')}"
 
 
 def to_text(statements: Mapping[str, Mapping[str, Decimal]], width: int = 110) -> str:
@@ -112,10 +112,23 @@ def to_filing_text(statements: Mapping[str, Mapping[str, Decimal]], header: Fili
     for sid in (s for s in FILING_ORDER if s in statements):
         lines = whole_dollars(sid, statements[sid])
         summary = is_summary(sid, statements[sid])
-        out += ["", f"**{header.kind}**", "", f"**End Date:{_date(header.end_date)}**", "",
-                f"**Firm Name:{header.firm}**", "", f"**Form:{FORM_NAME}**", "",
-                f"**Submit Date:{_date(header.submit_date)}**", "", f"**Daily Segregation - {FILING_TITLES[sid]}**",
-                "", SEGMENTS[sid].title, ""]
+        out += [
+            "",
+            f"**{header.kind}**",
+            "",
+            f"**End Date:{_date(header.end_date)}**",
+            "",
+            f"**Firm Name:{header.firm}**",
+            "",
+            f"**Form:{FORM_NAME}**",
+            "",
+            f"**Submit Date:{_date(header.submit_date)}**",
+            "",
+            f"**Daily Segregation - {FILING_TITLES[sid]}**",
+            "",
+            SEGMENTS[sid].title,
+            "",
+        ]
         codes = list(lines)
         if summary:
             codes = [c for c in _SUMMARY_307 if c in lines] + [c for c in codes if c not in _SUMMARY_307]
@@ -129,11 +142,12 @@ def to_filing_text(statements: Mapping[str, Mapping[str, Decimal]], header: Fili
                 continue
             if line.side is not side:
                 if side is not None and line.side is Side.FUNDS:
-                    out.append("FUNDS HELD" if sid != "30.7" else "FUNDS DEPOSITED IN SEPARATE REGULATION 30.7 "
-                               "ACCOUNTS")
+                    out.append(
+                        "FUNDS HELD" if sid != "30.7" else "FUNDS DEPOSITED IN SEPARATE REGULATION 30.7 ACCOUNTS"
+                    )
                 side = line.side
             number = line.number
-            this_top, sub = number.rstrip("ABCDEabcde"), number[len(number.rstrip("ABCDEabcde")):]
+            this_top, sub = number.rstrip("ABCDEabcde"), number[len(number.rstrip("ABCDEabcde")) :]
             group, rest = _group(line.label)
             if sub:
                 if this_top != top:
@@ -155,6 +169,9 @@ def to_filing_json(statements: Mapping[str, Mapping[str, Decimal]], header: Fili
         "end_date": header.end_date.isoformat(),
         "submit_date": header.submit_date.isoformat(),
         "form": FORM_NAME,
-        "statements": {sid: {code: f"{amount:f}" for code, amount in whole_dollars(sid, statements[sid]).items()}
-                       for sid in FILING_ORDER if sid in statements},
+        "statements": {
+            sid: {code: f"{amount:f}" for code, amount in whole_dollars(sid, statements[sid]).items()}
+            for sid in FILING_ORDER
+            if sid in statements
+        },
     }

@@ -152,7 +152,7 @@ def _config_changes(declared: Mapping[str, str], actual: Mapping[str, str]) -> t
     return tuple(changes)
 
 
-MIGRATION = "docs/KAFKA.md, \"Changing the number of balance partitions\""
+MIGRATION = 'docs/KAFKA.md, "Changing the number of balance partitions"'
 
 
 def keyed_partition_changes(specs: Sequence[TopicSpec], states: Mapping[str, TopicState]) -> list[str]:
@@ -285,8 +285,12 @@ async def wait_for_topics(client: Any, names: Sequence[str], timeout: float = 20
         return not pending
 
     try:
-        await wait_until(all_led, what="the new topics to have a leader for each partition", timeout=timeout,
-                         detail=lambda: f"not ready: {', '.join(pending)}")
+        await wait_until(
+            all_led,
+            what="the new topics to have a leader for each partition",
+            timeout=timeout,
+            detail=lambda: f"not ready: {', '.join(pending)}",
+        )
     except WaitTimeout as exc:
         raise KafkaAdminError(str(exc)) from None
 

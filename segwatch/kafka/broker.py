@@ -510,8 +510,12 @@ def _wait_ready(config: BrokerConfig, pid: int | None, timeout: float) -> None:
         return is_ready(config.bootstrap, timeout=max(1.0, min(5.0, deadline - time.monotonic())))
 
     try:
-        wait_until_blocking(accepts_clients, what=f"the broker to accept Kafka clients at {config.bootstrap}",
-                            timeout=timeout, interval=0.25)
+        wait_until_blocking(
+            accepts_clients,
+            what=f"the broker to accept Kafka clients at {config.bootstrap}",
+            timeout=timeout,
+            interval=0.25,
+        )
     except WaitTimeout as exc:
         raise BrokerError(_with_log(str(exc), config)) from None
 

@@ -39,6 +39,7 @@ def namespaced(name: str, namespace: str) -> str:
     """`name` (a constant above) as it is called under another namespace."""
     return namespace + name.removeprefix(NAMESPACE)
 
+
 DEFAULT_BALANCE_PARTITIONS: int = TopicsPart.model_fields["balance_partitions"].default
 DEFAULT_REPLICATION: int = TopicsPart.model_fields["replication"].default
 
@@ -144,8 +145,13 @@ def topics(env: Mapping[str, str] | None = None) -> tuple[TopicSpec, ...]:
             "kept over five years (Reg. 1.31)",
         ),
         *(
-            spec(table.topic, balance_partitions if table.copartitioned else 1, compact, table.purpose,
-                 keyed=table.copartitioned)
+            spec(
+                table.topic,
+                balance_partitions if table.copartitioned else 1,
+                compact,
+                table.purpose,
+                keyed=table.copartitioned,
+            )
             for table in TABLES
         ),
     )

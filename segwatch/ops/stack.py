@@ -72,8 +72,9 @@ def prometheus_binary() -> str:
 
 
 def alertmanager_binary() -> str:
-    return find_binary("SEGWATCH_ALERTMANAGER", "/usr/bin/prometheus-alertmanager", "prometheus-alertmanager",
-                       "alertmanager")
+    return find_binary(
+        "SEGWATCH_ALERTMANAGER", "/usr/bin/prometheus-alertmanager", "prometheus-alertmanager", "alertmanager"
+    )
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -104,8 +105,12 @@ def shorten_durations(
 
 
 def prometheus_config(
-    targets: Mapping[str, str], alertmanager: str, interval: str = "1s", rules_dir: Path | None = None,
-    longest: str = "1s", keys: Sequence[str] = ("keep_firing_for",),
+    targets: Mapping[str, str],
+    alertmanager: str,
+    interval: str = "1s",
+    rules_dir: Path | None = None,
+    longest: str = "1s",
+    keys: Sequence[str] = ("keep_firing_for",),
 ) -> dict[str, Any]:
     """deploy/prometheus/prometheus.yml for this machine. `targets`: service name (ingest, calculator,
     alerter) → host:port; `alertmanager`: host:port. With `rules_dir`, the rule files are copied there with
@@ -200,8 +205,9 @@ class Process(Service):
                     raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
                 return await answers_ready(http, f"{self.url}/-/ready")
 
-            await wait_until(ready, what=f"{self.name} to be ready", timeout=timeout, interval=0.2,
-                             detail=self.log_tail)
+            await wait_until(
+                ready, what=f"{self.name} to be ready", timeout=timeout, interval=0.2, detail=self.log_tail
+            )
 
     async def stop(self, timeout: float = 10.0) -> None:
         proc = self.process
@@ -225,8 +231,11 @@ def prometheus_process(workdir: Path, config: Mapping[str, Any], port: int | Non
     port = port or free_port()
     cfg = write_yaml(workdir / "prometheus.yml", config)
     argv = [
-        prometheus_binary(), f"--config.file={cfg}", f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+        prometheus_binary(),
+        f"--config.file={cfg}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
     ]
     return Process("prometheus", argv, port, workdir / "prometheus.log")
 
@@ -236,8 +245,12 @@ def alertmanager_process(workdir: Path, config: Mapping[str, Any], port: int | N
     port = port or free_port()
     cfg = write_yaml(workdir / "alertmanager.yml", config)
     argv = [
-        alertmanager_binary(), f"--config.file={cfg}", f"--storage.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn",
+        alertmanager_binary(),
+        f"--config.file={cfg}",
+        f"--storage.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        "--log.level=warn",
     ]
     return Process("alertmanager", argv, port, workdir / "alertmanager.log")
 
@@ -281,17 +294,15 @@ class Sink:
     async def _receive(self, request: web.Request) -> web.Response:
         body = await request.json()
         async with self._changed:
-            self.received.append(Notification(request.match_info["kind"], request.match_info["receiver"], body,
-                                              time.monotonic()))
+            self.received.append(
+                Notification(request.match_info["kind"], request.match_info["receiver"], body, time.monotonic())
+            )
             self._changed.notify_all()
         if request.match_info["kind"] == "pagerduty":  # the Events v2 API's answer
-            return web.json_response({"status": "success", "message": "Event processed", "dedup_key": "k"},
-                                     status=202)
+            return web.json_response({"status": "success", "message": "Event processed", "dedup_key": "k"}, status=202)
         return web.Response(text="ok")
 
-    async def wait_for(
-        self, predicate: Callable[[Notification], bool], timeout: float, what: str
-    ) -> Notification:
+    async def wait_for(self, predicate: Callable[[Notification], bool], timeout: float, what: str) -> Notification:
         """The first notification (already received or arriving within `timeout`) that satisfies `predicate`."""
 
         def found() -> Notification | None:
@@ -320,7 +331,12 @@ class PromQLError(RuntimeError):
 
 
 async def promql(
-    http: aiohttp.ClientSession, base: str, expr: str, *, start: float | None = None, end: float | None = None,
+    http: aiohttp.ClientSession,
+    base: str,
+    expr: str,
+    *,
+    start: float | None = None,
+    end: float | None = None,
     step: float = 1.0,
 ) -> list[dict[str, Any]]:
     """An instant query (no `start`) or a range query; the result list (vector or matrix)."""

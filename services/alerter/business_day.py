@@ -134,8 +134,9 @@ class DayBook:
         if isinstance(day, str):
             self.investment_reports[day] = zlib.compress(value)
 
-    def take(self, record: StatementRecord | DayStatus | StatementApproval | StatementFiling
-             | InvestmentReportSubmitted) -> bool:
+    def take(
+        self, record: StatementRecord | DayStatus | StatementApproval | StatementFiling | InvestmentReportSubmitted
+    ) -> bool:
         """One parsed record of the statements topic; True when it may change a status or an alert."""
         if isinstance(record, StatementRecord):
             return self.on_statement(record)
@@ -153,8 +154,9 @@ class DayBook:
     def _record(self, day: date, cutoff: datetime | None = None) -> DayRecord:
         record = self.records.get(day)
         if record is None:
-            record = self.records[day] = DayRecord(day, cutoff or self.calendar.cutoff(day),
-                                                   self.calendar.deadlines(day), self.calendar.segments_due(day))
+            record = self.records[day] = DayRecord(
+                day, cutoff or self.calendar.cutoff(day), self.calendar.deadlines(day), self.calendar.segments_due(day)
+            )
         return record
 
     # --- the rules ------------------------------------------------------------------------------------
@@ -331,8 +333,9 @@ class AlerterBusinessDay:
             return False  # the controls dead-letter it
         changed = self.book.take(parsed)
         correlation = getattr(parsed, "event_id", None)
-        self.log.info("day record taken", kind=kind, business_day=str(getattr(parsed, "business_day", "")),
-                      changed=changed)
+        self.log.info(
+            "day record taken", kind=kind, business_day=str(getattr(parsed, "business_day", "")), changed=changed
+        )
         await self.evaluate(correlation)
         if changed and not isinstance(parsed, InvestmentReportSubmitted):
             await self.publish_statuses([parsed.business_day])
@@ -354,16 +357,20 @@ class AlerterBusinessDay:
             # Every figures record held was computed after the cut-off (a day replayed or backfilled): the
             # figures as the close arrives are those the close was computed from. Said, not hidden.
             in_force = self.book.figures_at(datetime.max.replace(tzinfo=UTC))
-            self.log.warning("investment report from the figures as the close arrived: none computed by its "
-                             "cut-off", report_date=rec.business_day.isoformat(), cutoff=rec.cutoff.isoformat())
+            self.log.warning(
+                "investment report from the figures as the close arrived: none computed by its cut-off",
+                report_date=rec.business_day.isoformat(),
+                cutoff=rec.cutoff.isoformat(),
+            )
         report = report_at_close(rec, in_force, self.book.calendar)
         if report is None:
             return
         value = report.model_dump_json().encode()
         await (await self.service._producer.send(topic, value, key=report.key.encode()))
         self.book.on_investment_report({"report_date": rec.business_day.isoformat()}, value)
-        self.log.info("investment report published", report_date=rec.business_day.isoformat(),
-                      pools=sorted(report.pools))
+        self.log.info(
+            "investment report published", report_date=rec.business_day.isoformat(), pools=sorted(report.pools)
+        )
 
     def on_figures(self, figures: Figures, value: bytes | None) -> None:
         if value is not None:
@@ -379,21 +386,32 @@ class AlerterBusinessDay:
         """To the alert topic, acknowledged; then mirrored to the state topic, one key per incident."""
         svc, cfg = self.service, self.config
         producer = svc._producer
-        sent = [await producer.send(cfg.alerts_topic, a.model_dump_json().encode(), key=a.key.encode())
-                for a in alerts]
+        sent = [await producer.send(cfg.alerts_topic, a.model_dump_json().encode(), key=a.key.encode()) for a in alerts]
         await asyncio.gather(*sent)
         acknowledged_at = svc.clock()
         if cfg.state_topic is not None:
-            mirrored = [await producer.send(cfg.state_topic, a.model_dump_json().encode(),
-                                            key=state_key(a).encode()) for a in alerts]
+            mirrored = [
+                await producer.send(cfg.state_topic, a.model_dump_json().encode(), key=state_key(a).encode())
+                for a in alerts
+            ]
             await asyncio.gather(*mirrored)
         for alert in alerts:
             svc.metrics.alert_published(alert, acknowledged_at, None)
-            level = "critical" if alert.page and alert.state == "firing" else (
-                "warning" if alert.state == "firing" else "info")
-            getattr(self.log, level)(f"alert {alert.state}", alert_id=alert.alert_id, rule=alert.rule,
-                                     segment=alert.segment, severity=alert.severity, page=alert.page,
-                                     summary=alert.summary, runbook=alert.runbook)
+            level = (
+                "critical"
+                if alert.page and alert.state == "firing"
+                else ("warning" if alert.state == "firing" else "info")
+            )
+            getattr(self.log, level)(
+                f"alert {alert.state}",
+                alert_id=alert.alert_id,
+                rule=alert.rule,
+                segment=alert.segment,
+                severity=alert.severity,
+                page=alert.page,
+                summary=alert.summary,
+                runbook=alert.runbook,
+            )
         self.show_firing()
 
     async def publish_statuses(self, days: Iterable[date]) -> None:
@@ -406,18 +424,24 @@ class AlerterBusinessDay:
         await asyncio.gather(*sent)
         for status in changed:
             self.book.on_status(status)
-            self.log.info("day status published", business_day=str(status.business_day), status=status.status,
-                          version=status.version, filed_version=status.filed_version)
+            self.log.info(
+                "day status published",
+                business_day=str(status.business_day),
+                status=status.status,
+                version=status.version,
+                filed_version=status.filed_version,
+            )
 
     # --- metrics --------------------------------------------------------------------------------------
 
     def show(self) -> None:
         book, cal = self.book, self.book.calendar
         self.service.metrics.day.show_days(
-            (s, cal.deadlines(s.business_day).warning.timestamp()) for s in book.statuses(DAYS_SHOWN))
+            (s, cal.deadlines(s.business_day).warning.timestamp()) for s in book.statuses(DAYS_SHOWN)
+        )
         self.service.metrics.day.show_reports(
-            (r.report_date, r.segment, r.due_at.timestamp(), r.submitted is not None)
-            for r in book.reports.due.values())
+            (r.report_date, r.segment, r.due_at.timestamp(), r.submitted is not None) for r in book.reports.due.values()
+        )
         self.show_firing()
 
     def show_firing(self) -> None:
@@ -438,8 +462,9 @@ class AlerterBusinessDay:
         cfg, svc = self.config, self.service
         settings, timeout = svc.settings, cfg.recovery_timeout
         book = DayBook(self.book.calendar)
-        topics = [t for t in (cfg.statements_topic, cfg.alerts_topic, cfg.state_topic, cfg.figures_topic)
-                  if t is not None]
+        topics = [
+            t for t in (cfg.statements_topic, cfg.alerts_topic, cfg.state_topic, cfg.figures_topic) if t is not None
+        ]
         counts = await partition_counts(settings, topics, timeout=timeout)
         # The alerts in force first, so a day with one is never dropped while the statements are taken; the
         # newest record of each incident wins (by `at`: a record mirrored to the state topic equals its original).
@@ -450,8 +475,9 @@ class AlerterBusinessDay:
         book.restore(sorted(alerts, key=lambda a: a.at))
         unreadable = 0
         if cfg.statements_topic is not None:
-            for record in await read_to_end(settings, cfg.statements_topic, counts[cfg.statements_topic],
-                                            timeout=timeout):
+            for record in await read_to_end(
+                settings, cfg.statements_topic, counts[cfg.statements_topic], timeout=timeout
+            ):
                 kind, raw = kind_of(record.value)
                 if kind == "investment_report" and raw is not None:
                     book.on_investment_report(raw, record.value)
@@ -475,8 +501,13 @@ class AlerterBusinessDay:
                 if rec is not None:
                     svc.metrics.day.show_statement(rec)
         self.show()
-        self.log.info("business day recovered", days=len(book.records), firing=sorted(a.alert_id for a in
-                      book.firing()), unreadable=unreadable, figures={s: len(h) for s, h in book.figures.items()})
+        self.log.info(
+            "business day recovered",
+            days=len(book.records),
+            firing=sorted(a.alert_id for a in book.firing()),
+            unreadable=unreadable,
+            figures={s: len(h) for s, h in book.figures.items()},
+        )
 
     async def after_recovery(self) -> None:
         """What changed while the alerter was down: alerts and statuses (the producer is up)."""

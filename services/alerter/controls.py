@@ -83,10 +83,18 @@ def baseline_of(record: StatementRecord) -> Baseline:
     line = SEGMENTS[record.segment].excess
     excess = record.lines.get(line)
     if excess is None:
-        raise InputError(f"lines.{line}", f"the {record.segment} statement of {record.business_day} has no excess"
-                         f" line {line}: no daily computation of the excess to measure disbursements against")
-    return Baseline(segment=record.segment, business_day=record.business_day, cutoff=record.cutoff, excess=excess,
-                    version=record.version)
+        raise InputError(
+            f"lines.{line}",
+            f"the {record.segment} statement of {record.business_day} has no excess"
+            f" line {line}: no daily computation of the excess to measure disbursements against",
+        )
+    return Baseline(
+        segment=record.segment,
+        business_day=record.business_day,
+        cutoff=record.cutoff,
+        excess=excess,
+        version=record.version,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +134,9 @@ class ControlsState:
         if isinstance(record, DayStatus):
             if record.status != "filed":
                 return False
-            self.filings[record.business_day] = Filing(record.business_day, record.filed_at, record.confirmation,
-                                                       "statement_status")
+            self.filings[record.business_day] = Filing(
+                record.business_day, record.filed_at, record.confirmation, "statement_status"
+            )
             return True
         return self.controls.on_baseline(baseline_of(record))
 
@@ -159,8 +168,12 @@ class ControlsState:
             figures = self.figures.get(segment)
             if figures is None:
                 continue
-            change = self.residual.evaluate(figures, states.firing(segment, RESIDUAL_RULE), now=now,
-                                            next_business_day=self.calendar.next_business_day)
+            change = self.residual.evaluate(
+                figures,
+                states.firing(segment, RESIDUAL_RULE),
+                now=now,
+                next_business_day=self.calendar.next_business_day,
+            )
             if change is not None:
                 out.append(change)
         return out
@@ -180,12 +193,17 @@ class ControlsState:
         if filed:
             return response
         # Say which statement, and whether segwatch has seen any filing at all (unknown is refused too).
-        why = (f"the statement of {prior} has not been filed (no filing of it seen: a StatementFiling event or a"
-               " filed DayStatus on the statements topic)" if self.filings else
-               f"filing status UNKNOWN: segwatch has seen no filing of any statement, so it cannot show that the"
-               f" statement of {prior} was filed; refused until it can")
-        reasons = [r.model_copy(update={"message": why}) if r.code == "prior_statement_not_filed" else r
-                   for r in response.reasons]
+        why = (
+            f"the statement of {prior} has not been filed (no filing of it seen: a StatementFiling event or a"
+            " filed DayStatus on the statements topic)"
+            if self.filings
+            else f"filing status UNKNOWN: segwatch has seen no filing of any statement, so it cannot show that the"
+            f" statement of {prior} was filed; refused until it can"
+        )
+        reasons = [
+            r.model_copy(update={"message": why}) if r.code == "prior_statement_not_filed" else r
+            for r in response.reasons
+        ]
         return response.model_copy(update={"reasons": reasons})
 
 
@@ -205,8 +223,9 @@ def parse_statement(value: bytes) -> StatementsRecord:
         event = parse_event_json(value)
         assert isinstance(event, StatementFiling | StatementApproval)
         return event
-    raise InputError("type", f"expected a statement, statement_status, statement_filing or statement_approval"
-                             f" record, got {kind!r}")
+    raise InputError(
+        "type", f"expected a statement, statement_status, statement_filing or statement_approval record, got {kind!r}"
+    )
 
 
 class _Bad(Exception):
@@ -240,8 +259,11 @@ def _event_or_bad(value: bytes | None, topic: str) -> EventBase:
         raise _Bad(err.field, err.reason) from None
     if not isinstance(event, Disbursement | DisbursementApproval | UndermarginedAmounts | StatementFiling):
         kind = getattr(event, "type", "?")
-        raise _Bad("type", f"a {kind} event does not belong on {topic}: only disbursements, disbursement"
-                           " approvals, undermargined amounts and statement filings do")
+        raise _Bad(
+            "type",
+            f"a {kind} event does not belong on {topic}: only disbursements, disbursement"
+            " approvals, undermargined amounts and statement filings do",
+        )
     return event
 
 
@@ -285,8 +307,9 @@ class AlerterControls:
                     changed = self.state.on_statement(statement)
                 except InputError as exc:
                     raise _Bad(exc.field, exc.reason) from None
-                self.log.info("statement taken", business_day=str(statement.business_day),
-                              kind=statement.type, changed=changed)
+                self.log.info(
+                    "statement taken", business_day=str(statement.business_day), kind=statement.type, changed=changed
+                )
                 self._show()
                 return
             event = _event_or_bad(record.value, record.topic)
@@ -325,9 +348,16 @@ class AlerterControls:
         self._show()
         level = "error" if d.outcome == "violation" else "warning" if d.needs_approval else "info"
         getattr(self.log, level)(
-            "disbursement decided", segment=d.segment, outcome=d.outcome, needs_approval=d.needs_approval,
-            amount=str(d.amount), recipient=d.recipient, basis=d.basis, aggregate=str(d.aggregate),
-            limit=str(d.limit) if d.limit is not None else None, decision=d.decision_id,
+            "disbursement decided",
+            segment=d.segment,
+            outcome=d.outcome,
+            needs_approval=d.needs_approval,
+            amount=str(d.amount),
+            recipient=d.recipient,
+            basis=d.basis,
+            aggregate=str(d.aggregate),
+            limit=str(d.limit) if d.limit is not None else None,
+            decision=d.decision_id,
         )
 
     async def publish_state(self, records: Sequence[DisbursementDecision | DisbursementNotice]) -> None:
@@ -358,8 +388,9 @@ class AlerterControls:
 
     # --- recovery -------------------------------------------------------------------------------------
 
-    async def recover(self, latest: Sequence[Figures], decisions: Sequence[DisbursementDecision],
-                      notices: Sequence[Alert]) -> None:
+    async def recover(
+        self, latest: Sequence[Figures], decisions: Sequence[DisbursementDecision], notices: Sequence[Alert]
+    ) -> None:
         from services.alerter.recovery import partition_counts, read_to_end
 
         cfg = self.config
@@ -397,8 +428,11 @@ class AlerterControls:
         self.log.info(
             "controls recovered",
             baselines={s: str(b.business_day) for s, b in sorted(state.controls.baselines.items())},
-            decided=len(state.controls.decided), approvals=len(state.controls.approvals),
-            filings=sorted(str(d) for d in state.filings), notices=len(state.noticed), unusable_statements=unusable,
+            decided=len(state.controls.decided),
+            approvals=len(state.controls.approvals),
+            filings=sorted(str(d) for d in state.filings),
+            notices=len(state.noticed),
+            unusable_statements=unusable,
         )
 
     # --- the timer ------------------------------------------------------------------------------------
@@ -444,8 +478,13 @@ class AlerterControls:
     async def _what_if(self, request: web.Request) -> web.Response:
         tokens = self._tokens()
         if tokens is None:
-            return _json(503, {"error": f"no bearer token is configured ({TOKENS_ENV} or {TOKENS_FILE_ENV}):"
-                                        " the what-if is refused to everyone"})
+            return _json(
+                503,
+                {
+                    "error": f"no bearer token is configured ({TOKENS_ENV} or {TOKENS_FILE_ENV}):"
+                    " the what-if is refused to everyone"
+                },
+            )
         if tokens:
             header = request.headers.get("Authorization", "")
             scheme, _, given = header.strip().partition(" ")
@@ -473,17 +512,22 @@ class AlerterControls:
             return _json(422, {"error": f"{err.field}: {err.reason}", "field": err.field, "reason": err.reason})
         svc = self.service
         if not svc.ready:
-            return _json(503, {"error": "not ready: recovering the state or waiting for the partitions"},
-                         {"Retry-After": "5"})
+            return _json(
+                503, {"error": "not ready: recovering the state or waiting for the partitions"}, {"Retry-After": "5"}
+            )
         now = svc.clock()
         async with svc._lock:
             answer = self.state.what_if(what, now)
         svc.metrics.what_if(answer.verdict)
-        self.log.info("what-if answered", segment=answer.segment, verdict=answer.verdict,
-                      proposal_id=answer.proposal_id, reasons=[r.code for r in answer.reasons])
+        self.log.info(
+            "what-if answered",
+            segment=answer.segment,
+            verdict=answer.verdict,
+            proposal_id=answer.proposal_id,
+            reasons=[r.code for r in answer.reasons],
+        )
         return web.Response(status=200, body=answer.model_dump_json().encode(), content_type="application/json")
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
-

@@ -52,9 +52,20 @@ CLOSE_VERSION: Final = "segwatch_close_version"
 REPORT_SUBMITTED: Final = "segwatch_investment_report_submitted"
 REPORT_DEADLINE_AT: Final = "segwatch_investment_report_deadline_timestamp_seconds"
 DAY_METRIC_NAMES: Final = (
-    STATEMENT_STATUS, STATEMENT_VERSION, STATEMENT_FILED_VERSION, STATEMENT_AMENDMENT_NEEDED, STATEMENT_FILED_LATE,
-    STATEMENT_WARNING_AT, STATEMENT_DEADLINE_AT, LAST_CLOSE, CLOSE_REQUIREMENT, CLOSE_FUNDS, CLOSE_EXCESS,
-    CLOSE_VERSION, REPORT_SUBMITTED, REPORT_DEADLINE_AT,
+    STATEMENT_STATUS,
+    STATEMENT_VERSION,
+    STATEMENT_FILED_VERSION,
+    STATEMENT_AMENDMENT_NEEDED,
+    STATEMENT_FILED_LATE,
+    STATEMENT_WARNING_AT,
+    STATEMENT_DEADLINE_AT,
+    LAST_CLOSE,
+    CLOSE_REQUIREMENT,
+    CLOSE_FUNDS,
+    CLOSE_EXCESS,
+    CLOSE_VERSION,
+    REPORT_SUBMITTED,
+    REPORT_DEADLINE_AT,
 )
 DAY_STATES: Final[tuple[str, ...]] = get_args(DayState)
 DAYS_SHOWN: Final = 10
@@ -71,28 +82,44 @@ class DayGauges:
         r = registry
         self.dollars = dollars  # the one conversion to a float (services/alerter/metrics.py)
         day = ["business_day"]
-        self.status = Gauge(STATEMENT_STATUS, "1 for the day's statement status (computed, approved, filed)",
-                            ["business_day", "status"], registry=r)
-        self.version = Gauge(STATEMENT_VERSION, "Latest version computed of the day's statement of a segment",
-                             ["business_day", "segment"], registry=r)
-        self.filed_version = Gauge(STATEMENT_FILED_VERSION, "The version of the day's statement filed", day,
-                                   registry=r)
-        self.amendment_needed = Gauge(STATEMENT_AMENDMENT_NEEDED, "1 while an amended version awaits filing", day,
-                                      registry=r)
+        self.status = Gauge(
+            STATEMENT_STATUS,
+            "1 for the day's statement status (computed, approved, filed)",
+            ["business_day", "status"],
+            registry=r,
+        )
+        self.version = Gauge(
+            STATEMENT_VERSION,
+            "Latest version computed of the day's statement of a segment",
+            ["business_day", "segment"],
+            registry=r,
+        )
+        self.filed_version = Gauge(STATEMENT_FILED_VERSION, "The version of the day's statement filed", day, registry=r)
+        self.amendment_needed = Gauge(
+            STATEMENT_AMENDMENT_NEEDED, "1 while an amended version awaits filing", day, registry=r
+        )
         self.filed_late = Gauge(STATEMENT_FILED_LATE, "1 when first filed after the noon deadline", day, registry=r)
         self.warning_at = Gauge(STATEMENT_WARNING_AT, "When the unfiled statement warns (Unix time)", day, registry=r)
-        self.deadline_at = Gauge(STATEMENT_DEADLINE_AT, "The noon filing deadline (Unix time; CBOT Rule 971.B)", day,
-                                 registry=r)
+        self.deadline_at = Gauge(
+            STATEMENT_DEADLINE_AT, "The noon filing deadline (Unix time; CBOT Rule 971.B)", day, registry=r
+        )
         self.last_close = Gauge(LAST_CLOSE, "Cut-off of the newest closed business day (Unix time)", registry=r)
-        self.close_requirement = Gauge(CLOSE_REQUIREMENT, "The last close's requirement (USD)", ["segment"],
-                                       registry=r)
+        self.close_requirement = Gauge(CLOSE_REQUIREMENT, "The last close's requirement (USD)", ["segment"], registry=r)
         self.close_funds = Gauge(CLOSE_FUNDS, "The last close's funds held (USD)", ["segment"], registry=r)
         self.close_excess = Gauge(CLOSE_EXCESS, "The last close's excess (USD)", ["segment"], registry=r)
         self.close_version = Gauge(CLOSE_VERSION, "The last close's statement version", ["segment"], registry=r)
-        self.report_submitted = Gauge(REPORT_SUBMITTED, "1 once the report of investments is marked submitted",
-                                      ["report_date", "segment"], registry=r)
-        self.report_deadline = Gauge(REPORT_DEADLINE_AT, "When the report of investments is due (Unix time)",
-                                     ["report_date", "segment"], registry=r)
+        self.report_submitted = Gauge(
+            REPORT_SUBMITTED,
+            "1 once the report of investments is marked submitted",
+            ["report_date", "segment"],
+            registry=r,
+        )
+        self.report_deadline = Gauge(
+            REPORT_DEADLINE_AT,
+            "When the report of investments is due (Unix time)",
+            ["report_date", "segment"],
+            registry=r,
+        )
         self._days: set[str] = set()
         self._day_segments: dict[str, set[str]] = {}
         self._reports: set[tuple[str, str]] = set()
@@ -108,8 +135,13 @@ class DayGauges:
                 _remove(self.status, gone, st)
             for seg in self._day_segments.pop(gone, set()):
                 _remove(self.version, gone, seg)
-            for gauge in (self.filed_version, self.amendment_needed, self.filed_late, self.warning_at,
-                          self.deadline_at):
+            for gauge in (
+                self.filed_version,
+                self.amendment_needed,
+                self.filed_late,
+                self.warning_at,
+                self.deadline_at,
+            ):
                 _remove(gauge, gone)
         self._days = keep
         for s, warning_at in shown:

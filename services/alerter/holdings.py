@@ -41,8 +41,16 @@ HOLDINGS: Final = "segwatch_holdings_dollars"
 UNACKNOWLEDGED: Final = "segwatch_unacknowledged_dollars"
 UNCLASSIFIED: Final = "segwatch_unclassified_depositories"
 AVERAGE_MATURITY: Final = "segwatch_average_maturity_days"
-HOLDINGS_METRIC_NAMES: Final = (OFFSHORE_FUNDS, FOREIGN_MARGIN_REQUIREMENT, OFFSHORE_LIMIT, OFFSHORE_HEADROOM,
-                                HOLDINGS, UNACKNOWLEDGED, UNCLASSIFIED, AVERAGE_MATURITY)
+HOLDINGS_METRIC_NAMES: Final = (
+    OFFSHORE_FUNDS,
+    FOREIGN_MARGIN_REQUIREMENT,
+    OFFSHORE_LIMIT,
+    OFFSHORE_HEADROOM,
+    HOLDINGS,
+    UNACKNOWLEDGED,
+    UNCLASSIFIED,
+    AVERAGE_MATURITY,
+)
 
 
 def extend(result: Evaluation, figures: Figures, *, now: datetime) -> Evaluation:
@@ -63,35 +71,52 @@ class HoldingsGauges:
         r = registry
         self.dollars = dollars  # the one conversion to a float (services/alerter/metrics.py)
         self.offshore = Gauge(OFFSHORE_FUNDS, "30.7 funds held outside the US (USD)", ["segment"], registry=r)
-        self.requirement = Gauge(FOREIGN_MARGIN_REQUIREMENT, "Foreign margin requirement (USD; Reg. 30.7)",
-                                 ["segment"], registry=r)
-        self.limit = Gauge(OFFSHORE_LIMIT, "120% of the foreign margin requirement (USD; Reg. 30.7)", ["segment"],
-                           registry=r)
-        self.headroom = Gauge(OFFSHORE_HEADROOM, "Offshore limit less the funds outside the US (USD)", ["segment"],
-                              registry=r)
-        self.holdings = Gauge(HOLDINGS, "What the pool holds, by instrument type (USD)", ["segment", "instrument"],
-                              registry=r)
-        self.unacknowledged = Gauge(UNACKNOWLEDGED, "Funds at depositories without an acknowledgment letter (USD)",
-                                    ["segment"], registry=r)
-        self.unclassified = Gauge(UNCLASSIFIED, "Depositories holding funds without reference data", ["segment"],
-                                  registry=r)
-        self.maturity = Gauge(AVERAGE_MATURITY, "Dollar-weighted average days to maturity of the investments",
-                              ["segment"], registry=r)
+        self.requirement = Gauge(
+            FOREIGN_MARGIN_REQUIREMENT, "Foreign margin requirement (USD; Reg. 30.7)", ["segment"], registry=r
+        )
+        self.limit = Gauge(
+            OFFSHORE_LIMIT, "120% of the foreign margin requirement (USD; Reg. 30.7)", ["segment"], registry=r
+        )
+        self.headroom = Gauge(
+            OFFSHORE_HEADROOM, "Offshore limit less the funds outside the US (USD)", ["segment"], registry=r
+        )
+        self.holdings = Gauge(
+            HOLDINGS, "What the pool holds, by instrument type (USD)", ["segment", "instrument"], registry=r
+        )
+        self.unacknowledged = Gauge(
+            UNACKNOWLEDGED, "Funds at depositories without an acknowledgment letter (USD)", ["segment"], registry=r
+        )
+        self.unclassified = Gauge(
+            UNCLASSIFIED, "Depositories holding funds without reference data", ["segment"], registry=r
+        )
+        self.maturity = Gauge(
+            AVERAGE_MATURITY, "Dollar-weighted average days to maturity of the investments", ["segment"], registry=r
+        )
         self._instruments: dict[str, set[str]] = {}
 
     def show(self, figures: Figures) -> None:
         seg, h = figures.segment, figures.holdings
         if h is None:
-            for gauge in (self.offshore, self.requirement, self.limit, self.headroom, self.unacknowledged,
-                          self.unclassified, self.maturity):
+            for gauge in (
+                self.offshore,
+                self.requirement,
+                self.limit,
+                self.headroom,
+                self.unacknowledged,
+                self.unclassified,
+                self.maturity,
+            ):
                 _remove(gauge, seg)
             for inst in self._instruments.pop(seg, set()):
                 _remove(self.holdings, seg, inst)
             return
         if seg == "30.7":
             self.offshore.labels(segment=seg).set(self.dollars(h.outside_us))
-            for gauge, amount in ((self.requirement, h.foreign_margin_requirement), (self.limit, h.offshore_limit),
-                                  (self.headroom, h.offshore_headroom)):
+            for gauge, amount in (
+                (self.requirement, h.foreign_margin_requirement),
+                (self.limit, h.offshore_limit),
+                (self.headroom, h.offshore_headroom),
+            ):
                 if amount is None:  # none known: no series (not a requirement of zero)
                     _remove(gauge, seg)
                 else:

@@ -92,66 +92,111 @@ class AlerterMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requirement = Gauge(REQUIREMENT, "Amount required to be segregated / set aside (USD)", ["segment"],
-                                 registry=r)
+        self.requirement = Gauge(
+            REQUIREMENT, "Amount required to be segregated / set aside (USD)", ["segment"], registry=r
+        )
         self.funds = Gauge(FUNDS, "Funds held in segregation / separate accounts (USD)", ["segment"], registry=r)
-        self.excess = Gauge(EXCESS, "Excess (deficiency) funds (USD); negative is a deficiency", ["segment"],
-                            registry=r)
+        self.excess = Gauge(
+            EXCESS, "Excess (deficiency) funds (USD); negative is a deficiency", ["segment"], registry=r
+        )
         self.target = Gauge(TARGET, "Management target amount for excess funds (USD)", ["segment"], registry=r)
-        self.excess_over_target = Gauge(EXCESS_OVER_TARGET, "Excess over (under) the management target (USD)",
-                                        ["segment"], registry=r)
-        self.statement_line = Gauge(STATEMENT_LINE, "Every line of the segment's statement (USD), by line code",
-                                    ["segment", "line"], registry=r)
-        self.figures_version = Gauge(FIGURES_VERSION, "Version of the latest figures record shown", ["segment"],
-                                     registry=r)
-        self.missing_fx = Gauge(MISSING_FX, "Currencies held without an FX rate (left out of the USD figures)",
-                                ["segment"], registry=r)
-        self.stale_fx = Gauge(STALE_FX, "Currencies held whose FX rate is older than the configured age",
-                              ["segment"], registry=r)
-        self.incomplete = Gauge(INCOMPLETE, "1 while the segment's USD figures leave out a currency without a rate",
-                                ["segment"], registry=r)
-        self.excess_by_currency = Gauge(EXCESS_BY_CURRENCY, "Funds held in a currency less the requirement in it, "
-                                        "in that currency (Reg. 1.32(a))", ["segment", "currency"], registry=r)
+        self.excess_over_target = Gauge(
+            EXCESS_OVER_TARGET, "Excess over (under) the management target (USD)", ["segment"], registry=r
+        )
+        self.statement_line = Gauge(
+            STATEMENT_LINE, "Every line of the segment's statement (USD), by line code", ["segment", "line"], registry=r
+        )
+        self.figures_version = Gauge(
+            FIGURES_VERSION, "Version of the latest figures record shown", ["segment"], registry=r
+        )
+        self.missing_fx = Gauge(
+            MISSING_FX, "Currencies held without an FX rate (left out of the USD figures)", ["segment"], registry=r
+        )
+        self.stale_fx = Gauge(
+            STALE_FX, "Currencies held whose FX rate is older than the configured age", ["segment"], registry=r
+        )
+        self.incomplete = Gauge(
+            INCOMPLETE, "1 while the segment's USD figures leave out a currency without a rate", ["segment"], registry=r
+        )
+        self.excess_by_currency = Gauge(
+            EXCESS_BY_CURRENCY,
+            "Funds held in a currency less the requirement in it, in that currency (Reg. 1.32(a))",
+            ["segment", "currency"],
+            registry=r,
+        )
         self._currencies: dict[str, set[str]] = {}
-        self.figures_total = Counter(_counter_base(FIGURES_TOTAL), "Figures records evaluated", ["segment"],
-                                     registry=r)
-        self.alerts_total = Counter(_counter_base(ALERTS_TOTAL), "Alert state changes published",
-                                    ["rule", "severity", "state"], registry=r)
-        self.stale_figures_total = Counter(_counter_base(STALE_FIGURES_TOTAL),
-                                           "Figures records ignored as replays (version not above the last seen)",
-                                           ["segment"], registry=r)
-        self.dead_letters_total = Counter(_counter_base(DEAD_LETTERS_TOTAL),
-                                          "Figures and disbursement records sent to the dead-letter topic",
-                                          registry=r)
-        self.disbursements_total = Counter(_counter_base(DISBURSEMENTS_TOTAL),
-                                           "Disbursements decided (25% control: Reg. 1.23(c), CBOT Rule 971.E),"
-                                           " by outcome",
-                                           ["segment", "outcome"], registry=r)
-        self.duplicate_disbursements_total = Counter(_counter_base(DUPLICATE_DISBURSEMENTS_TOTAL),
-                                                     "Disbursements ignored as duplicates (event id seen before)",
-                                                     ["segment"], registry=r)
-        self.window_baseline_excess = Gauge(WINDOW_BASELINE_EXCESS, "Excess of the last daily computation (USD): "
-                                            "the 25% window's baseline", ["segment"], registry=r)
-        self.window_aggregate = Gauge(WINDOW_AGGREGATE, "Disbursements not for customers since the last daily "
-                                      "computation (USD)", ["segment"], registry=r)
-        self.window_limit = Gauge(WINDOW_LIMIT, "25% of the excess (USD), of the daily computation or the live "
-                                  "figures", ["segment", "basis"], registry=r)
-        self.window_headroom = Gauge(WINDOW_HEADROOM, "25% limit less the window's aggregate (USD); negative: "
-                                     "over it", ["segment", "basis"], registry=r)
-        self.what_if_total = Counter(_counter_base(WHAT_IF_TOTAL), "POST /v1/what-if answers, by verdict",
-                                     ["verdict"], registry=r)
+        self.figures_total = Counter(_counter_base(FIGURES_TOTAL), "Figures records evaluated", ["segment"], registry=r)
+        self.alerts_total = Counter(
+            _counter_base(ALERTS_TOTAL), "Alert state changes published", ["rule", "severity", "state"], registry=r
+        )
+        self.stale_figures_total = Counter(
+            _counter_base(STALE_FIGURES_TOTAL),
+            "Figures records ignored as replays (version not above the last seen)",
+            ["segment"],
+            registry=r,
+        )
+        self.dead_letters_total = Counter(
+            _counter_base(DEAD_LETTERS_TOTAL),
+            "Figures and disbursement records sent to the dead-letter topic",
+            registry=r,
+        )
+        self.disbursements_total = Counter(
+            _counter_base(DISBURSEMENTS_TOTAL),
+            "Disbursements decided (25% control: Reg. 1.23(c), CBOT Rule 971.E), by outcome",
+            ["segment", "outcome"],
+            registry=r,
+        )
+        self.duplicate_disbursements_total = Counter(
+            _counter_base(DUPLICATE_DISBURSEMENTS_TOTAL),
+            "Disbursements ignored as duplicates (event id seen before)",
+            ["segment"],
+            registry=r,
+        )
+        self.window_baseline_excess = Gauge(
+            WINDOW_BASELINE_EXCESS,
+            "Excess of the last daily computation (USD): the 25% window's baseline",
+            ["segment"],
+            registry=r,
+        )
+        self.window_aggregate = Gauge(
+            WINDOW_AGGREGATE,
+            "Disbursements not for customers since the last daily computation (USD)",
+            ["segment"],
+            registry=r,
+        )
+        self.window_limit = Gauge(
+            WINDOW_LIMIT,
+            "25% of the excess (USD), of the daily computation or the live figures",
+            ["segment", "basis"],
+            registry=r,
+        )
+        self.window_headroom = Gauge(
+            WINDOW_HEADROOM,
+            "25% limit less the window's aggregate (USD); negative: over it",
+            ["segment", "basis"],
+            registry=r,
+        )
+        self.what_if_total = Counter(
+            _counter_base(WHAT_IF_TOTAL), "POST /v1/what-if answers, by verdict", ["verdict"], registry=r
+        )
         for verdict in WHAT_IF_VERDICTS:
             self.what_if_total.labels(verdict=verdict)
-        self.alert_firing = Gauge(ALERT_FIRING, "1 while the alert is firing, else 0", ["segment", "rule"],
-                                  registry=r)
-        self.event_to_figures = Histogram(EVENT_TO_FIGURES,
-                                          "Figures record's Kafka timestamp minus its newest input's (seconds)",
-                                          buckets=LATENCY_BUCKETS, registry=r)
-        self.event_to_alert = Histogram(EVENT_TO_ALERT,
-                                        "Alert acknowledged by Kafka minus the newest input's Kafka timestamp "
-                                        "(seconds)", buckets=LATENCY_BUCKETS, registry=r)
-        self.source_last_update = Gauge(SOURCE_LAST_UPDATE, "Newest as-of an input source has sent (Unix time)",
-                                        ["source"], registry=r)
+        self.alert_firing = Gauge(ALERT_FIRING, "1 while the alert is firing, else 0", ["segment", "rule"], registry=r)
+        self.event_to_figures = Histogram(
+            EVENT_TO_FIGURES,
+            "Figures record's Kafka timestamp minus its newest input's (seconds)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.event_to_alert = Histogram(
+            EVENT_TO_ALERT,
+            "Alert acknowledged by Kafka minus the newest input's Kafka timestamp (seconds)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.source_last_update = Gauge(
+            SOURCE_LAST_UPDATE, "Newest as-of an input source has sent (Unix time)", ["source"], registry=r
+        )
         self.ready = Gauge(READY, "1 once alert state is recovered and the figures partition assigned", registry=r)
         self._shown: dict[str, int] = {}
         self._sources: dict[str, float] = {}
@@ -246,8 +291,10 @@ class AlerterMetrics:
             self.window_baseline_excess.labels(segment=seg).set(dollars(status.baseline.excess))
         else:
             _remove(self.window_baseline_excess, seg)
-        for basis, limit, headroom in (("daily", status.daily_limit, status.daily_headroom),
-                                       ("live", status.live_limit, status.live_headroom)):
+        for basis, limit, headroom in (
+            ("daily", status.daily_limit, status.daily_headroom),
+            ("live", status.live_limit, status.live_headroom),
+        ):
             if limit is not None and headroom is not None:
                 self.window_limit.labels(segment=seg, basis=basis).set(dollars(limit))
                 self.window_headroom.labels(segment=seg, basis=basis).set(dollars(headroom))

@@ -113,8 +113,13 @@ class RecordApi:
         # The what-if's tokens (the ingest API's; () when anonymous access is allowed, None when none is set).
         tokens = self.service.controls._tokens()
         if tokens is None:
-            return _json(503, {"error": f"no bearer token is configured ({TOKENS_ENV} or {TOKENS_FILE_ENV}):"
-                                        " the record is refused to everyone"})
+            return _json(
+                503,
+                {
+                    "error": f"no bearer token is configured ({TOKENS_ENV} or {TOKENS_FILE_ENV}):"
+                    " the record is refused to everyone"
+                },
+            )
         if not tokens:
             return None
         header = request.headers.get("Authorization", "")
@@ -134,8 +139,11 @@ class RecordApi:
             if refused is not None:
                 return refused
             if not self.service.ready:
-                return _json(503, {"error": "not ready: recovering the record or waiting for the partitions"},
-                             {"Retry-After": "5"})
+                return _json(
+                    503,
+                    {"error": "not ready: recovering the record or waiting for the partitions"},
+                    {"Retry-After": "5"},
+                )
             try:
                 async with self.service._lock:
                     response: web.StreamResponse = handler(request)
@@ -169,8 +177,11 @@ class RecordApi:
         out = []
         for day in days:
             status = book.status(day)
-            row: dict[str, Any] = (status.model_dump(mode="json") if status is not None
-                                   else {"business_day": day.isoformat(), "status": None})
+            row: dict[str, Any] = (
+                status.model_dump(mode="json")
+                if status is not None
+                else {"business_day": day.isoformat(), "status": None}
+            )
             row["versions"] = book.versions_of(day)
             out.append(row)
         return _json(200, {"days": out})
@@ -198,8 +209,9 @@ class RecordApi:
             raise BadParameter("segment", f"no {segment} statement of {day} is held (held: {', '.join(held)})", 404)
         if version is not None and not any(version in held[s] for s in segments):
             have = "; ".join(f"{s}: {', '.join(map(str, held[s]))}" for s in segments)
-            raise BadParameter("version", f"version {version} of the statement of {day} is not held (versions held:"
-                                          f" {have})", 404)
+            raise BadParameter(
+                "version", f"version {version} of the statement of {day} is not held (versions held: {have})", 404
+            )
         records: dict[str, StatementRecord] = {}
         for s in segments:
             # Each segment counts its own versions: version N of the day shows a segment's latest up to N.
@@ -210,10 +222,14 @@ class RecordApi:
             if rec is not None:
                 records[s] = rec
         if fmt == "json":
-            return _json(200, {"business_day": day.isoformat(),
-                               "kind": "AMENDMENT" if any(r.kind == "AMENDMENT" for r in records.values())
-                               else "INITIAL",
-                               "statements": {s: r.model_dump(mode="json") for s, r in records.items()}})
+            return _json(
+                200,
+                {
+                    "business_day": day.isoformat(),
+                    "kind": "AMENDMENT" if any(r.kind == "AMENDMENT" for r in records.values()) else "INITIAL",
+                    "statements": {s: r.model_dump(mode="json") for s, r in records.items()},
+                },
+            )
         header = self._header(day, records)
         lines = {s: dict(r.lines) for s, r in records.items()}
         if fmt == "filing":
@@ -224,8 +240,11 @@ class RecordApi:
         book = self.book
         status = book.status(day)
         cal = book.calendar
-        submit = (status.filed_at.astimezone(cal.tz).date() if status is not None and status.filed_at is not None
-                  else cal.next_business_day(day))
+        submit = (
+            status.filed_at.astimezone(cal.tz).date()
+            if status is not None and status.filed_at is not None
+            else cal.next_business_day(day)
+        )
         kind = "AMENDMENT" if any(r.kind == "AMENDMENT" for r in records.values()) else "INITIAL"
         firm = self.service.config.firm_name or DEFAULT_FIRM
         return FilingHeader(firm, day, submit, kind)
@@ -236,13 +255,20 @@ class RecordApi:
         book = self.book
         start = book.day_start(now)
         if at < start:
-            raise BadParameter("at", f"{at.isoformat()} is before the current business day, which began at"
-                                     f" {start.isoformat()} (the history held is the current day's)")
+            raise BadParameter(
+                "at",
+                f"{at.isoformat()} is before the current business day, which began at"
+                f" {start.isoformat()} (the history held is the current day's)",
+            )
         if at > now:
             raise BadParameter("at", f"{at.isoformat()} is in the future (now {now.isoformat()})")
         found = book.figures_at(at)
-        return _json(200, {
-            "at": at.isoformat(), "business_day": book.calendar.open_day(now).isoformat(),
-            "day_started_at": start.isoformat(),
-            "figures": {s: (f.model_dump(mode="json") if f is not None else None) for s, f in found.items()},
-        })
+        return _json(
+            200,
+            {
+                "at": at.isoformat(),
+                "business_day": book.calendar.open_day(now).isoformat(),
+                "day_started_at": start.isoformat(),
+                "figures": {s: (f.model_dump(mode="json") if f is not None else None) for s, f in found.items()},
+            },
+        )

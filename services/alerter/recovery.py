@@ -124,9 +124,7 @@ def parse_alerts(records: Sequence[Any]) -> tuple[list[Alert], int]:
     return alerts, bad
 
 
-async def recover_states(
-    settings: KafkaSettings, topics: Sequence[str], *, timeout: float = 60.0
-) -> Recovered:
+async def recover_states(settings: KafkaSettings, topics: Sequence[str], *, timeout: float = 60.0) -> Recovered:
     """The alert state the alert records on `topics` describe: per (segment, rule) the newest record wins.
     Also the notices published and the disbursement decisions (for the controls).
 

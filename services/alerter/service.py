@@ -170,24 +170,36 @@ class AlerterService:
     async def start(self) -> None:
         cfg = self.config
         await self.http.start()
-        self.log.info("alerter starting", http=f"http://{cfg.host}:{self.port}", figures=cfg.figures_topic,
-                      disbursements=cfg.disbursements_topic, alerts=cfg.alerts_topic, state=cfg.state_topic,
-                      group=cfg.group_id)
+        self.log.info(
+            "alerter starting",
+            http=f"http://{cfg.host}:{self.port}",
+            figures=cfg.figures_topic,
+            disbursements=cfg.disbursements_topic,
+            alerts=cfg.alerts_topic,
+            state=cfg.state_topic,
+            group=cfg.group_id,
+        )
         try:
             # Fail fast, naming the topic, when the topics have not been applied.
             await partition_counts(
-                self.settings, [*cfg.input_topics, *cfg.recovery_topics, cfg.deadletter_topic],
+                self.settings,
+                [*cfg.input_topics, *cfg.recovery_topics, cfg.deadletter_topic],
                 timeout=cfg.recovery_timeout,
             )
             self._producer = AIOKafkaProducer(
-                **self.settings.aiokafka_kwargs(), enable_idempotence=True, acks="all",
+                **self.settings.aiokafka_kwargs(),
+                enable_idempotence=True,
+                acks="all",
                 client_id=f"{cfg.group_id}-producer",
             )
             await self._producer.start()
             await self._show_latest_figures()
             self._consumer = AIOKafkaConsumer(
-                **self.settings.aiokafka_kwargs(), group_id=cfg.group_id, enable_auto_commit=False,
-                auto_offset_reset="earliest", client_id=f"{cfg.group_id}-consumer",
+                **self.settings.aiokafka_kwargs(),
+                group_id=cfg.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                client_id=f"{cfg.group_id}-consumer",
             )
             self._consumer.subscribe(list(cfg.input_topics), listener=_Listener(self))
             await self._consumer.start()
@@ -259,8 +271,12 @@ class AlerterService:
         await self.business_day.after_recovery()
         firing = sorted(a.alert_id for a in self.states.alerts.values() if a.state == "firing")
         self.log.info(
-            "alert state recovered", records=recovered.records, unreadable=recovered.unreadable,
-            firing=firing, versions=dict(self.states.versions), seconds=round(recovered.seconds, 3),
+            "alert state recovered",
+            records=recovered.records,
+            unreadable=recovered.unreadable,
+            firing=firing,
+            versions=dict(self.states.versions),
+            seconds=round(recovered.seconds, 3),
         )
         self._recovered = True
         self.metrics.set_ready(self.ready)
@@ -375,8 +391,11 @@ class AlerterService:
                 return {}
             pending: list[asyncio.Future[Any]] = []
             # A batch fetched before a first start skipped the history holds records below the start.
-            mine = [[r for r in records if r.offset >= self._start_offsets.get(tp, 0)]
-                    for tp, records in batch.items() if tp in assignment]
+            mine = [
+                [r for r in records if r.offset >= self._start_offsets.get(tp, 0)]
+                for tp, records in batch.items()
+                if tp in assignment
+            ]
             # Figures and disbursements in the order Kafka stamped them, each partition's order kept.
             for record in heapq.merge(*mine, key=_kafka_order):
                 await self._handle(record, pending)
@@ -404,9 +423,9 @@ class AlerterService:
     async def _dead_letter(self, record: Any, bad: _Unreadable, what: str, pending: list[asyncio.Future[Any]]) -> None:
         source = f"{record.topic}[{record.partition}]@{record.offset}"
         letter = dead_letter(STAGE, source, bad.reason, record.value or b"", field=bad.field)
-        pending.append(await self._producer.send(
-            self.config.deadletter_topic, letter.model_dump_json().encode(), key=record.key
-        ))
+        pending.append(
+            await self._producer.send(self.config.deadletter_topic, letter.model_dump_json().encode(), key=record.key)
+        )
         self.metrics.dead_letter()
         self.log.warning(f"{what} dead-lettered", source=source, field=bad.field, reason=bad.reason)
 
@@ -431,12 +450,23 @@ class AlerterService:
             result = holdings.extend(evaluate(self.states, figures, now=now), figures, now=now)  # + issue #14
             if result.stale:
                 self.metrics.stale_figures(figures)
-                self.log.debug("figures replay ignored", segment=figures.segment, version=figures.version,
-                               last_version=self.states.version(figures.segment), source=source)
+                self.log.debug(
+                    "figures replay ignored",
+                    segment=figures.segment,
+                    version=figures.version,
+                    last_version=self.states.version(figures.segment),
+                    source=source,
+                )
                 return
             self.metrics.figures_evaluated(figures, _kafka_time(record))
-            self.log.debug("figures evaluated", segment=figures.segment, version=figures.version,
-                           excess=str(figures.excess), changes=len(result.changes), source=source)
+            self.log.debug(
+                "figures evaluated",
+                segment=figures.segment,
+                version=figures.version,
+                excess=str(figures.excess),
+                changes=len(result.changes),
+                source=source,
+            )
             if result.changes:
                 await self._publish(result.changes, figures.ingested_at)
             self.states = result.states
@@ -458,14 +488,24 @@ class AlerterService:
             if alert.is_notice:
                 level = "error" if alert.severity == "critical" else "warning"
             else:
-                level = "critical" if alert.page and alert.state == "firing" else (
-                    "warning" if alert.state == "firing" else "info")
+                level = (
+                    "critical"
+                    if alert.page and alert.state == "firing"
+                    else ("warning" if alert.state == "firing" else "info")
+                )
             f = alert.figures
             getattr(self.log, level)(
-                f"alert {alert.state}", alert_id=alert.alert_id, rule=alert.rule, segment=alert.segment,
-                severity=alert.severity, page=alert.page, summary=alert.summary,
-                version=f.version if f is not None else None, excess=str(f.excess) if f is not None else None,
-                target=str(f.target) if f is not None else None, runbook=alert.runbook,
+                f"alert {alert.state}",
+                alert_id=alert.alert_id,
+                rule=alert.rule,
+                segment=alert.segment,
+                severity=alert.severity,
+                page=alert.page,
+                summary=alert.summary,
+                version=f.version if f is not None else None,
+                excess=str(f.excess) if f is not None else None,
+                target=str(f.target) if f is not None else None,
+                runbook=alert.runbook,
             )
 
 

@@ -30,10 +30,15 @@ class AlerterPart(EnvSettings):
     port: ListenPort = env("SEGWATCH_ALERTER_PORT", DEFAULT_PORT, "HTTP port (or --port; 0: any free port)")
     # The business day (issue #12; services/alerter/business_day.py, docs/RECORD.md).
     day_interval: NonNegativeSeconds = env(
-        "SEGWATCH_ALERTER_DAY_INTERVAL_SECONDS", 15.0,
-        "seconds between evaluations of the filing and report deadlines (0: on inputs only)")
-    clock_offset: float = env("SEGWATCH_CLOCK_OFFSET_SECONDS", 0.0,
-                              "seconds added to the alerter's clock (rehearsals and tests; never in production)")
+        "SEGWATCH_ALERTER_DAY_INTERVAL_SECONDS",
+        15.0,
+        "seconds between evaluations of the filing and report deadlines (0: on inputs only)",
+    )
+    clock_offset: float = env(
+        "SEGWATCH_CLOCK_OFFSET_SECONDS",
+        0.0,
+        "seconds added to the alerter's clock (rehearsals and tests; never in production)",
+    )
     firm_name: Text = env("SEGWATCH_FIRM_NAME", "segwatch FCM", "the firm in a statement's text header")
 
 

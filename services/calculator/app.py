@@ -137,15 +137,21 @@ class Metrics:
             "segwatch_calculator_figures", "Figures records published", ["segment"], registry=self.registry
         )
         self.batch = Histogram(
-            "segwatch_calculator_batch_seconds", "Time to apply one batch of balances", registry=self.registry,
+            "segwatch_calculator_batch_seconds",
+            "Time to apply one batch of balances",
+            registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
         self.lag = Gauge(
-            "segwatch_calculator_consumer_lag", "Balance records not yet applied, per partition",
-            ["topic", "partition"], registry=self.registry,
+            "segwatch_calculator_consumer_lag",
+            "Balance records not yet applied, per partition",
+            ["topic", "partition"],
+            registry=self.registry,
         )
         self.batch_size = Histogram(
-            "segwatch_calculator_batch_events", "Balance events per batch", registry=self.registry,
+            "segwatch_calculator_batch_events",
+            "Balance events per batch",
+            registry=self.registry,
             buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 20000, 50000),
         )
 
@@ -174,8 +180,12 @@ class Throttle:
     """Runs `action` at most once per `interval` seconds: at once when the last run is that old, else when it
     will be. A request while a run is scheduled joins it."""
 
-    def __init__(self, interval: float, action: Callable[[], Awaitable[None]], on_error: Callable[[BaseException],
-                 Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        interval: float,
+        action: Callable[[], Awaitable[None]],
+        on_error: Callable[[BaseException], Awaitable[None]],
+    ) -> None:
         self.interval = interval
         self.action = action
         self.on_error = on_error
@@ -209,11 +219,19 @@ class Throttle:
 class Aggregate:
     """The `aggregate` stage: each fetch of balances → partition states, changelog writes, partials."""
 
-    def __init__(self, app: CalculatorApp, cfg: CalculatorConfig, metrics: Metrics, states: PartitionStates,
-                 writer: ChangelogWriter, tables: Mapping[str, StoreTable], partials: faust.TopicT,
-                 to_dlq: Callable[..., Awaitable[None]],
-                 combine_here: Callable[[Sequence[bytes]], Awaitable[None]] | None = None,
-                 calendar: BusinessCalendar | None = None) -> None:
+    def __init__(
+        self,
+        app: CalculatorApp,
+        cfg: CalculatorConfig,
+        metrics: Metrics,
+        states: PartitionStates,
+        writer: ChangelogWriter,
+        tables: Mapping[str, StoreTable],
+        partials: faust.TopicT,
+        to_dlq: Callable[..., Awaitable[None]],
+        combine_here: Callable[[Sequence[bytes]], Awaitable[None]] | None = None,
+        calendar: BusinessCalendar | None = None,
+    ) -> None:
         self.app, self.cfg, self.metrics, self.states, self.writer = app, cfg, metrics, states, writer
         self.calendar = calendar or BusinessCalendar(CalendarConfig.from_env())  # the partitions' days (#12)
         self.combine_here = combine_here
@@ -221,7 +239,8 @@ class Aggregate:
         self.to_dlq = to_dlq
         # the changelog topic and store of each kind of balance ("acct|" and "depo|" keys)
         self.changelogs: dict[str, tuple[str, ChangelogStore]] = {
-            prefix: (t.changelog_topic.get_topic_name(), t.data) for prefix, t in tables.items()  # type: ignore[misc]
+            prefix: (t.changelog_topic.get_topic_name(), t.data)  # type: ignore[misc]
+            for prefix, t in tables.items()
         }
         self.in_flight: deque[asyncio.Task[None]] = deque()
         self.checkpoints: set[asyncio.Task[None]] = set()
@@ -258,8 +277,9 @@ class Aggregate:
                     continue
                 if not isinstance(balance, tuple):
                     dead += 1
-                    await self.to_dlq(r, f"a {balance.type} event belongs on {self.cfg.home(balance.type)}", raw,
-                                      "type")
+                    await self.to_dlq(
+                        r, f"a {balance.type} event belongs on {self.cfg.home(balance.type)}", raw, "type"
+                    )
                     continue
                 key, held_key, held = balance
                 if r.key != key.encode():
@@ -285,8 +305,7 @@ class Aggregate:
                 state.advance(records[-1].offset, newest if newest >= 0 else None)
             changes[(partition, closing.PREFIX)] = day.take_rows(partition)  # same write, same checkpoint
         touched = {p: self.states[p] for (p, _), rows in changes.items() if rows}
-        await self._write(changes, {tp: records[-1].offset + 1 for tp, records in batch.items() if records},
-                          touched)
+        await self._write(changes, {tp: records[-1].offset + 1 for tp, records in batch.items() if records}, touched)
         if touched:
             self.dirty |= touched.keys()
             await self.publish.request()
@@ -303,8 +322,12 @@ class Aggregate:
                 if high is not None:
                     m.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - records[-1].offset - 1))
 
-    async def _write(self, changes: Mapping[tuple[int, str], Mapping[str, bytes]], offsets: Mapping[TP, int],
-                     touched: Mapping[int, PartitionState]) -> None:
+    async def _write(
+        self,
+        changes: Mapping[tuple[int, str], Mapping[str, bytes]],
+        offsets: Mapping[TP, int],
+        touched: Mapping[int, PartitionState],
+    ) -> None:
         """Queue the changelog records, and the checkpoint that commits the offsets once they are durable."""
         await self.writer.start()
         pending: list[tuple[asyncio.Future[Any], int, ChangelogStore]] = []
@@ -335,8 +358,9 @@ class Aggregate:
             await in_flight[0]
             in_flight.popleft().result()
 
-    async def _durable(self, previous: asyncio.Task[None] | None,
-                       pending: Sequence[tuple[asyncio.Future[Any], int, ChangelogStore]]) -> None:
+    async def _durable(
+        self, previous: asyncio.Task[None] | None, pending: Sequence[tuple[asyncio.Future[Any], int, ChangelogStore]]
+    ) -> None:
         """The changelog records of one fetch are acknowledged (in order with the fetches before it)."""
         try:
             if previous is not None:
@@ -350,8 +374,9 @@ class Aggregate:
             await self._crash(exc)
             raise
 
-    async def checkpoint(self, durable: asyncio.Task[None], offsets: Mapping[TP, int],
-                         targets: Mapping[int, tuple[PartitionState, int]]) -> None:
+    async def checkpoint(
+        self, durable: asyncio.Task[None], offsets: Mapping[TP, int], targets: Mapping[int, tuple[PartitionState, int]]
+    ) -> None:
         """The one step that lets a fetch's offsets be committed: its changelog records are acknowledged, and
         so is a partial of every partition it changed that carries the change (published at most half the
         coalescing interval later). Faust's next commit then takes the offsets (BulkConsumer.processed).
@@ -371,8 +396,9 @@ class Aggregate:
                 try:
                     await asyncio.wait_for(acked.wait(), max(remaining, 0))
                 except TimeoutError:
-                    exc = TimeoutError(f"no partial of balances partition {partition} acknowledged in "
-                                       f"{ACK_TIMEOUT:.0f}s")
+                    exc = TimeoutError(
+                        f"no partial of balances partition {partition} acknowledged in {ACK_TIMEOUT:.0f}s"
+                    )
                     log.error("partial_not_published", partition=partition, error=str(exc))
                     await self._crash(exc)
                     return
@@ -499,33 +525,48 @@ class Calculator:
         # The two balance tables: keyed by the key of the balance held ("acct|4d2|C-1|USD"), each record in the
         # changelog partition of its balances partition, so their partitions are the balances' partitions.
         self.states = PartitionStates()
-        self.accounts = self._table("accounts", cfg.partitions,
-                                    store_factory(HeldStore, kafka=kafka, states=self.states, prefix="acct|"))
-        self.depositories = self._table("depositories", cfg.partitions,
-                                        store_factory(HeldStore, kafka=kafka, states=self.states, prefix="depo|"))
+        self.accounts = self._table(
+            "accounts", cfg.partitions, store_factory(HeldStore, kafka=kafka, states=self.states, prefix="acct|")
+        )
+        self.depositories = self._table(
+            "depositories", cfg.partitions, store_factory(HeldStore, kafka=kafka, states=self.states, prefix="depo|")
+        )
         self.combiner = Combiner()
         self.calendar = BusinessCalendar(CalendarConfig.from_env())
         self.clock = closing.clock_from(cfg.now)
         self.desk = StatementDesk(self.calendar, cfg.close_retain)  # the closed days' statements (#12)
-        self.closing = self._table("closing", cfg.partitions,
-                                   store_factory(ClosingStore, kafka=kafka, states=self.states,
-                                                 calendar=self.calendar, retain=cfg.close_retain))
+        self.closing = self._table(
+            "closing",
+            cfg.partitions,
+            store_factory(
+                ClosingStore, kafka=kafka, states=self.states, calendar=self.calendar, retain=cfg.close_retain
+            ),
+        )
         self.statements_topic = self._raw(cfg.statements, 1)
         self.restored = False  # the combiner was rebuilt from its table since its partition was (re)loaded
         self._restoring = asyncio.Lock()
-        self.store = self._table("combiner", 1, store_factory(ChangelogStore, kafka=kafka,
-                                                              on_loaded=self._combiner_loaded))
+        self.store = self._table(
+            "combiner", 1, store_factory(ChangelogStore, kafka=kafka, on_loaded=self._combiner_loaded)
+        )
         self.writer = ChangelogWriter(kafka, client_id=f"{cfg.app_id}-changelog")
-        self.aggregate = Aggregate(app, cfg, metrics, self.states, self.writer,
-                                   {"acct|": self.accounts, "depo|": self.depositories,
-                                    closing.PREFIX: self.closing},
-                                   self.partials_topic, self.to_dlq, self.combine_here, self.calendar)
-        self.figures_throttle = Throttle(cfg.coalesce_ms / 2000, self.flush_figures,
-                                         lambda exc: crash(app, exc))
+        self.aggregate = Aggregate(
+            app,
+            cfg,
+            metrics,
+            self.states,
+            self.writer,
+            {"acct|": self.accounts, "depo|": self.depositories, closing.PREFIX: self.closing},
+            self.partials_topic,
+            self.to_dlq,
+            self.combine_here,
+            self.calendar,
+        )
+        self.figures_throttle = Throttle(cfg.coalesce_ms / 2000, self.flush_figures, lambda exc: crash(app, exc))
         # Statements are recomputed at most every STATEMENTS_INTERVAL: a closed day's statement is not
         # latency-bound, and its recomputation (the closed days kept x the segments) stays off the figures' path.
-        self.statements_throttle = Throttle(max(cfg.coalesce_ms / 2000, closing.STATEMENTS_INTERVAL),
-                                            self.flush_statements, lambda exc: crash(app, exc))
+        self.statements_throttle = Throttle(
+            max(cfg.coalesce_ms / 2000, closing.STATEMENTS_INTERVAL), self.flush_statements, lambda exc: crash(app, exc)
+        )
         app.bulk_topic(self.balances_topic, self.aggregate)
         app.bulk_topic(self.inputs_topic, self.consolidate)
         # A partition given to another worker is dropped by the stores (faust_adapter.BulkLoadedStore).
@@ -538,8 +579,16 @@ class Calculator:
         return self.app.topic(name, key_serializer="raw", value_serializer="raw", partitions=partitions)
 
     def _table(self, name: str, partitions: int, make_store: Callable[[StoreTable], Any]) -> StoreTable:
-        t = StoreTable(self.app, name=name, partitions=partitions, beacon=self.app.tables.beacon,
-                       make_store=make_store, default=None, use_partitioner=True, key_type=str)
+        t = StoreTable(
+            self.app,
+            name=name,
+            partitions=partitions,
+            beacon=self.app.tables.beacon,
+            make_store=make_store,
+            default=None,
+            use_partitioner=True,
+            key_type=str,
+        )
         self.app.tables.add(t)
         return t
 
@@ -573,8 +622,11 @@ class Calculator:
         owner whose partial never went out reads as unchanged when its balance is read again, so it is
         published here or not at all."""
         await self.aggregate.republish(partitions)
-        log.info("partials_republished", partitions=list(partitions),
-                 epochs={p: self.states[p].epoch for p in partitions if p in self.states})
+        log.info(
+            "partials_republished",
+            partitions=list(partitions),
+            epochs={p: self.states[p].epoch for p in partitions if p in self.states},
+        )
 
     async def ensure_restored(self) -> None:
         if not self.restored:
@@ -599,8 +651,12 @@ class Calculator:
         self.combiner = Combiner()
         self.combiner.restore(partials, settings, published)  # type: ignore[arg-type]
         await self.restore_desk(partials.values())
-        log.info("combiner_restored", partitions=len(partials), settings=len(settings),
-                 published={sid: f.version for sid, f in published.items()})
+        log.info(
+            "combiner_restored",
+            partitions=len(partials),
+            settings=len(settings),
+            published={sid: f.version for sid, f in published.items()},
+        )
 
     async def restore_desk(self, partials: Iterable[Partial]) -> None:
         """The closing book (issue #12) from the combiner's table (the partitions' views, the settings history,
@@ -623,8 +679,12 @@ class Calculator:
                     published.append(rec)
         self.desk.restore(partials, history, through, published)
         self.desk.tick(self.clock())
-        log.info("closing_restored", settings=len(history), closed_through=str(self.desk.book.closed_through),
-                 published={r.key: r.version for r in self.desk.book_published()})
+        log.info(
+            "closing_restored",
+            settings=len(history),
+            closed_through=str(self.desk.book.closed_through),
+            published={r.key: r.version for r in self.desk.book_published()},
+        )
 
     async def flush_statements(self) -> None:
         """Publish the closed days' statements that are new or changed (the owner of the combiner only: a
@@ -633,8 +693,14 @@ class Calculator:
             return
         for rec in self.desk.flush(self.clock()):
             await self.statements_topic.send(key=rec.key.encode(), value=rec.model_dump_json().encode())
-            log.info("statement", business_day=rec.business_day.isoformat(), segment=rec.segment, kind=rec.kind,
-                     version=rec.version, moved=sorted(rec.moved))
+            log.info(
+                "statement",
+                business_day=rec.business_day.isoformat(),
+                segment=rec.segment,
+                kind=rec.kind,
+                version=rec.version,
+                moved=sorted(rec.moved),
+            )
         for event_id in self.desk.prunable():
             with contextlib.suppress(KeyError):
                 del self.store[f"{closing.HISTORY}{event_id}"]
@@ -671,8 +737,13 @@ class Calculator:
             await self.figures_topic.send(key=figures.segment.encode(), value=figures.model_dump_json().encode())
             self.metrics.figures.labels(figures.segment).inc()
             log.info(
-                "figures", correlation_id=figures.last_event_id, segment=figures.segment, version=figures.version,
-                requirement=str(figures.requirement), funds=str(figures.funds), excess=str(figures.excess),
+                "figures",
+                correlation_id=figures.last_event_id,
+                segment=figures.segment,
+                version=figures.version,
+                requirement=str(figures.requirement),
+                funds=str(figures.funds),
+                excess=str(figures.excess),
                 excess_over_target=str(figures.excess_over_target),
             )
         if self.desk.dirty:
@@ -752,11 +823,24 @@ class Calculator:
         if isinstance(where, str):
             record = dead_letter("calculator", where, reason, payload, field=field)
         else:
-            record = dead_letter("calculator", f"{where.topic}[{where.partition}]@{where.offset}", reason, payload,
-                                 field=field, topic=where.topic, partition=where.partition, offset=where.offset)
+            record = dead_letter(
+                "calculator",
+                f"{where.topic}[{where.partition}]@{where.offset}",
+                reason,
+                payload,
+                field=field,
+                topic=where.topic,
+                partition=where.partition,
+                offset=where.offset,
+            )
         await self.dlq_topic.send(key=b"calculator", value=record.model_dump_json().encode())
-        log.warning("dead_lettered", source=record.source, reason=record.reason, field=record.field,
-                    payload_bytes=record.payload_bytes)
+        log.warning(
+            "dead_lettered",
+            source=record.source,
+            reason=record.reason,
+            field=record.field,
+            payload_bytes=record.payload_bytes,
+        )
 
     # -- web ---------------------------------------------------------------------------------------------------
 

@@ -161,9 +161,13 @@ class PartitionDay:
         if closed:
             log.info("day_closed", partition_days=[c.day.isoformat() for c in closed], by=held.event_id)
         if put.unchecked:
-            log.warning("late_balance_unchecked", event_id=held.event_id, as_of=held.as_of.isoformat(),
-                        forgotten_through=str(closer.forgotten_through),
-                        reason="older than the closed days kept for amendments")
+            log.warning(
+                "late_balance_unchecked",
+                event_id=held.event_id,
+                as_of=held.as_of.isoformat(),
+                forgotten_through=str(closer.forgotten_through),
+                reason="older than the closed days kept for amendments",
+            )
         if any(key in c.before for c in closer.closed.values()):
             self.rows.add(key)
         self._bounds()
@@ -202,16 +206,21 @@ class PartitionDay:
         """Rebuild the closer from its rows (the aggregate is this partition's, loaded or being loaded)."""
         if meta is None:
             return
-        closer = DayCloser(date.fromisoformat(meta["open_day"]), datetime.fromisoformat(meta["cutoff"]),
-                           retain=int(meta["retain"]))
+        closer = DayCloser(
+            date.fromisoformat(meta["open_day"]), datetime.fromisoformat(meta["cutoff"]), retain=int(meta["retain"])
+        )
         ft = meta.get("forgotten_through")
         closer.forgotten_through = datetime.fromisoformat(ft) if ft else None
         closer.view = self.aggregate
         closer.later = {k: [held_from_json(v) for v in vs] for k, vs in (meta.get("later") or {}).items()}
         for c in meta["closed"]:
-            d = ClosedDay(date.fromisoformat(c["day"]), datetime.fromisoformat(c["cutoff"]),
-                          sums_from_json(c["sums"]), int(c["version"]),
-                          depositories=sums_from_json(c.get("depositories") or {}))
+            d = ClosedDay(
+                date.fromisoformat(c["day"]),
+                datetime.fromisoformat(c["cutoff"]),
+                sums_from_json(c["sums"]),
+                int(c["version"]),
+                depositories=sums_from_json(c.get("depositories") or {}),
+            )
             closer.closed[d.day] = d
         self.closer = closer
         self._bounds()
@@ -230,8 +239,11 @@ class PartitionDay:
         """The partition's `PartView` for its partial (its live sums travel in the partial already)."""
         if self.closer is None:
             newest = self._newest()  # balances loaded from before the closer existed: open at the newest's day
-            return None if newest is None else {"open_day": self.calendar.statement_day_of(newest).isoformat(),
-                                                "closed": {}}
+            return (
+                None
+                if newest is None
+                else {"open_day": self.calendar.statement_day_of(newest).isoformat(), "closed": {}}
+            )
         return PartView.of(self.closer, {}).to_json()
 
 
@@ -242,15 +254,25 @@ def meta_of(closer: DayCloser) -> dict[str, Any]:
         "retain": closer.retain,
         "forgotten_through": closer.forgotten_through.isoformat() if closer.forgotten_through else None,
         "later": {k: [held_to_json(h) for h in hs] for k, hs in closer.later.items()},
-        "closed": [{"day": c.day.isoformat(), "cutoff": c.cutoff.isoformat(), "version": c.version, "sums": c.sums,
-                    "depositories": c.depositories}
-                   for c in closer.closed.values()],
+        "closed": [
+            {
+                "day": c.day.isoformat(),
+                "cutoff": c.cutoff.isoformat(),
+                "version": c.version,
+                "sums": c.sums,
+                "depositories": c.depositories,
+            }
+            for c in closer.closed.values()
+        ],
     }
 
 
 def before_of(closer: DayCloser, key: str) -> dict[str, Any]:
-    return {c.day.isoformat(): (None if (h := c.before[key]) is None else held_to_json(h))
-            for c in closer.closed.values() if key in c.before}
+    return {
+        c.day.isoformat(): (None if (h := c.before[key]) is None else held_to_json(h))
+        for c in closer.closed.values()
+        if key in c.before
+    }
 
 
 def partition_day(state: Any, calendar: BusinessCalendar, retain: int = DEFAULT_RETAIN) -> PartitionDay:
@@ -272,8 +294,10 @@ def load_rows(day: PartitionDay, rows: Mapping[str, Any]) -> None:
 
 def live_sums(partial: Any) -> dict[str, dict[str, dict[str, int]]]:
     """A partial's live sums in integer cents (segment -> currency -> code)."""
-    return {sid: {cur: {code: to_cents(v) for code, v in lines.items()} for cur, lines in seg.totals.items()}
-            for sid, seg in partial.segments.items()}
+    return {
+        sid: {cur: {code: to_cents(v) for code, v in lines.items()} for cur, lines in seg.totals.items()}
+        for sid, seg in partial.segments.items()
+    }
 
 
 def live_depositories(partial: Any) -> dict[str, dict[str, dict[str, int]]]:
@@ -300,11 +324,19 @@ class StatementDesk:
         old = self.views.get(partial.partition)
         self.views[partial.partition] = new
         through = self.book.closed_through
-        if old is None or new.closed != old.closed or new.open_day != old.open_day \
-                or new.closed_depositories != old.closed_depositories:
+        if (
+            old is None
+            or new.closed != old.closed
+            or new.open_day != old.open_day
+            or new.closed_depositories != old.closed_depositories
+        ):
             self.dirty = True
-        elif through is not None and new.open_day is not None and new.open_day <= through \
-                and (new.open_sums != old.open_sums or new.open_depositories != old.open_depositories):
+        elif (
+            through is not None
+            and new.open_day is not None
+            and new.open_day <= through
+            and (new.open_sums != old.open_sums or new.open_depositories != old.open_depositories)
+        ):
             self.dirty = True  # a partition still open at a closed day: a late balance of that day
 
     def on_setting(self, ev: SettingEvent) -> bool:
@@ -357,8 +389,13 @@ class StatementDesk:
         self.book.settings.prune(oldest)
         return sorted(before - set(self.book.settings.events))
 
-    def restore(self, partials: Iterable[Any], settings: Iterable[SettingEvent], closed_through: date | None,
-                published: Iterable[StatementRecord]) -> None:
+    def restore(
+        self,
+        partials: Iterable[Any],
+        settings: Iterable[SettingEvent],
+        closed_through: date | None,
+        published: Iterable[StatementRecord],
+    ) -> None:
         """After the combiner's partition was (re)loaded: from its table and from the statements topic."""
         self.book = ClosingBook(self.calendar, retain=self.book.retain)
         self.views = {}
@@ -391,12 +428,12 @@ def statement_of(value: bytes | None) -> StatementRecord | None:
     return StatementRecord.model_validate(data)
 
 
-
 class ClosingStore(ChangelogStore):
     """The `closing` table: the partitions' closers (rows above), loaded into their `PartitionState`s."""
 
-    def __init__(self, *args: Any, states: PartitionStates, calendar: BusinessCalendar, retain: int,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, states: PartitionStates, calendar: BusinessCalendar, retain: int, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.states = states
         self.calendar = calendar
@@ -410,9 +447,13 @@ class ClosingStore(ChangelogStore):
         day = partition_day(state, self.calendar, self.retain)
         load_rows(day, rows)
         closer = day.closer
-        log.info("partition_days_loaded", partition=partition, rows=len(rows),
-                 open_day=None if closer is None else closer.open_day.isoformat(),
-                 closed=[] if closer is None else [d.isoformat() for d in closer.closed])
+        log.info(
+            "partition_days_loaded",
+            partition=partition,
+            rows=len(rows),
+            open_day=None if closer is None else closer.open_day.isoformat(),
+            closed=[] if closer is None else [d.isoformat() for d in closer.closed],
+        )
         return len(rows)
 
     def recovered(self, partition: int, key: Any, value: bytes | None) -> None:

@@ -51,7 +51,10 @@ def figures_digest(f: Figures) -> str:
 
 
 def _digest(
-    lines: Mapping[str, Any], by_currency: Mapping[str, Mapping[str, Any]], missing_fx: Any, stale_fx: Any,
+    lines: Mapping[str, Any],
+    by_currency: Mapping[str, Mapping[str, Any]],
+    missing_fx: Any,
+    stale_fx: Any,
     holdings: HoldingsFigures | None = None,
 ) -> str:
     content: dict[str, Any] = {
@@ -86,8 +89,11 @@ class Combiner:
             if before is None:
                 changed = bool(seg.accounts or seg.depositories)
             else:
-                changed = (before.last_event_id != seg.last_event_id or before.totals != seg.totals
-                           or (held is not None and held.holdings != partial.holdings))
+                changed = (
+                    before.last_event_id != seg.last_event_id
+                    or before.totals != seg.totals
+                    or (held is not None and held.holdings != partial.holdings)
+                )
             if changed:
                 self.dirty.add(sid)
                 self.trigger[sid] = (seg.last_event_id, partial.ingested_at)
@@ -105,15 +111,17 @@ class Combiner:
 
     def holds(self, segment_id: str) -> bool:
         """Whether any balance of the segment is held (by any partition)."""
-        return any(p.segments[segment_id].accounts or p.segments[segment_id].depositories
-                   for p in self.partials.values() if segment_id in p.segments)
+        return any(
+            p.segments[segment_id].accounts or p.segments[segment_id].depositories
+            for p in self.partials.values()
+            if segment_id in p.segments
+        )
 
     def consolidated(self, segment_id: str) -> Consolidated:
         segs = [p.segments[segment_id] for p in self.partials.values() if segment_id in p.segments]
         newest = max((s.as_of for s in segs if s.as_of), default=None)
         sums = Holdings.merged(p.holdings for p in self.partials.values())
-        return consolidate_held(segment_id, combine(s.totals for s in segs), self.settings, newest, sums,
-                                self.holdings)
+        return consolidate_held(segment_id, combine(s.totals for s in segs), self.settings, newest, sums, self.holdings)
 
     def flush(self, now: datetime) -> list[Figures]:
         """Figures for every segment whose figures changed since the last flush, in segment order."""

@@ -33,23 +33,43 @@ Balance = tuple[str, str, Held]
 
 # -- the canonical form, one regular expression ------------------------------------------------------------
 
-_ID = r'([!#-\[\]-{}~]{1,128})'  # printable ASCII but blank, '"', '\' and '|': Identifier, nothing to escape
-_NAME = r'((?! )[ !#-\[\]-~]{1,64}+(?<! ))'  # Name: 1-64, no blank to strip, nothing to escape
-_TS = (r'([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?'  # RFC 3339, seconds, ≤ 6 digits
-       r'(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))')  # and a UTC offset of less than 24 hours
+_ID = r"([!#-\[\]-{}~]{1,128})"  # printable ASCII but blank, '"', '\' and '|': Identifier, nothing to escape
+_NAME = r"((?! )[ !#-\[\]-~]{1,64}+(?<! ))"  # Name: 1-64, no blank to strip, nothing to escape
+_TS = (
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"  # RFC 3339, seconds, ≤ 6 digits
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))"
+)  # and a UTC offset of less than 24 hours
 # Money: at most 17 digits, at most 2 after the point. (Possessive: what follows cannot match a digit or a
 # point, so giving back is never needed, and not keeping the positions to give back is faster.)
 _AMT = r'"(-?+(?:0|[1-9][0-9]{0,14}+)(?:\.[0-9]{1,2}+)?+)"'
 _HEAD = r'\{(?:"schema_version":1,)?"event_id":"' + _ID + '","source":"' + _NAME + '","as_of":"' + _TS + '",'
 _ACCOUNT_FORM: Final = re.compile(
-    _HEAD + r'"type":"account_balance","segment":"(4d2|30\.7|4df)","account":"' + _ID
-    + r'","currency":"([A-Z]{3})","cash":' + _AMT + ',"securities":' + _AMT + ',"unrealized":' + _AMT
-    + ',"long_options":' + _AMT + ',"short_options":' + _AMT + '(?:,"offset_securities":' + _AMT + r')?\}'
+    _HEAD
+    + r'"type":"account_balance","segment":"(4d2|30\.7|4df)","account":"'
+    + _ID
+    + r'","currency":"([A-Z]{3})","cash":'
+    + _AMT
+    + ',"securities":'
+    + _AMT
+    + ',"unrealized":'
+    + _AMT
+    + ',"long_options":'
+    + _AMT
+    + ',"short_options":'
+    + _AMT
+    + '(?:,"offset_securities":'
+    + _AMT
+    + r")?\}"
 )
 _DEPOSITORY_FORM: Final = re.compile(
-    _HEAD + r'"type":"depository_balance","segment":"(4d2|30\.7|4df)","depository":"' + _ID
+    _HEAD
+    + r'"type":"depository_balance","segment":"(4d2|30\.7|4df)","depository":"'
+    + _ID
     + r'","line":"([0-9]{4})","currency":"([A-Z]{3})","location":"(us|non_us)"(?:,"instrument":"('
-    + "|".join(INSTRUMENTS) + ')")?,"amount":' + _AMT + r'(?:,"issuer":null,"cusip":null,"maturity":null)?\}'
+    + "|".join(INSTRUMENTS)
+    + ')")?,"amount":'
+    + _AMT
+    + r'(?:,"issuer":null,"cusip":null,"maturity":null)?\}'
 )  # (an investment's issuer, CUSIP or maturity, when given, goes to pydantic: its rules are the model's)
 
 # Zeros are most amounts: a dict lookup instead of parsing.
@@ -123,8 +143,8 @@ def _cents(text: str) -> int:
     if point < 0:
         return int(text) * 100
     if len(text) - point == 3:
-        return int(text[:point] + text[point + 1:])
-    return int(text[:point] + text[point + 1:]) * 10
+        return int(text[:point] + text[point + 1 :])
+    return int(text[:point] + text[point + 1 :]) * 10
 
 
 def _canonical(text: str) -> Balance | None:
@@ -158,10 +178,18 @@ def _canonical(text: str) -> Balance | None:
         if long_options < 0 or short_options > 0 or offset < 0 or offset > max(securities, 0):
             return None  # pydantic names the field
         key = f"acct|{segment}|{account}"
-        return key, f"{key}|{shared}", Held(
-            as_of, event_id, segment, shared, ACCOUNT_CODES[segment],
-            account_amounts(cash, securities, unrealized, long_options, short_options, offset),
-            _sources.get(source) or _source(source),
+        return (
+            key,
+            f"{key}|{shared}",
+            Held(
+                as_of,
+                event_id,
+                segment,
+                shared,
+                ACCOUNT_CODES[segment],
+                account_amounts(cash, securities, unrealized, long_options, short_options, offset),
+                _sources.get(source) or _source(source),
+            ),
         )
     m = _DEPOSITORY_FORM.fullmatch(text)
     if m is not None:
@@ -170,13 +198,30 @@ def _canonical(text: str) -> Balance | None:
         as_of = _timestamp(as_of_text)
         amount = _cents(amount_text)
         line = LINES.get(code)  # the model's own check (_line_of_segment): a depository line of this segment
-        if (shared is None or as_of is None or _implausible(as_of) or line is None or line.segment != segment
-                or line.source is not Source.DEPOSITORY or (line.sign is Sign.NONPOSITIVE and amount > 0)
-                or (line.sign is Sign.NONNEGATIVE and amount < 0)
-                or LINE_LOCATIONS.get(code, location) != location):  # a bank line's location (the model's)
+        if (
+            shared is None
+            or as_of is None
+            or _implausible(as_of)
+            or line is None
+            or line.segment != segment
+            or line.source is not Source.DEPOSITORY
+            or (line.sign is Sign.NONPOSITIVE and amount > 0)
+            or (line.sign is Sign.NONNEGATIVE and amount < 0)
+            or LINE_LOCATIONS.get(code, location) != location
+        ):  # a bank line's location (the model's)
             return None
         key = f"depo|{segment}|{depository}"
-        return key, f"{key}|{code}|{shared}", Held(
-            as_of, event_id, segment, shared, line_codes(code), (amount,), _source(source),
+        return (
+            key,
+            f"{key}|{code}|{shared}",
+            Held(
+                as_of,
+                event_id,
+                segment,
+                shared,
+                line_codes(code),
+                (amount,),
+                _source(source),
+            ),
         )
     return None

@@ -95,8 +95,7 @@ class BulkConsumer(faust_aiokafka.Consumer):
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         generation = self.app.consumer_generation_id
         records, active = await super()._wait_next_records(timeout)
-        if (not records or not self.flow_active or self.should_stop
-                or self.app.consumer_generation_id != generation):
+        if not records or not self.flow_active or self.should_stop or self.app.consumer_generation_id != generation:
             return records, active  # Faust's getmany discards or re-seeks as it does for any record
         buffered = self._buffered_partitions
         mine: dict[str, dict[TP, Sequence[Any]]] = {}
@@ -151,30 +150,47 @@ def check_faust() -> None:
     from faust.tables.recovery import Recovery
 
     checks = {
-        "Consumer": _missing(faust_aiokafka.Consumer, ("_wait_next_records", "_new_offset", "_new_consumer_thread",
-                                                        "on_partitions_revoked", "on_stop")),
+        "Consumer": _missing(
+            faust_aiokafka.Consumer,
+            ("_wait_next_records", "_new_offset", "_new_consumer_thread", "on_partitions_revoked", "on_stop"),
+        ),
         "AIOKafkaConsumerThread": _missing(faust_aiokafka.AIOKafkaConsumerThread, ("_create_worker_consumer",)),
-        "App": _missing(faust.App, ("_new_consumer", "_on_partitions_revoked", "_on_partitions_assigned",
-                                    "consumer_generation_id")),
+        "App": _missing(
+            faust.App, ("_new_consumer", "_on_partitions_revoked", "_on_partitions_assigned", "consumer_generation_id")
+        ),
         "TableManager": _missing(FaustTableManager, ("_update_channels",)),
         "Table": _missing(faust.Table, ("_new_store",)),
-        "memory Store": _missing(memory.Store, ("_clear", "apply_changelog_batch", "on_rebalance",
-                                                "on_recovery_completed", "persisted_offset",
-                                                "set_persisted_offset")),
+        "memory Store": _missing(
+            memory.Store,
+            (
+                "_clear",
+                "apply_changelog_batch",
+                "on_rebalance",
+                "on_recovery_completed",
+                "persisted_offset",
+                "set_persisted_offset",
+            ),
+        ),
         "Recovery": [] if "completed" in Recovery.__annotations__ else ["completed"],
-        "AIOKafkaConsumer": [] if "fetch_max_wait_ms" in AIOKafkaConsumer.__init__.__code__.co_varnames
+        "AIOKafkaConsumer": []
+        if "fetch_max_wait_ms" in AIOKafkaConsumer.__init__.__code__.co_varnames
         else ["fetch_max_wait_ms"],
     }
     missing = [f"{owner}.{name}" for owner, names in checks.items() for name in names]
     if missing:
-        raise RuntimeError(f"faust {faust.__version__}: lacks {', '.join(missing)}; the calculator needs "
-                           "faust-streaming 0.15.x (services/calculator/faust_adapter.py)")
+        raise RuntimeError(
+            f"faust {faust.__version__}: lacks {', '.join(missing)}; the calculator needs "
+            "faust-streaming 0.15.x (services/calculator/faust_adapter.py)"
+        )
 
 
 def check_consumer(consumer: Any) -> None:
     """The consumer's state the calculator reads (instance attributes: checked once the consumer exists)."""
-    state = [name for name in ("_read_offset", "_buffered_partitions", "_acked", "flow_active")
-             if not hasattr(consumer, name)]
+    state = [
+        name
+        for name in ("_read_offset", "_buffered_partitions", "_acked", "flow_active")
+        if not hasattr(consumer, name)
+    ]
     if state:
         raise RuntimeError(f"faust {faust.__version__}: the consumer lacks {', '.join(state)}")
 
@@ -323,8 +339,9 @@ class BulkLoadedStore(memory.Store[Any, Any]):
         if load:
             await self.load_partitions(load)
 
-    def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
-                              to_value: Callable[[Any], Any]) -> None:
+    def apply_changelog_batch(
+        self, batch: Iterable[Any], to_key: Callable[[Any], Any], to_value: Callable[[Any], Any]
+    ) -> None:
         for event in batch:
             self.recovered(event.message.partition, to_key(event.key), event.message.value)
 
@@ -346,8 +363,17 @@ class StoreTable(faust.Table[Any, Any]):
 def store_factory(cls: type[BulkLoadedStore], **extra: Any) -> Callable[[StoreTable], Any]:
     def make(table: StoreTable) -> Any:
         return cls(
-            "memory://", table.app, table, table_name=table.name, key_type=table.key_type,
-            value_type=table.value_type, key_serializer=table.key_serializer,
-            value_serializer=table.value_serializer, options=table.options, loop=table.loop, **extra,
+            "memory://",
+            table.app,
+            table,
+            table_name=table.name,
+            key_type=table.key_type,
+            value_type=table.value_type,
+            key_serializer=table.key_serializer,
+            value_serializer=table.value_serializer,
+            options=table.options,
+            loop=table.loop,
+            **extra,
         )
+
     return make

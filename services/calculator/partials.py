@@ -56,25 +56,27 @@ class Partial:
         return self.epoch, self.offset
 
     def to_json(self) -> bytes:
-        return orjson.dumps({
-            "partition": self.partition,
-            "epoch": self.epoch,
-            "offset": self.offset,
-            "ingested_at": _iso(self.ingested_at),
-            "segments": {
-                sid: {
-                    "totals": {c: {k: str(v) for k, v in t.items()} for c, t in s.totals.items()},
-                    "accounts": s.accounts,
-                    "depositories": s.depositories,
-                    "as_of": _iso(s.as_of),
-                    "last_event_id": s.last_event_id,
-                    "sources": {src: _iso(ts) for src, ts in s.sources.items()},
-                }
-                for sid, s in self.segments.items()
-            },
-            "holdings": [(list(k), v) for k, v in sorted(self.holdings.items())],
-            **({"day": self.day} if self.day is not None else {}),
-        })
+        return orjson.dumps(
+            {
+                "partition": self.partition,
+                "epoch": self.epoch,
+                "offset": self.offset,
+                "ingested_at": _iso(self.ingested_at),
+                "segments": {
+                    sid: {
+                        "totals": {c: {k: str(v) for k, v in t.items()} for c, t in s.totals.items()},
+                        "accounts": s.accounts,
+                        "depositories": s.depositories,
+                        "as_of": _iso(s.as_of),
+                        "last_event_id": s.last_event_id,
+                        "sources": {src: _iso(ts) for src, ts in s.sources.items()},
+                    }
+                    for sid, s in self.segments.items()
+                },
+                "holdings": [(list(k), v) for k, v in sorted(self.holdings.items())],
+                **({"day": self.day} if self.day is not None else {}),
+            }
+        )
 
     @classmethod
     def from_json(cls, raw: bytes | str | Mapping[str, Any]) -> Partial:
@@ -112,8 +114,17 @@ def _dt(raw: object) -> datetime | None:
 class PartitionState:
     """The balances one partition has seen: latest per key, running sums, freshness per source."""
 
-    __slots__ = ("_ingested_ms", "aggregate", "batch_last_event", "closing", "ends", "holdings", "offset",
-                 "partition", "published")
+    __slots__ = (
+        "_ingested_ms",
+        "aggregate",
+        "batch_last_event",
+        "closing",
+        "ends",
+        "holdings",
+        "offset",
+        "partition",
+        "published",
+    )
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
@@ -178,5 +189,12 @@ class PartitionState:
                 sources=dict(state.sources),
             )
         self.batch_last_event = {}
-        return Partial(self.partition, self.offset, self.ingested_at, segments, self.epoch, dict(self.holdings.sums),
-                       None if self.closing is None else self.closing.wire())
+        return Partial(
+            self.partition,
+            self.offset,
+            self.ingested_at,
+            segments,
+            self.epoch,
+            dict(self.holdings.sums),
+            None if self.closing is None else self.closing.wire(),
+        )

@@ -74,8 +74,11 @@ async def read_changelog(
     key's latest value from the first offset to the end offset when it started, the offset of the last record
     read (None: nothing there), how many records were read, and that end offset."""
     consumer = AIOKafkaConsumer(
-        **kafka.aiokafka_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest",
-        client_id="segwatch-calculator-changelog-loader", max_partition_fetch_bytes=LOAD_FETCH_BYTES,
+        **kafka.aiokafka_kwargs(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id="segwatch-calculator-changelog-loader",
+        max_partition_fetch_bytes=LOAD_FETCH_BYTES,
         max_poll_records=LOAD_POLL_RECORDS,
     )
     deadline = time.monotonic() + timeout
@@ -112,8 +115,11 @@ async def read_last_per_key(
     windows (a compacted topic's uncompacted tail can be long; the newest records are what matter). Keys
     never written are absent."""
     consumer = AIOKafkaConsumer(
-        **kafka.aiokafka_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest",
-        client_id="segwatch-calculator-figures-reader", max_partition_fetch_bytes=LOAD_FETCH_BYTES,
+        **kafka.aiokafka_kwargs(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id="segwatch-calculator-figures-reader",
+        max_partition_fetch_bytes=LOAD_FETCH_BYTES,
     )
     deadline = time.monotonic() + timeout
     await asyncio.wait_for(consumer.start(), timeout)
@@ -149,8 +155,9 @@ async def read_last_per_key(
 class ChangelogStore(BulkLoadedStore):
     """A memory store that loads its changelog partitions itself, in bulk (the combiner's table)."""
 
-    def __init__(self, *args: Any, kafka: KafkaSettings, on_loaded: Callable[[], None] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, kafka: KafkaSettings, on_loaded: Callable[[], None] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.kafka = kafka
         self.on_loaded = on_loaded  # called after partitions were loaded
@@ -163,8 +170,14 @@ class ChangelogStore(BulkLoadedStore):
             count += read
             if last is not None:
                 self.set_persisted_offset(tp, last)
-        log.info("changelog_loaded", table=self.table.name, partitions=[tp.partition for tp in tps],
-                 records=count, keys=keys, seconds=round(time.monotonic() - started, 3))
+        log.info(
+            "changelog_loaded",
+            table=self.table.name,
+            partitions=[tp.partition for tp in tps],
+            records=count,
+            keys=keys,
+            seconds=round(time.monotonic() - started, 3),
+        )
         if self.on_loaded is not None:
             self.on_loaded()
 
@@ -203,8 +216,13 @@ class HeldStore(ChangelogStore):
                 if key.startswith("depo|"):
                     note_depository(state.holdings, key, raw_value)  # issue #14: holdings_stage.py
                 keys += 1
-        log.info("partition_state_loaded", table=self.table.name, partition=partition, keys=keys,
-                 held=len(state.aggregate.held))
+        log.info(
+            "partition_state_loaded",
+            table=self.table.name,
+            partition=partition,
+            keys=keys,
+            held=len(state.aggregate.held),
+        )
         return keys
 
     def _held(self, key: str, raw: bytes) -> Held | None:
@@ -214,8 +232,9 @@ class HeldStore(ChangelogStore):
             balance = None
         if isinstance(balance, tuple) and balance[1] == key:
             return balance[2]
-        log.error("changelog_record_unreadable", table=self.table.name, key=key,
-                  value=raw[:200].decode(errors="replace"))
+        log.error(
+            "changelog_record_unreadable", table=self.table.name, key=key, value=raw[:200].decode(errors="replace")
+        )
         return None
 
     def drop_partition(self, partition: int) -> None:
@@ -295,8 +314,12 @@ class ChangelogWriter:
     async def start(self) -> None:
         if self._producer is None:
             producer = AIOKafkaProducer(
-                **self.kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True, linger_ms=0,
-                max_batch_size=CHANGELOG_BATCH_BYTES, max_request_size=4 * CHANGELOG_BATCH_BYTES,
+                **self.kafka.aiokafka_kwargs(),
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=0,
+                max_batch_size=CHANGELOG_BATCH_BYTES,
+                max_request_size=4 * CHANGELOG_BATCH_BYTES,
                 client_id=self.client_id,
             )
             await asyncio.wait_for(producer.start(), 30)

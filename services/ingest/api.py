@@ -1,16 +1,16 @@
 """The ingest HTTP API (aiohttp): events in over HTTP, validated, published to Kafka before the answer.
 
-    POST /v1/events   Content-Type application/json: one event; application/x-ndjson: a batch, one per line.
-                      202 {"accepted": [event ids], "rejected": [{"line", "field", "reason"}]} once Kafka has
-                      acknowledged every accepted event; 422 (same body) when nothing was accepted; 503 when a
-                      valid event could not be published (listed under "failed", sent to the dead-letter
-                      topic); 400 malformed body or a body its Content-Encoding cannot decode; 401 no valid
-                      bearer token; 408 body not received within SEGWATCH_INGEST_BODY_TIMEOUT; 413 too large
-                      (compressed or not); 415 other types, charsets or Content-Encodings (gzip, deflate only).
-    GET /healthz      200 while the process runs.
-    GET /readyz       200 when the producer is started and Kafka (with segwatch's topics) reachable, else 503.
-    GET /metrics      Prometheus: segwatch_ingest_events_total{outcome}, segwatch_ingest_request_seconds,
-                      segwatch_ingest_publish_seconds, segwatch_ingest_source_last_seen_timestamp_seconds{source}.
+POST /v1/events   Content-Type application/json: one event; application/x-ndjson: a batch, one per line.
+                  202 {"accepted": [event ids], "rejected": [{"line", "field", "reason"}]} once Kafka has
+                  acknowledged every accepted event; 422 (same body) when nothing was accepted; 503 when a
+                  valid event could not be published (listed under "failed", sent to the dead-letter
+                  topic); 400 malformed body or a body its Content-Encoding cannot decode; 401 no valid
+                  bearer token; 408 body not received within SEGWATCH_INGEST_BODY_TIMEOUT; 413 too large
+                  (compressed or not); 415 other types, charsets or Content-Encodings (gzip, deflate only).
+GET /healthz      200 while the process runs.
+GET /readyz       200 when the producer is started and Kafka (with segwatch's topics) reachable, else 503.
+GET /metrics      Prometheus: segwatch_ingest_events_total{outcome}, segwatch_ingest_request_seconds,
+                  segwatch_ingest_publish_seconds, segwatch_ingest_source_last_seen_timestamp_seconds{source}.
 """
 
 from __future__ import annotations
@@ -39,8 +39,26 @@ from services.ingest.records import Bad, Parsed, parse_event
 JSON_TYPES = frozenset(("application/json",))
 NDJSON_TYPES = frozenset(("application/x-ndjson", "application/ndjson", "application/jsonl"))
 OUTCOMES = ("accepted", "rejected", "dead_lettered", "failed", "published_late")
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
-                   5.0, 10.0, 30.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 REALM = 'Bearer realm="segwatch-ingest"'
 # Input freshness for operations: wall-clock time ingest last accepted an event from each source (the event's
 # `source`). Unlike the alerter's as-of based freshness, this moves with real time, so "no update within the
@@ -75,24 +93,33 @@ class IngestMetrics:
         self._overflow_logged = False
         self.registry = CollectorRegistry(auto_describe=True)
         self.events = Counter(
-            "segwatch_ingest_events", "Events received over HTTP, by outcome (accepted: acknowledged by Kafka; "
+            "segwatch_ingest_events",
+            "Events received over HTTP, by outcome (accepted: acknowledged by Kafka; "
             "rejected: invalid; dead_lettered: valid but not published, on the dead-letter topic; failed: "
             "neither published nor dead-lettered; published_late: acknowledged only after the answer said "
-            "503)", ["outcome"], registry=self.registry,
+            "503)",
+            ["outcome"],
+            registry=self.registry,
         )
         for outcome in OUTCOMES:
             self.events.labels(outcome)
         self.request_seconds = Histogram(
-            "segwatch_ingest_request_seconds", "Time to answer a POST /v1/events request",
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "segwatch_ingest_request_seconds",
+            "Time to answer a POST /v1/events request",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.publish_seconds = Histogram(
-            "segwatch_ingest_publish_seconds", "Time from sending a request's events to Kafka's acknowledgement",
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "segwatch_ingest_publish_seconds",
+            "Time from sending a request's events to Kafka's acknowledgement",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.source_last_seen = Gauge(
-            SOURCE_LAST_SEEN, "When ingest last accepted (Kafka acknowledged) an event from the source (Unix time)",
-            ["source"], registry=self.registry,
+            SOURCE_LAST_SEEN,
+            "When ingest last accepted (Kafka acknowledged) an event from the source (Unix time)",
+            ["source"],
+            registry=self.registry,
         )
 
     def source_label(self, source: str) -> str:
@@ -107,7 +134,9 @@ class IngestMetrics:
             self._overflow_logged = True
             structlog.get_logger().bind(service="ingest").warning(
                 "more sources than metric labels; the rest are counted as other (set SEGWATCH_INGEST_SOURCES)",
-                labels=DEFAULT_MAX_SOURCES, source=source[:64])
+                labels=DEFAULT_MAX_SOURCES,
+                source=source[:64],
+            )
         return OTHER_SOURCE
 
     def accepted_from(self, sources: Iterable[str]) -> None:
@@ -193,8 +222,11 @@ def _is_batch(request: web.Request) -> bool | web.Response:
     elif content_type in NDJSON_TYPES:
         batch = True
     else:
-        return _error(415, f"unsupported Content-Type {content_type!r}: send application/json (one event) "
-                           "or application/x-ndjson (a batch, one event per line)")
+        return _error(
+            415,
+            f"unsupported Content-Type {content_type!r}: send application/json (one event) "
+            "or application/x-ndjson (a batch, one event per line)",
+        )
     charset = (request.charset or "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
         return _error(415, f"unsupported charset {charset!r}: send UTF-8")
@@ -212,8 +244,11 @@ async def _read_body(request: web.Request, config: IngestConfig, encoding: str |
     except web.HTTPRequestEntityTooLarge:
         return _error(413, too_large)
     except TimeoutError:
-        return _error(408, f"the body was not received within {config.body_timeout:g}s "
-                           "(SEGWATCH_INGEST_BODY_TIMEOUT)", {"Connection": "close"})
+        return _error(
+            408,
+            f"the body was not received within {config.body_timeout:g}s (SEGWATCH_INGEST_BODY_TIMEOUT)",
+            {"Connection": "close"},
+        )
     if len(body) > config.max_bytes:
         return _error(413, too_large)
     if encoding is not None:
@@ -231,16 +266,13 @@ async def _read_body(request: web.Request, config: IngestConfig, encoding: str |
 def _parse_batch(body: bytes, config: IngestConfig) -> tuple[list[Parsed], list[Bad]] | web.Response:
     """An NDJSON batch's events and its rejected lines (numbered from 1, blank lines skipped); or the 4xx
     answer for a batch with no events or too many."""
-    lines = [
-        (number, line.rstrip(b"\r"))
-        for number, line in enumerate(body.split(b"\n"), start=1)
-        if line.strip()
-    ]
+    lines = [(number, line.rstrip(b"\r")) for number, line in enumerate(body.split(b"\n"), start=1) if line.strip()]
     if not lines:
         return _error(400, "malformed body: no events (an NDJSON batch has one JSON event per line)")
     if len(lines) > config.max_events:
-        return _error(413, f"{len(lines)} events in one batch; at most {config.max_events} "
-                           "(SEGWATCH_INGEST_MAX_EVENTS)")
+        return _error(
+            413, f"{len(lines)} events in one batch; at most {config.max_events} (SEGWATCH_INGEST_MAX_EVENTS)"
+        )
     events: list[Parsed] = []
     rejected: list[Bad] = []
     for number, line in lines:
@@ -273,8 +305,11 @@ def _encoding(values: list[str]) -> str | web.Response | None:
     if len(codings) == 1 and codings[0] in ENCODINGS:
         return codings[0]
     given = ", ".join(codings)
-    return _error(415, f"Content-Encoding {given[:100]!r} is not supported: send the body as is (identity), "
-                       "or with one of gzip, deflate")
+    return _error(
+        415,
+        f"Content-Encoding {given[:100]!r} is not supported: send the body as is (identity), "
+        "or with one of gzip, deflate",
+    )
 
 
 def _decode(body: bytes, encoding: str, limit: int) -> bytes | web.Response:
@@ -290,8 +325,11 @@ def _decode(body: bytes, encoding: str, limit: int) -> bytes | web.Response:
             reason = str(exc)
             continue
         if len(out) > limit:
-            return _error(413, f"the body is larger than {limit} bytes once decoded (Content-Encoding {encoding}; "
-                               "SEGWATCH_INGEST_MAX_BYTES)")
+            return _error(
+                413,
+                f"the body is larger than {limit} bytes once decoded (Content-Encoding {encoding}; "
+                "SEGWATCH_INGEST_MAX_BYTES)",
+            )
         if not decoder.eof:
             reason = "the compressed data is truncated"
             continue
@@ -336,8 +374,15 @@ async def _publish(request: web.Request, events: list[Parsed], rejected: list[Ba
             task = asyncio.create_task(_follow_late(app, parsed, error, request.remote or "unknown"))
             app[LATE].add(task)
             task.add_done_callback(app[LATE].discard)
-            body["failed"].append({"line": parsed.line, "event_id": parsed.event.event_id, "reason": error,
-                                   "dead_lettered": False, "in_flight": True})
+            body["failed"].append(
+                {
+                    "line": parsed.line,
+                    "event_id": parsed.event.event_id,
+                    "reason": error,
+                    "dead_lettered": False,
+                    "in_flight": True,
+                }
+            )
         body["failed"].sort(key=lambda f: f["line"])
         return _json(503, body, {"Retry-After": RETRY_AFTER_SECONDS})
     return _json(202 if accepted else 422, body)
@@ -353,14 +398,19 @@ async def _follow_late(app: web.Application, parsed: Parsed, error: str, client:
         log.warning("event acknowledged by Kafka after its answer (503); not dead-lettered", correlation_id=event_id)
         return
     [dl_error] = await publisher.dead_letter(
-        [dead_letter("ingest", f"http {client} line {parsed.line}", final, parsed.raw)])
+        [dead_letter("ingest", f"http {client} line {parsed.line}", final, parsed.raw)]
+    )
     if dl_error is None:
         metrics.events.labels("dead_lettered").inc()
         log.warning("event not published; dead-lettered", correlation_id=event_id, reason=final)
     else:
         metrics.events.labels("failed").inc()
-        log.error("event neither published nor dead-lettered", correlation_id=event_id, reason=final,
-                  dead_letter_error=dl_error)
+        log.error(
+            "event neither published nor dead-lettered",
+            correlation_id=event_id,
+            reason=final,
+            dead_letter_error=dl_error,
+        )
 
 
 async def _dead_letter_failed(request: web.Request, failed: list[tuple[Parsed, str]]) -> list[dict[str, Any]]:
@@ -380,9 +430,13 @@ async def _dead_letter_failed(request: web.Request, failed: list[tuple[Parsed, s
             log.warning("event not published; dead-lettered", correlation_id=event_id, reason=error)
         else:
             metrics.events.labels("failed").inc()
-            log.error("event neither published nor dead-lettered", correlation_id=event_id, reason=error,
-                      dead_letter_error=dl_error, payload=parsed.raw.decode("utf-8", "replace")
-                      if isinstance(parsed.raw, bytes) else parsed.raw)
+            log.error(
+                "event neither published nor dead-lettered",
+                correlation_id=event_id,
+                reason=error,
+                dead_letter_error=dl_error,
+                payload=parsed.raw.decode("utf-8", "replace") if isinstance(parsed.raw, bytes) else parsed.raw,
+            )
         out.append({"line": parsed.line, "event_id": event_id, "reason": error, "dead_lettered": dl_error is None})
     return out
 

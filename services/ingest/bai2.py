@@ -55,8 +55,25 @@ END_OF_DAY = time(23, 59, 59)
 # ISO 4217 minor units where they are not 2.
 MINOR_UNITS: dict[str, int] = {
     **dict.fromkeys(
-        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV",
-         "XAF", "XOF", "XPF"),
+        (
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ),
         0,
     ),
     **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
@@ -307,8 +324,9 @@ class Bai2Reader:
             raise InputError(at, "record after the file trailer (99)")
         step = self._steps.get(rec.code)
         if step is None:
-            raise InputError(at, "a second file header (01)" if rec.code == "01" else
-                             f"unknown record code {rec.code!r}")
+            raise InputError(
+                at, "a second file header (01)" if rec.code == "01" else f"unknown record code {rec.code!r}"
+            )
         self.file.records += rec.physical
         step(rec, at)
 
@@ -365,8 +383,9 @@ class Bai2Reader:
         self.in_group.records += rec.physical
         name = f"account {self.account.number}"
         _check(at, f"{name} control total", _amount(_field(rec, 1), at, "control total"), self.in_account.total)
-        _check(at, f"{name} number of records", _count(_field(rec, 2), at, "number of records"),
-               self.in_account.records)
+        _check(
+            at, f"{name} number of records", _count(_field(rec, 2), at, "number of records"), self.in_account.records
+        )
         self.accounts.append(self.account)
         self.in_group.total += self.in_account.total
         self.group_accounts += 1
@@ -380,10 +399,8 @@ class Bai2Reader:
             raise InputError(at, f"group trailer (98) before account {self.account.number}'s trailer (49)")
         self.in_group.records += rec.physical
         _check(at, "group control total", _amount(_field(rec, 1), at, "control total"), self.in_group.total)
-        _check(at, "group number of accounts", _count(_field(rec, 2), at, "number of accounts"),
-               self.group_accounts)
-        _check(at, "group number of records", _count(_field(rec, 3), at, "number of records"),
-               self.in_group.records)
+        _check(at, "group number of accounts", _count(_field(rec, 2), at, "number of accounts"), self.group_accounts)
+        _check(at, "group number of records", _count(_field(rec, 3), at, "number of records"), self.in_group.records)
         self.file.total += self.in_group.total
         self.group = None
 
@@ -432,29 +449,39 @@ def bai2_events(
     for acct in bai.accounts:
         status = GROUP_STATUS.get(acct.group.status, f"unknown ({acct.group.status})")
         if acct.group.status not in ("1", "3"):
-            out.bad.append(Bad(acct.line, "group_status",
-                               f"bank account {acct.number} is in a group of status {status} (line "
-                               f"{acct.group.line}); only update (1) and correction (3) groups carry balances",
-                               acct.raw))
+            out.bad.append(
+                Bad(
+                    acct.line,
+                    "group_status",
+                    f"bank account {acct.number} is in a group of status {status} (line "
+                    f"{acct.group.line}); only update (1) and correction (3) groups carry balances",
+                    acct.raw,
+                )
+            )
             continue
         ref = refs.get(acct.number)
         if ref is None:
-            out.bad.append(Bad(acct.line, "account", f"bank account {acct.number} is not in {reference_name}",
-                               acct.raw))
+            out.bad.append(
+                Bad(acct.line, "account", f"bank account {acct.number} is not in {reference_name}", acct.raw)
+            )
             continue
         if acct.currency != ref.currency:
-            out.bad.append(Bad(
-                acct.line, "currency",
-                f"bank account {acct.number} reports {acct.currency} but {reference_name} says {ref.currency} "
-                f"(line {ref.ref_line})",
-                acct.raw,
-            ))
+            out.bad.append(
+                Bad(
+                    acct.line,
+                    "currency",
+                    f"bank account {acct.number} reports {acct.currency} but {reference_name} says {ref.currency} "
+                    f"(line {ref.ref_line})",
+                    acct.raw,
+                )
+            )
             continue
         minor = acct.amounts.get(type_code)
         if minor is None:
             what = "no amount" if type_code in acct.amounts else "no balance"
-            out.bad.append(Bad(acct.line, "amount", f"bank account {acct.number}: {what} of type code {type_code}",
-                               acct.raw))
+            out.bad.append(
+                Bad(acct.line, "amount", f"bank account {acct.number}: {what} of type code {type_code}", acct.raw)
+            )
             continue
         group = acct.group
         as_of = datetime.combine(group.as_of_date, group.as_of_time, tzinfo=timezone)
@@ -462,9 +489,23 @@ def bai2_events(
         data = {
             "type": "depository_balance",
             "event_id": derived_id(
-                "bai2", event_source, bai.sender, bai.receiver, bai.created, bai.file_id, group.originator,
-                as_of.isoformat(), acct.number, acct.currency, type_code, str(minor),
-                ref.segment, ref.depository, ref.line, ref.location, ref.instrument,
+                "bai2",
+                event_source,
+                bai.sender,
+                bai.receiver,
+                bai.created,
+                bai.file_id,
+                group.originator,
+                as_of.isoformat(),
+                acct.number,
+                acct.currency,
+                type_code,
+                str(minor),
+                ref.segment,
+                ref.depository,
+                ref.line,
+                ref.location,
+                ref.instrument,
             ),
             "source": event_source,
             "as_of": as_of,

@@ -166,16 +166,23 @@ class IngestPart(TokensPart):
     header_timeout: Seconds = env("SEGWATCH_INGEST_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT, "request head time")
     body_timeout: Seconds = env("SEGWATCH_INGEST_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT, "request body time")
     sources: Annotated[frozenset[str] | None, NoDecode, BeforeValidator(_sources)] = env(
-        SOURCES, None, "known sources, comma-separated (the `source` label)")
+        SOURCES, None, "known sources, comma-separated (the `source` label)"
+    )
 
     @property
     def config(self) -> IngestConfig:
         """The service's IngestConfig (refuses to start without a token unless anonymous is allowed)."""
         try:
             return IngestConfig(
-                tokens=self.tokens, allow_anonymous=self.allow_anonymous, max_bytes=self.max_bytes,
-                max_events=self.max_events, ack_timeout=self.ack_timeout, linger_ms=self.linger_ms,
-                header_timeout=self.header_timeout, body_timeout=self.body_timeout, sources=self.sources,
+                tokens=self.tokens,
+                allow_anonymous=self.allow_anonymous,
+                max_bytes=self.max_bytes,
+                max_events=self.max_events,
+                ack_timeout=self.ack_timeout,
+                linger_ms=self.linger_ms,
+                header_timeout=self.header_timeout,
+                body_timeout=self.body_timeout,
+                sources=self.sources,
             )
         except InputError as exc:
             raise SettingsError([(exc.field, exc.reason)]) from None

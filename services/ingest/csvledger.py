@@ -27,7 +27,15 @@ from segwatch.errors import InputError
 from services.ingest.records import Bad, Parse, Parsed, derived_id, error_of
 
 REQUIRED = (
-    "segment", "account", "currency", "as_of", "cash", "securities", "unrealized", "long_options", "short_options",
+    "segment",
+    "account",
+    "currency",
+    "as_of",
+    "cash",
+    "securities",
+    "unrealized",
+    "long_options",
+    "short_options",
 )
 OPTIONAL = ("offset_securities", "event_id")
 DEFAULT_SOURCE = "ledger-csv"
@@ -81,8 +89,9 @@ def parse_ledger_csv(text: str, *, where: str, file_name: str, source: str | Non
 def _check_header(header: list[str], where: str) -> None:
     missing = [name for name in REQUIRED if name not in header]
     if missing:
-        raise InputError(where, f"missing column(s) {', '.join(missing)}; expected {','.join(REQUIRED)}"
-                         f"[,{'][,'.join(OPTIONAL)}]")
+        raise InputError(
+            where, f"missing column(s) {', '.join(missing)}; expected {','.join(REQUIRED)}[,{'][,'.join(OPTIONAL)}]"
+        )
     unknown = [name for name in header if name not in REQUIRED and name not in OPTIONAL]
     if unknown:
         raise InputError(where, f"unknown column(s) {', '.join(unknown)}")

@@ -118,21 +118,29 @@ def _reference(row: dict[str, str], probe: DepositoryBalance, where: str, number
         if not row.get(name):
             raise InputError(f"{where}: {name}", f"is empty; a row with reference data gives {', '.join(REFERENCE)}")
     try:
-        ev = DepositoryReference.model_validate({
-            "event_id": "reference", "source": "reference", "as_of": datetime(2000, 1, 1, tzinfo=UTC),
-            "segment": probe.segment, "depository": probe.depository, "kind": row["kind"].lower(),
-            "country": row["country"].upper(),
-            "acknowledgment_letter": _flag(row["acknowledgment_letter"], where, "acknowledgment_letter"),
-            "regulatory_capital_over_1bn": _flag(row.get("regulatory_capital_over_1bn", ""), where,
-                                                 "regulatory_capital_over_1bn"),
-        })
+        ev = DepositoryReference.model_validate(
+            {
+                "event_id": "reference",
+                "source": "reference",
+                "as_of": datetime(2000, 1, 1, tzinfo=UTC),
+                "segment": probe.segment,
+                "depository": probe.depository,
+                "kind": row["kind"].lower(),
+                "country": row["country"].upper(),
+                "acknowledgment_letter": _flag(row["acknowledgment_letter"], where, "acknowledgment_letter"),
+                "regulatory_capital_over_1bn": _flag(
+                    row.get("regulatory_capital_over_1bn", ""), where, "regulatory_capital_over_1bn"
+                ),
+            }
+        )
     except ValidationError as exc:
         err = error_of(exc)
         raise InputError(f"{where}: {err.field}", err.reason) from None
     if probe.location == "us" and ev.country != "US" and probe.line in ("7500", "7540"):
         raise InputError(f"{where}: country", f"line {probe.line} is for US banks but the country is {ev.country}")
-    return ReferenceData(ev.segment, ev.depository, ev.kind, ev.country, ev.acknowledgment_letter,
-                         ev.regulatory_capital_over_1bn, number)
+    return ReferenceData(
+        ev.segment, ev.depository, ev.kind, ev.country, ev.acknowledgment_letter, ev.regulatory_capital_over_1bn, number
+    )
 
 
 def load_reference_file(text: str, where: str) -> DepositoryFile:
@@ -222,8 +230,11 @@ def _add_reference(out: DepositoryFile, ref: ReferenceData, at: str) -> None:
     key = (ref.segment, ref.depository)
     held = out.references.get(key)
     if held is not None and held.facts != ref.facts:
-        raise InputError(f"{at}: depository", f"{ref.depository} ({ref.segment}) has other reference data on"
-                         f" line {held.ref_line}; the rows of one depository account must agree")
+        raise InputError(
+            f"{at}: depository",
+            f"{ref.depository} ({ref.segment}) has other reference data on"
+            f" line {held.ref_line}; the rows of one depository account must agree",
+        )
     out.references.setdefault(key, ref)
 
 
@@ -232,20 +243,35 @@ def load_depositories(text: str, where: str) -> dict[str, DepositoryRef]:
     return load_reference_file(text, where).accounts
 
 
-def reference_events(file: DepositoryFile, *, as_of: datetime, source: str = "depository-reference"
-                     ) -> list[DepositoryReference]:
+def reference_events(
+    file: DepositoryFile, *, as_of: datetime, source: str = "depository-reference"
+) -> list[DepositoryReference]:
     """One `depository_reference` event per depository account with reference data, for the settings topic.
     Deterministic ids (the same facts, the same id); `as_of` is when the file was true (e.g. its modification
     time): the latest as-of wins per depository account."""
     out = []
     for (segment, depository), ref in sorted(file.references.items()):
-        out.append(DepositoryReference(
-            event_id=derived_id("depref", source, segment, depository, ref.kind, ref.country,
-                                str(ref.acknowledgment_letter), str(ref.regulatory_capital_over_1bn),
-                                as_of.isoformat()),
-            source=source, as_of=as_of, segment=segment,  # type: ignore[arg-type]  # checked by the probe
-            depository=depository, kind=ref.kind,  # type: ignore[arg-type]
-            country=ref.country, acknowledgment_letter=ref.acknowledgment_letter,
-            regulatory_capital_over_1bn=ref.regulatory_capital_over_1bn,
-        ))
+        out.append(
+            DepositoryReference(
+                event_id=derived_id(
+                    "depref",
+                    source,
+                    segment,
+                    depository,
+                    ref.kind,
+                    ref.country,
+                    str(ref.acknowledgment_letter),
+                    str(ref.regulatory_capital_over_1bn),
+                    as_of.isoformat(),
+                ),
+                source=source,
+                as_of=as_of,
+                segment=segment,  # type: ignore[arg-type]  # checked by the probe
+                depository=depository,
+                kind=ref.kind,  # type: ignore[arg-type]
+                country=ref.country,
+                acknowledgment_letter=ref.acknowledgment_letter,
+                regulatory_capital_over_1bn=ref.regulatory_capital_over_1bn,
+            )
+        )
     return out

@@ -72,8 +72,8 @@ def detect_format(data: bytes, path: str) -> str:
     if "segment" in header and "account" in header:
         return "csv"
     raise InputError(
-        path, "cannot tell the format (NDJSON events, a CSV ledger extract with a header row, or a BAI2 file); "
-        "give --format"
+        path,
+        "cannot tell the format (NDJSON events, a CSV ledger extract with a header row, or a BAI2 file); give --format",
     )
 
 
@@ -129,7 +129,11 @@ def load_file(path: str, options: FileOptions) -> Parse:
         text = data.decode("latin-1")  # bank free text (16 records) is sometimes Latin-1
     bai = parse_bai2(text, path)
     return bai2_events(
-        bai, refs, timezone=zone, type_code=options.type_code, source=options.source,
+        bai,
+        refs,
+        timezone=zone,
+        type_code=options.type_code,
+        source=options.source,
         reference_name=options.depositories,
     )
 

@@ -137,14 +137,16 @@ class _Sent:
             # the final answer is followed instead of guessed.
             settled: asyncio.Future[str | None] = loop.create_future()
             future.add_done_callback(functools.partial(_settle, settled))
-            late = InFlight(f"not acknowledged by Kafka within {timeout:g}s (still in flight: it may yet be "
-                            "published)", settled)
+            late = InFlight(
+                f"not acknowledged by Kafka within {timeout:g}s (still in flight: it may yet be published)", settled
+            )
             for i in pending[future]:
                 self.outcomes[i] = late
 
 
-async def _submit_batch(producer: Any, topic: str, partition: int, builder: Any, members: list[int],
-                        sent: _Sent) -> None:
+async def _submit_batch(
+    producer: Any, topic: str, partition: int, builder: Any, members: list[int], sent: _Sent
+) -> None:
     """Close `builder` and send it; when the producer refuses it, every member record gets the reason."""
     builder.close()
     try:
@@ -351,7 +353,10 @@ class KafkaPublisher:
         return parts[self._hash(key) % len(parts)]
 
     async def _send_each(
-        self, producer: Any, records: Sequence[tuple[str, bytes, bytes]], partitions: Mapping[str, list[int]],
+        self,
+        producer: Any,
+        records: Sequence[tuple[str, bytes, bytes]],
+        partitions: Mapping[str, list[int]],
         sent: _Sent,
     ) -> None:
         """One `send()` per record: a small request joins the batches other requests are lingering on."""
@@ -364,7 +369,10 @@ class KafkaPublisher:
                 sent.pending[future] = [i]
 
     async def _send_batches(
-        self, producer: Any, records: Sequence[tuple[str, bytes, bytes]], partitions: Mapping[str, list[int]],
+        self,
+        producer: Any,
+        records: Sequence[tuple[str, bytes, bytes]],
+        partitions: Mapping[str, list[int]],
         sent: _Sent,
     ) -> None:
         """Pack the records into closed record batches per partition; a full batch is sent and a new one begun."""

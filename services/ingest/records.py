@@ -103,8 +103,12 @@ def parse_event(line: int, raw: bytes) -> Parsed | Bad:
             if "number out of range" in reason and (number := _oversized_number(raw)) is not None:
                 field_name, text = number
                 digits = len(text.lstrip("-"))
-                return Bad(line, field_name, f"a number of {digits} characters is out of range (an amount has at "
-                           "most 17 digits)", raw)
+                return Bad(
+                    line,
+                    field_name,
+                    f"a number of {digits} characters is out of range (an amount has at most 17 digits)",
+                    raw,
+                )
             return Bad(line, "(record)", reason, raw, malformed=True)
         err = error_of(exc)
         return Bad(line, err.field, err.reason, raw)

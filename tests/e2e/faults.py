@@ -43,15 +43,34 @@ class FlipBook:
         eid, at = self._next()
         target = ManagementTarget(event_id=eid, source="treasury", as_of=at, segment="4d2", amount=TARGET)
         eid, at = self._next()
-        bank = DepositoryBalance(event_id=eid, source="bank", as_of=at, segment="4d2", depository="BANK-1",
-                                 line="7070", currency="USD", location="us", amount=FUNDS)
+        bank = DepositoryBalance(
+            event_id=eid,
+            source="bank",
+            as_of=at,
+            segment="4d2",
+            depository="BANK-1",
+            line="7070",
+            currency="USD",
+            location="us",
+            amount=FUNDS,
+        )
         return [target, bank, self.account("C-1", OK_CASH)]
 
     def account(self, account: str, cash: Decimal) -> AccountBalance:
         eid, at = self._next()
-        return AccountBalance(event_id=eid, source="ledger", as_of=at, segment="4d2", account=account,
-                              currency="USD", cash=cash, securities=Decimal(0), unrealized=Decimal(0),
-                              long_options=Decimal(0), short_options=Decimal(0))
+        return AccountBalance(
+            event_id=eid,
+            source="ledger",
+            as_of=at,
+            segment="4d2",
+            account=account,
+            currency="USD",
+            cash=cash,
+            securities=Decimal(0),
+            unrealized=Decimal(0),
+            long_options=Decimal(0),
+            short_options=Decimal(0),
+        )
 
     def flip(self) -> tuple[AccountBalance, list[Transition]]:
         """The balance that takes 4d(2) into a deficiency (or out of it), and the transitions it causes."""
@@ -87,8 +106,9 @@ async def sigkill_and_restart(system: LocalSystem, name: str) -> None:
     await system.wait_ready([name], timeout=120)
 
 
-async def wait_transitions(watcher: Watcher, expected: list[Transition], what: str, timeout: float = 60.0,
-                           baseline: int = 0) -> float:
+async def wait_transitions(
+    watcher: Watcher, expected: list[Transition], what: str, timeout: float = 60.0, baseline: int = 0
+) -> float:
     """Until as many alerts as `expected` followed the first `baseline` ones; seconds waited."""
     started = time.monotonic()
     await watcher.wait_for(lambda: len(watcher.alerts) - baseline >= len(expected), timeout, what)

@@ -50,15 +50,33 @@ def at(day: date, hour: int, minute: int = 0) -> str:
 
 def account(eid: str, acct: str, cash: str, when: str, segment: SegmentId = "4d2") -> AccountBalance:
     zero = Decimal(0)
-    return AccountBalance(event_id=eid, source="ledger", as_of=datetime.fromisoformat(when), segment=segment,
-                          account=acct, currency="USD", cash=Decimal(cash), securities=zero, unrealized=zero,
-                          long_options=zero, short_options=zero)
+    return AccountBalance(
+        event_id=eid,
+        source="ledger",
+        as_of=datetime.fromisoformat(when),
+        segment=segment,
+        account=acct,
+        currency="USD",
+        cash=Decimal(cash),
+        securities=zero,
+        unrealized=zero,
+        long_options=zero,
+        short_options=zero,
+    )
 
 
 def bank(eid: str, amount: str, when: str, depository: str) -> DepositoryBalance:
-    return DepositoryBalance(event_id=eid, source="bank", as_of=datetime.fromisoformat(when), segment="4d2",
-                             depository=depository, line="7070", location="us", currency="USD",
-                             amount=Decimal(amount))
+    return DepositoryBalance(
+        event_id=eid,
+        source="bank",
+        as_of=datetime.fromisoformat(when),
+        segment="4d2",
+        depository=depository,
+        line="7070",
+        location="us",
+        currency="USD",
+        amount=Decimal(amount),
+    )
 
 
 Sendable = AccountBalance | DepositoryBalance | ManagementTarget | BusinessDayClose | DepositoryReference
@@ -72,11 +90,19 @@ async def send(system: LocalSystem, producer: AIOKafkaProducer, *events: Sendabl
 
 
 def monday() -> list[Sendable]:
-    target = ManagementTarget(event_id="tgt", source="treasury", as_of=datetime.fromisoformat(at(MON, 7)),
-                              segment="4d2", amount=Decimal(100))
-    no_letter = DepositoryReference(event_id="ref-5", source="treasury", as_of=datetime.fromisoformat(at(MON, 7)),
-                                    segment="4d2", depository="BANK-5", kind="bank", country="US",
-                                    acknowledgment_letter=False)
+    target = ManagementTarget(
+        event_id="tgt", source="treasury", as_of=datetime.fromisoformat(at(MON, 7)), segment="4d2", amount=Decimal(100)
+    )
+    no_letter = DepositoryReference(
+        event_id="ref-5",
+        source="treasury",
+        as_of=datetime.fromisoformat(at(MON, 7)),
+        segment="4d2",
+        depository="BANK-5",
+        kind="bank",
+        country="US",
+        acknowledgment_letter=False,
+    )
     evs: list[Sendable] = [target, no_letter]
     for i in range(8):  # over the four balances partitions
         evs.append(account(f"mon-a{i}", f"C-{i}", str(1000 + 10 * i), at(MON, 9 + i % 6)))
@@ -93,8 +119,12 @@ def from_events(events: Sequence[EventBase], day: date, workdir: Path) -> dict[s
     """`segwatch statement from-events EVENTS --close DAY`, run as the CLI."""
     path = workdir / f"events-{len(events)}.ndjson"
     path.write_text("".join(ev.model_dump_json() + "\n" for ev in events))
-    out = subprocess.run([sys.executable, "-m", "segwatch.cli", "statement", "from-events", str(path), "--close",
-                          day.isoformat()], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", "statement", "from-events", str(path), "--close", day.isoformat()],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     statements: dict[str, dict[str, str]] = json.loads(out.stdout)
     return statements
 
@@ -141,8 +171,9 @@ def as_json(records: list[StatementRecord]) -> dict[str, dict[str, str]]:
     return to_json({r.segment: r.lines for r in records})
 
 
-async def fence(system: LocalSystem, producer: AIOKafkaProducer, watcher: Watcher, sent: list[Sendable],
-                ev: Sendable) -> None:
+async def fence(
+    system: LocalSystem, producer: AIOKafkaProducer, watcher: Watcher, sent: list[Sendable], ev: Sendable
+) -> None:
     """A live change after what was sent before it; once its figures are out, so is whatever came before it
     (then a moment for the statements of the same flush)."""
     await send(system, producer, ev)
@@ -153,7 +184,8 @@ async def fence(system: LocalSystem, producer: AIOKafkaProducer, watcher: Watche
 
 
 async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(
-        kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     # A test clock: Monday noon, so only balances (Tuesday's first) close Monday, never the wall clock.
     monkeypatch.setenv("SEGWATCH_NOW", at(MON, 12))
@@ -174,7 +206,8 @@ async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(
             sent += tuesday()
             initial = await wait_statements(system, len(SEGMENTS), "Monday's close")
             assert sorted((r.business_day, r.segment, r.kind, r.version) for r in initial) == sorted(
-                (MON, sid, "INITIAL", 1) for sid in SEGMENTS)
+                (MON, sid, "INITIAL", 1) for sid in SEGMENTS
+            )
             assert as_json(initial) == from_events(sent, MON, tmp_path)
             four = next(r for r in initial if r.segment == "4d2")
             assert four.lines == closed_lines["4d2"]  # the live figures at the cut-off: BANK-5's funds out of both
@@ -191,9 +224,13 @@ async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(
             await send(system, producer, late)
             sent.append(late)
             after = await wait_statements(system, len(SEGMENTS) + 1, "the amendment")
-            (amended,) = after[len(SEGMENTS):]
+            (amended,) = after[len(SEGMENTS) :]
             assert (amended.business_day, amended.segment, amended.kind, amended.version) == (
-                MON, "4d2", "AMENDMENT", 2)
+                MON,
+                "4d2",
+                "AMENDMENT",
+                2,
+            )
             assert set(amended.moved) and all(m.before != m.after for m in amended.moved.values())
             assert as_json([*[r for r in initial if r.segment != "4d2"], amended]) == from_events(sent, MON, tmp_path)
 
@@ -209,7 +246,8 @@ async def test_the_close_amendments_and_a_restart_on_the_real_pipeline(
 
 
 async def test_the_clock_and_the_ledgers_close_event_close_days_without_a_next_days_balance(
-        kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     monkeypatch.setenv("SEGWATCH_CALCULATOR_INSTANCE_ID", "calculator-0")
     async with LocalSystem(workdir=tmp_path, run=("calculator",), out=lambda _: None, now=at(MON, 12)) as system:
@@ -231,11 +269,12 @@ async def test_the_clock_and_the_ledgers_close_event_close_days_without_a_next_d
             assert as_json(monday_close) == from_events(sent, MON, tmp_path)
             assert next(r for r in monday_close if r.segment == "4d2").lines == lines["4d2"]
             # The ledger closes Tuesday before its cut-off: its statement is out at once.
-            close = BusinessDayClose(event_id="close-tue", source="ledger", as_of=datetime.fromisoformat(at(TUE, 17)),
-                                     business_day=TUE)
+            close = BusinessDayClose(
+                event_id="close-tue", source="ledger", as_of=datetime.fromisoformat(at(TUE, 17)), business_day=TUE
+            )
             await send(system, producer, close)
             both = await wait_statements(system, 2 * len(SEGMENTS), "Tuesday closed by the ledger")
-            tuesday_close = both[len(SEGMENTS):]
+            tuesday_close = both[len(SEGMENTS) :]
             assert {(r.business_day, r.kind, r.version) for r in tuesday_close} == {(TUE, "INITIAL", 1)}
             assert as_json(tuesday_close) == from_events(sent, TUE, tmp_path)
         finally:

@@ -56,19 +56,45 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
 
 def customer(eid: str, cash: Decimal, when: datetime) -> AccountBalance:
     zero = Decimal(0)
-    return AccountBalance(event_id=eid, source="ledger", as_of=when, segment="4d2", account="C-1", currency="USD",
-                          cash=cash, securities=zero, unrealized=zero, long_options=zero, short_options=zero)
+    return AccountBalance(
+        event_id=eid,
+        source="ledger",
+        as_of=when,
+        segment="4d2",
+        account="C-1",
+        currency="USD",
+        cash=cash,
+        securities=zero,
+        unrealized=zero,
+        long_options=zero,
+        short_options=zero,
+    )
 
 
 def bank(eid: str, amount: Decimal, when: datetime) -> DepositoryBalance:
-    return DepositoryBalance(event_id=eid, source="bank", as_of=when, segment="4d2", depository="BANK-1",
-                             line="7070", location="us", currency="USD", amount=amount)
+    return DepositoryBalance(
+        event_id=eid,
+        source="bank",
+        as_of=when,
+        segment="4d2",
+        depository="BANK-1",
+        line="7070",
+        location="us",
+        currency="USD",
+        amount=amount,
+    )
 
 
-def paid(eid: str, amount: Decimal, when: datetime, *, customers: bool = False,
-         approval: str | None = None) -> Disbursement:
+def paid(
+    eid: str, amount: Decimal, when: datetime, *, customers: bool = False, approval: str | None = None
+) -> Disbursement:
     return Disbursement(
-        event_id=eid, source="treasury", as_of=when, segment="4d2", amount=amount, for_customer_benefit=customers,
+        event_id=eid,
+        source="treasury",
+        as_of=when,
+        segment="4d2",
+        amount=amount,
+        for_customer_benefit=customers,
         recipient="C-1 (customer)" if customers else "Holdco LLC (parent)",
         purpose="customer withdrawal" if customers else "return of residual interest to the parent",
         approval=approval,
@@ -104,8 +130,9 @@ class Desk:
         excess)."""
         await self.post(*events)
         lines = {"4d2": self.book.consolidated("4d2").lines}
-        await self.watcher.wait_for(lambda: self.watcher.figures_equal(lines), 60,
-                                    f"the figures after {events[-1].event_id}")
+        await self.watcher.wait_for(
+            lambda: self.watcher.figures_equal(lines), 60, f"the figures after {events[-1].event_id}"
+        )
         version = self.watcher.figures["4d2"].version
 
         async def evaluated() -> bool:
@@ -121,8 +148,14 @@ class Desk:
 
         async def decided() -> bool:
             samples = await alerter_metrics(self.system)
-            return sum(v for (name, labels), v in samples.items()
-                       if name == "segwatch_disbursements_total" and ("segment", "4d2") in labels) >= self.paid
+            return (
+                sum(
+                    v
+                    for (name, labels), v in samples.items()
+                    if name == "segwatch_disbursements_total" and ("segment", "4d2") in labels
+                )
+                >= self.paid
+            )
 
         await wait_until(decided, what=f"the decision on {ev.event_id}", timeout=60, interval=0.1)
 
@@ -142,8 +175,10 @@ class Desk:
 
         async def taken() -> bool:
             samples = await alerter_metrics(self.system)
-            return (metric(samples, "segwatch_disbursement_window_baseline_excess_dollars", segment="4d2") == excess
-                    and metric(samples, "segwatch_disbursement_window_aggregate_dollars", segment="4d2") == 0)
+            return (
+                metric(samples, "segwatch_disbursement_window_baseline_excess_dollars", segment="4d2") == excess
+                and metric(samples, "segwatch_disbursement_window_aggregate_dollars", segment="4d2") == 0
+            )
 
         await wait_until(taken, what=f"the alerter to take the close of {day}", timeout=60, interval=0.1)
         return record
@@ -153,38 +188,53 @@ def replayed(events: list[EventBase], workdir: Path) -> list[DisbursementDecisio
     """`segwatch replay EVENTS` (the twin: its close, its DisbursementControls), run as the CLI."""
     path = workdir / "controls-events.ndjson"
     path.write_text("".join(ev.model_dump_json() + "\n" for ev in events))
-    out = subprocess.run([sys.executable, "-m", "segwatch.cli", "replay", str(path)], capture_output=True,
-                         text=True, check=True)
-    return [DisbursementDecision.model_validate(record) for line in out.stdout.splitlines()
-            if (record := json.loads(line)).get("type") == "disbursement_decision"]
+    out = subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", "replay", str(path)], capture_output=True, text=True, check=True
+    )
+    return [
+        DisbursementDecision.model_validate(record)
+        for line in out.stdout.splitlines()
+        if (record := json.loads(line)).get("type") == "disbursement_decision"
+    ]
 
 
 def essentials(d: DisbursementDecision) -> tuple[object, ...]:
     """What the live decision and the replayed one must share (not the clocks, not the figures versions: the
     twin evaluates after every event, the calculator coalesces)."""
-    return (d.correlation_id, d.outcome, d.needs_approval, d.basis, d.prior, d.aggregate, d.limit, d.counted,
-            d.baseline and (d.baseline.business_day, d.baseline.cutoff, d.baseline.version, d.baseline.excess),
-            d.live and d.live.excess)
+    return (
+        d.correlation_id,
+        d.outcome,
+        d.needs_approval,
+        d.basis,
+        d.prior,
+        d.aggregate,
+        d.limit,
+        d.counted,
+        d.baseline and (d.baseline.business_day, d.baseline.cutoff, d.baseline.version, d.baseline.excess),
+        d.live and d.live.excess,
+    )
 
 
 async def test_the_issue_example_on_the_real_pipeline_with_real_closes(
-        system: LocalSystem, watcher: Watcher, tmp_path: Path) -> None:
+    system: LocalSystem, watcher: Watcher, tmp_path: Path
+) -> None:
     async with aiohttp.ClientSession() as http:
         desk = Desk(system, watcher, http)
         # DAY1: the book, excess exactly 100M at its cut-off; the ledger closes it.
-        target = ManagementTarget(event_id="target", source="treasury", as_of=at(DAY1, 7), segment="4d2",
-                                  amount=10 * M)
+        target = ManagementTarget(event_id="target", source="treasury", as_of=at(DAY1, 7), segment="4d2", amount=10 * M)
         await desk.balances(target, customer("c-day1", OWED, at(DAY1, 9)), bank("b-day1", HELD, at(DAY1, 10)))
         assert watcher.figures["4d2"].excess == 100 * M
         close1 = await desk.close(closed("close-day1", DAY1))
 
         # DAY2's morning: each payment, then the bank balance it took out.
         held, owed = HELD, OWED
-        for ev in (paid("d1", 20 * M, at(DAY2, 9)),
-                   paid("d2", 20 * M, at(DAY2, 9, 10), approval=APPROVAL),
-                   paid("c1", 5 * M, at(DAY2, 9, 20), customers=True),
-                   paid("d3", 20 * M, at(DAY2, 9, 30), approval=APPROVAL),
-                   paid("d4", 20 * M, at(DAY2, 9, 40), approval=APPROVAL)):
+        for ev in (
+            paid("d1", 20 * M, at(DAY2, 9)),
+            paid("d2", 20 * M, at(DAY2, 9, 10), approval=APPROVAL),
+            paid("c1", 5 * M, at(DAY2, 9, 20), customers=True),
+            paid("d3", 20 * M, at(DAY2, 9, 30), approval=APPROVAL),
+            paid("d4", 20 * M, at(DAY2, 9, 40), approval=APPROVAL),
+        ):
             await desk.pay(ev)
             held -= ev.amount
             after = ev.as_of + timedelta(minutes=1)
@@ -203,20 +253,29 @@ async def test_the_issue_example_on_the_real_pipeline_with_real_closes(
         live = decisions_of(await read_to_end(system, topics.ALERTER_ALERTS_CHANGELOG))
 
     assert [d.correlation_id for d in live] == ["d1", "d2", "c1", "d3", "d4", "d5"]
-    assert [d.outcome for d in live] == ["within_limit", "needs_approval", "within_limit", "needs_approval",
-                                         "needs_approval", "within_limit"]
+    assert [d.outcome for d in live] == [
+        "within_limit",
+        "needs_approval",
+        "within_limit",
+        "needs_approval",
+        "needs_approval",
+        "within_limit",
+    ]
     assert [d.needs_approval for d in live] == [False, True, False, True, True, False]
     # Measured against the real closes: DAY1's for DAY2's payments, DAY2's for DAY3's.
     assert (close1.lines["7190"], close2.lines["7190"]) == (100 * M, 100 * M)
     for d, close in zip(live, [close1] * 5 + [close2], strict=True):
         assert d.baseline is not None and d.basis == "daily_and_live"
         assert (d.baseline.business_day, d.baseline.cutoff, d.baseline.version, d.baseline.excess) == (
-            close.business_day, close.cutoff, close.version, close.lines["7190"])
+            close.business_day,
+            close.cutoff,
+            close.version,
+            close.lines["7190"],
+        )
     assert [d.aggregate for d in live] == [20 * M, 40 * M, 40 * M, 60 * M, 80 * M, 20 * M]
     assert [d.live.excess for d in live if d.live] == [100 * M, 80 * M, 60 * M, 60 * M, 40 * M, 100 * M]
     # The three over 25% each owe the exchange's and the CFTC's notice (the alert topic: a notice, no page).
-    await watcher.wait_for(lambda: sum(a.rule == "disbursement_25pct" for a in watcher.alerts) >= 3, 30,
-                           "the notices")
+    await watcher.wait_for(lambda: sum(a.rule == "disbursement_25pct" for a in watcher.alerts) >= 3, 30, "the notices")
     notices = [(a.correlation_id, a.page) for a in watcher.alerts if a.rule == "disbursement_25pct"]
     assert notices == [("d2", False), ("d3", False), ("d4", False)]
 

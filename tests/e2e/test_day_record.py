@@ -48,22 +48,39 @@ def clock_at(monkeypatch: pytest.MonkeyPatch, at: datetime) -> None:
     monkeypatch.setenv("SEGWATCH_CLOCK_OFFSET_SECONDS", f"{at.timestamp() - time.time():.3f}")
 
 
-def statement(segment: str, version: int = 1, delta: int = 0, previous: StatementRecord | None = None
-              ) -> StatementRecord:
+def statement(
+    segment: str, version: int = 1, delta: int = 0, previous: StatementRecord | None = None
+) -> StatementRecord:
     lines = dict(real_figures(segment, funds_delta=delta, target=0).lines)
-    return StatementRecord(business_day=D, segment=segment, kind="INITIAL" if version == 1 else "AMENDMENT",  # type: ignore[arg-type]
-                           version=version, cutoff=CUT, computed_at=chicago(0, 0, 5 * version), lines=lines,
-                           moved=moved_lines(previous.lines, lines) if previous is not None else {})
+    return StatementRecord(
+        business_day=D,
+        segment=segment,  # type: ignore[arg-type]
+        kind="INITIAL" if version == 1 else "AMENDMENT",
+        version=version,
+        cutoff=CUT,
+        computed_at=chicago(0, 0, 5 * version),
+        lines=lines,
+        moved=moved_lines(previous.lines, lines) if previous is not None else {},
+    )
 
 
 def filing(event_id: str, at: datetime, version: int | None = None) -> StatementFiling:
-    return StatementFiling(event_id=event_id, source="winjammer", as_of=at, business_day=D, version=version,
-                           filed_at=at, confirmation=f"WJ-{event_id}", filed_by="Pat Filer")
+    return StatementFiling(
+        event_id=event_id,
+        source="winjammer",
+        as_of=at,
+        business_day=D,
+        version=version,
+        filed_at=at,
+        confirmation=f"WJ-{event_id}",
+        filed_by="Pat Filer",
+    )
 
 
 @pytest.fixture
-async def day_system(kafka_bootstrap: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-                     ) -> AsyncIterator[LocalSystem]:
+async def day_system(
+    kafka_bootstrap: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[LocalSystem]:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     monkeypatch.setenv("SEGWATCH_ALERTER_DAY_INTERVAL_SECONDS", "0.5")
     clock_at(monkeypatch, chicago(9, 59, 55))
@@ -76,14 +93,14 @@ async def publish(system: LocalSystem, records: list[StatementRecord]) -> None:
     await producer.start()
     try:
         for rec in records:
-            await producer.send_and_wait(system.topic(topics.STATEMENTS), rec.model_dump_json().encode(),
-                                         key=rec.key.encode())
+            await producer.send_and_wait(
+                system.topic(topics.STATEMENTS), rec.model_dump_json().encode(), key=rec.key.encode()
+            )
     finally:
         await producer.stop()
 
 
-async def get(http: aiohttp.ClientSession, system: LocalSystem, path: str, token: str | None = None
-              ) -> tuple[int, Any]:
+async def get(http: aiohttp.ClientSession, system: LocalSystem, path: str, token: str | None = None) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token or system.token}"} if token != "" else {}
     async with http.get(f"{system.services['alerter'].url}{path}", headers=headers) as response:
         if response.content_type == "application/json":
@@ -100,7 +117,8 @@ def report_alerts(watcher: Watcher) -> list[tuple[str, str, str]]:
 
 
 async def test_the_filing_deadline_amendments_and_the_record_on_the_live_services(
-        day_system: LocalSystem, monkeypatch: pytest.MonkeyPatch) -> None:
+    day_system: LocalSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
     system = day_system
     watcher = Watcher(system, out=None)
     await watcher.start()
@@ -108,14 +126,18 @@ async def test_the_filing_deadline_amendments_and_the_record_on_the_live_service
         first = [statement("4d2"), statement("30.7"), statement("4df")]
         await publish(system, first)
         # 10:00 on the next business day passes on the alerter's clock: the warning, from the timer.
-        await watcher.wait_for(lambda: day_alerts(watcher) == [(NOT_FILED, "warning", "firing")], 60,
-                               "statement_not_filed warning")
+        await watcher.wait_for(
+            lambda: day_alerts(watcher) == [(NOT_FILED, "warning", "firing")], 60, "statement_not_filed warning"
+        )
         # A restart just before noon: nothing published twice; noon passes with no input: the page.
         clock_at(monkeypatch, chicago(11, 59, 50))
         await system.restart_service("alerter")
         await watcher.wait_for(lambda: len(day_alerts(watcher)) >= 3, 90, "the noon deadline")
-        assert day_alerts(watcher) == [(NOT_FILED, "warning", "firing"), (NOT_FILED, "warning", "resolved"),
-                                       (NOT_FILED, "critical", "firing")]
+        assert day_alerts(watcher) == [
+            (NOT_FILED, "warning", "firing"),
+            (NOT_FILED, "warning", "resolved"),
+            (NOT_FILED, "critical", "firing"),
+        ]
         critical = watcher.alerts[-1]
         assert critical.page and critical.alert_id == "2026-11-16|statement_not_filed|critical"
 
@@ -134,8 +156,12 @@ async def test_the_filing_deadline_amendments_and_the_record_on_the_live_service
             assert "4d2 [" in watcher.alerts[-1].summary
 
             status, day = await get(http, system, "/v1/days/2026-11-16")
-            assert status == 200 and (day["status"], day["version"], day["filed_version"], day["amendment_needed"]
-                                      ) == ("filed", 2, 1, True)
+            assert status == 200 and (day["status"], day["version"], day["filed_version"], day["amendment_needed"]) == (
+                "filed",
+                2,
+                1,
+                True,
+            )
             assert day["versions"] == {"30.7": [1], "4d2": [1, 2], "4df": [1]}
 
             # A restart with the amendment pending: nothing lost (still pending), nothing published again.
@@ -144,16 +170,20 @@ async def test_the_filing_deadline_amendments_and_the_record_on_the_live_service
             await system.post(http, [filing("fil-2", chicago(12, 30), version=2)])
             await watcher.wait_for(lambda: len(day_alerts(watcher)) >= 6, 60, "the amended filing")
             assert day_alerts(watcher) == [
-                (NOT_FILED, "warning", "firing"), (NOT_FILED, "warning", "resolved"),
-                (NOT_FILED, "critical", "firing"), (NOT_FILED, "critical", "resolved"),
-                ("amendment_needed", "warning", "firing"), ("amendment_needed", "warning", "resolved"),
+                (NOT_FILED, "warning", "firing"),
+                (NOT_FILED, "warning", "resolved"),
+                (NOT_FILED, "critical", "firing"),
+                (NOT_FILED, "critical", "resolved"),
+                ("amendment_needed", "warning", "firing"),
+                ("amendment_needed", "warning", "resolved"),
             ]
 
             # The record over HTTP.
             assert (await get(http, system, "/v1/days", token=""))[0] == 401
             status, days = await get(http, system, "/v1/days")
-            assert status == 200 and [(d["business_day"], d["status"], d["filed_version"]) for d in days["days"]
-                                      ] == [("2026-11-16", "filed", 2)]
+            assert status == 200 and [(d["business_day"], d["status"], d["filed_version"]) for d in days["days"]] == [
+                ("2026-11-16", "filed", 2)
+            ]
             status, latest = await get(http, system, "/v1/days/2026-11-16/statement?segment=4d2")
             assert status == 200 and latest["kind"] == "AMENDMENT"
             assert Decimal(latest["statements"]["4d2"]["lines"]["7190"]) == amended.lines["7190"]
@@ -167,19 +197,30 @@ async def test_the_filing_deadline_amendments_and_the_record_on_the_live_service
 
             # Issue #14: the close of a report date (10-15) owes its report of investments, due by the close of
             # 10-16: long overdue on this clock. The submission, through ingest, resolves it.
-            report_day = statement("30.7").model_copy(update={"business_day": date(2026, 10, 15),
-                                                               "cutoff": datetime(2026, 10, 15, 23, 59, tzinfo=CHI)})
+            report_day = statement("30.7").model_copy(
+                update={"business_day": date(2026, 10, 15), "cutoff": datetime(2026, 10, 15, 23, 59, tzinfo=CHI)}
+            )
             await publish(system, [report_day])
-            await watcher.wait_for(lambda: report_alerts(watcher) == [("30.7", "investment_report_overdue",
-                                                                       "firing")], 60, "investment_report_overdue")
+            await watcher.wait_for(
+                lambda: report_alerts(watcher) == [("30.7", "investment_report_overdue", "firing")],
+                60,
+                "investment_report_overdue",
+            )
             submitted = InvestmentReportSubmitted(
-                event_id="sidr-1", source="nfa", as_of=datetime(2026, 10, 19, 9, tzinfo=CHI),
-                report_date=date(2026, 10, 15), segment=None, submitted_at=datetime(2026, 10, 19, 9, tzinfo=CHI),
-                reference="SIDR-2026-10-15")
+                event_id="sidr-1",
+                source="nfa",
+                as_of=datetime(2026, 10, 19, 9, tzinfo=CHI),
+                report_date=date(2026, 10, 15),
+                segment=None,
+                submitted_at=datetime(2026, 10, 19, 9, tzinfo=CHI),
+                reference="SIDR-2026-10-15",
+            )
             await system.post(http, [submitted])
             await watcher.wait_for(lambda: len(report_alerts(watcher)) >= 2, 60, "the report's submission")
-            assert report_alerts(watcher) == [("30.7", "investment_report_overdue", "firing"),
-                                              ("30.7", "investment_report_overdue", "resolved")]
+            assert report_alerts(watcher) == [
+                ("30.7", "investment_report_overdue", "firing"),
+                ("30.7", "investment_report_overdue", "resolved"),
+            ]
 
         # The last restart published nothing of its own: what it published while recovering was acknowledged
         # before it was ready, so the alert topic read to its end now holds it if there is any.
@@ -187,7 +228,10 @@ async def test_the_filing_deadline_amendments_and_the_record_on_the_live_service
         async with aiohttp.ClientSession() as http:
             status, day = await get(http, system, "/v1/days/2026-11-16")
             assert status == 200 and (day["status"], day["filed_version"], day["amendment_needed"]) == (
-                "filed", 2, False)
+                "filed",
+                2,
+                False,
+            )
         settings = KafkaSettings.from_env({"KAFKA_BOOTSTRAP": system.bootstrap})
         alerts, _ = parse_alerts(await read_to_end(settings, system.topic(topics.ALERTS), 1, timeout=30))
         assert [(a.alert_id, a.state) for a in alerts] == [(a.alert_id, a.state) for a in watcher.alerts]

@@ -31,8 +31,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[BrokerConfig]:
     """A single-node broker of this test's own (the jars are the shared cache's)."""
-    config = dataclasses.replace(BrokerConfig.from_env(), broker_dir=tmp_path / "broker", port=free_port(),
-                                 controller_port=free_port())
+    config = dataclasses.replace(
+        BrokerConfig.from_env(), broker_dir=tmp_path / "broker", port=free_port(), controller_port=free_port()
+    )
     broker.start(config)
     try:
         yield config
@@ -67,7 +68,9 @@ async def relaunch_exited(system: LocalSystem) -> list[str]:
 
 
 async def test_every_service_killed_and_the_broker_restarted_mid_stream(
-    private_broker: BrokerConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    private_broker: BrokerConfig,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", private_broker.bootstrap)
     monkeypatch.setenv("SEGWATCH_CALCULATOR_INSTANCE_ID", "calculator-0")
@@ -98,10 +101,12 @@ async def test_every_service_killed_and_the_broker_restarted_mid_stream(
                 else:
                     await sigkill_and_restart(system, fault)
                 # No input after the flip: what was acknowledged must come out by itself.
-                await wait_transitions(watcher, expected, f"the alerts after the {fault} fault", timeout=120,
-                                       baseline=baseline)
-                await watcher.wait_for(lambda: watcher.figures_equal(flips.expected_lines()), 120,
-                                       f"the figures after the {fault} fault")
+                await wait_transitions(
+                    watcher, expected, f"the alerts after the {fault} fault", timeout=120, baseline=baseline
+                )
+                await watcher.wait_for(
+                    lambda: watcher.figures_equal(flips.expected_lines()), 120, f"the figures after the {fault} fault"
+                )
                 timings.append((fault, round(time.monotonic() - started, 2), relaunched))
             await asyncio.sleep(2)  # nothing more may follow
             assert_each_transition_once(watcher, expected, baseline)

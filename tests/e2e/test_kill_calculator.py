@@ -34,7 +34,9 @@ async def seen_in_changelog(consumer: AIOKafkaConsumer, event_id: str, timeout: 
 
 
 async def test_a_calculator_killed_right_after_a_flip_publishes_it_once_after_restart(
-    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     # Static membership, as the StatefulSet runs it: the restarted worker takes its partitions back at once.
@@ -49,8 +51,10 @@ async def test_a_calculator_killed_right_after_a_flip_publishes_it_once_after_re
         producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap, acks="all", linger_ms=0)
         await producer.start()
         changelog = AIOKafkaConsumer(
-            system.topic(topics.CALCULATOR_ACCOUNTS_CHANGELOG), bootstrap_servers=system.bootstrap,
-            auto_offset_reset="latest", enable_auto_commit=False,
+            system.topic(topics.CALCULATOR_ACCOUNTS_CHANGELOG),
+            bootstrap_servers=system.bootstrap,
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
         )
         await changelog.start()
         try:
@@ -77,11 +81,13 @@ async def test_a_calculator_killed_right_after_a_flip_publishes_it_once_after_re
                 killed = time.monotonic()
                 await sigkill_and_restart(system, "calculator")
                 # No input after the flip: the restarted calculator alone must publish it.
-                await wait_transitions(watcher, expected, f"the alert of flip {trial + 1} after the kill",
-                                       baseline=baseline)
+                await wait_transitions(
+                    watcher, expected, f"the alert of flip {trial + 1} after the kill", baseline=baseline
+                )
                 delays.append(time.monotonic() - killed)
-                await watcher.wait_for(lambda: watcher.figures_equal(flips.expected_lines()), 60,
-                                       f"the figures after flip {trial + 1}")
+                await watcher.wait_for(
+                    lambda: watcher.figures_equal(flips.expected_lines()), 60, f"the figures after flip {trial + 1}"
+                )
             await asyncio.sleep(1.5)  # nothing more may follow
             assert_each_transition_once(watcher, expected, baseline)
             assert watcher.figures["4d2"].lines == flips.expected_lines()["4d2"]

@@ -32,6 +32,7 @@ from tests.support.sample_day import EXPECTED_ALERTS, EXPECTED_STATEMENTS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
+
 async def alerts_end_offset(system: LocalSystem) -> int:
     """How many alert records the alerts topic holds (one partition; the watcher reads it from the start)."""
     name = system.topic(topics.ALERTS)
@@ -52,13 +53,23 @@ async def assert_alerts_exactly_once(system: LocalSystem, watcher: Watcher) -> N
     await watcher.wait_for(lambda: len(watcher.alerts) >= len(EXPECTED_ALERTS), 30, "the alert transitions")
     last = max((f.as_of for f in watcher.figures_seen if f.as_of is not None), default=None)
     assert last is not None
-    marker = DepositoryBalance(event_id=f"marker-{uuid.uuid4().hex}", source="bank", as_of=last, segment="4df",
-                               depository="MARKER-BANK", line="8600", currency="USD", location="us",
-                               instrument="cash", amount=Decimal("0.01"))
+    marker = DepositoryBalance(
+        event_id=f"marker-{uuid.uuid4().hex}",
+        source="bank",
+        as_of=last,
+        segment="4df",
+        depository="MARKER-BANK",
+        line="8600",
+        currency="USD",
+        location="us",
+        instrument="cash",
+        amount=Decimal("0.01"),
+    )
     async with aiohttp.ClientSession() as http:
         await system.post(http, [marker])
-    await watcher.wait_for(lambda: any(f.last_event_id == marker.event_id for f in watcher.figures_seen), 60,
-                           "the marker's figures")
+    await watcher.wait_for(
+        lambda: any(f.last_event_id == marker.event_id for f in watcher.figures_seen), 60, "the marker's figures"
+    )
     [version] = [f.version for f in watcher.figures_seen if f.last_event_id == marker.event_id]
     key = ("segwatch_figures_version", (("segment", "4df"),))
 
@@ -69,7 +80,8 @@ async def assert_alerts_exactly_once(system: LocalSystem, watcher: Watcher) -> N
     end = await alerts_end_offset(system)
     await watcher.wait_for(lambda: len(watcher.alerts) >= end, 30, "the alerts topic read to its end")
     assert [(a.segment, a.rule, a.state) for a in watcher.alerts] == EXPECTED_ALERTS, [
-        (a.segment, a.rule, a.state, str(a.at)) for a in watcher.alerts]
+        (a.segment, a.rule, a.state, str(a.at)) for a in watcher.alerts
+    ]
     by_rule: dict[str, set[str]] = {}
     for a in watcher.alerts:
         by_rule.setdefault(a.rule, set()).add(a.alert_id)
@@ -136,8 +148,10 @@ async def test_calculator_and_alerter_restart_mid_stream(system: LocalSystem, wa
             book.apply_all(events)
             if name == "4d2 margin: under target":
                 await watcher.wait_for(
-                    lambda: any((a.rule, a.state) == ("under_target", "firing") for a in watcher.alerts), 60,
-                    "under-target firing")
+                    lambda: any((a.rule, a.state) == ("under_target", "firing") for a in watcher.alerts),
+                    60,
+                    "under-target firing",
+                )
                 # Both stop; the day goes on into the deficiency while they are down.
                 await system.stop_service("calculator")
                 await system.stop_service("alerter")

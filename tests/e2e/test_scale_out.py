@@ -17,13 +17,16 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 
 async def test_two_calculator_workers_split_the_partitions_and_agree_with_the_core(
-    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     async with LocalSystem(workdir=tmp_path, run=("ingest", "calculator"), out=lambda _: None) as system:
         port = free_port()
-        second = Service("calculator-2", ["calculator", "worker", "--port", str(port)], port,
-                         tmp_path / "calculator-2.log")
+        second = Service(
+            "calculator-2", ["calculator", "worker", "--port", str(port)], port, tmp_path / "calculator-2.log"
+        )
         system.services[second.name] = second
         system.launch(second)
         await system.wait_ready([second.name])

@@ -57,14 +57,36 @@ async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm
     figures, alerts = new_topic("figures", configs={"cleanup.policy": "compact"}), new_topic("alerts")
     state, deadletter = new_topic("alerter-state", configs={"cleanup.policy": "compact"}), new_topic("dl")
     disbursements = new_topic("disbursements")
-    env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap, "SEGWATCH_LOG_FORMAT": "json",
-           "SEGWATCH_ALERTER_PORT": "0"}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "SEGWATCH_LOG_FORMAT": "json",
+        "SEGWATCH_ALERTER_PORT": "0",
+    }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "segwatch.cli", "alerter", "serve", "--group", unique_name("alerter-cli"),
-        "--figures-topic", figures, "--alerts-topic", alerts, "--state-topic", state,
-        "--deadletter-topic", deadletter, "--disbursements-topic", disbursements,
-        "--statements-topic", new_topic("statements", configs={"cleanup.policy": "compact"}),
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "segwatch.cli",
+        "alerter",
+        "serve",
+        "--group",
+        unique_name("alerter-cli"),
+        "--figures-topic",
+        figures,
+        "--alerts-topic",
+        alerts,
+        "--state-topic",
+        state,
+        "--deadletter-topic",
+        deadletter,
+        "--disbursements-topic",
+        disbursements,
+        "--statements-topic",
+        new_topic("statements", configs={"cleanup.policy": "compact"}),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
     seen: list[dict[str, Any]] = []
@@ -74,8 +96,11 @@ async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm
         await next_log(process.stderr, "alert state recovered", seen)
         port = int(starting["http"].rsplit(":", 1)[1])
         async with aiohttp.ClientSession() as http:
-            await wait_until(lambda: answers_ready(http, f"http://127.0.0.1:{port}/readyz"),
-                             what="the alerter to be ready", timeout=WAIT)
+            await wait_until(
+                lambda: answers_ready(http, f"http://127.0.0.1:{port}/readyz"),
+                what="the alerter to be ready",
+                timeout=WAIT,
+            )
 
         real = real_figures("4d2")
         deficient = real_figures("4d2", 2, funds_delta=-real.excess - 1, event="evt-cli-deficiency")
@@ -87,9 +112,16 @@ async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm
         assert critical["correlation_id"] == "evt-cli-deficiency"
 
         # During the deficiency any disbursement not for customers needs approval: without one, a violation.
-        payout = Disbursement(event_id="evt-cli-disb", source="treasury", as_of=real.computed_at, segment="4d2",
-                              amount=Decimal("10.00"), recipient="Parent Co", purpose="fee",
-                              for_customer_benefit=False)
+        payout = Disbursement(
+            event_id="evt-cli-disb",
+            source="treasury",
+            as_of=real.computed_at,
+            segment="4d2",
+            amount=Decimal("10.00"),
+            recipient="Parent Co",
+            purpose="fee",
+            for_customer_benefit=False,
+        )
         await produce(kafka_settings, disbursements, [payout.model_dump_json().encode()])
         notice = await next_log(process.stderr, "alert notice", seen)
         assert notice["rule"] == "disbursement_violation" and notice["severity"] == "critical" and notice["page"]
@@ -106,8 +138,20 @@ async def test_serve_logs_json_with_correlation_ids_and_stops_cleanly_on_sigterm
     # `tail` prints what is on the alert topic.
     assert len(await alerts_on(kafka_settings, alerts, expect=3)) == 3
     tail = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "segwatch.cli", "alerter", "tail", "--from-beginning", "--count", "3", "--topic", alerts,
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "segwatch.cli",
+        "alerter",
+        "tail",
+        "--from-beginning",
+        "--count",
+        "3",
+        "--topic",
+        alerts,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(tail.communicate(), WAIT)
     assert tail.returncode == 0, err.decode()

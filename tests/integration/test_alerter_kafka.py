@@ -46,9 +46,16 @@ class Topics:
 
     def config(self, **changes: Any) -> AlerterConfig:
         settings: dict[str, Any] = {
-            "figures_topic": self.figures, "alerts_topic": self.alerts, "state_topic": self.state,
-            "deadletter_topic": self.deadletter, "group_id": self.group, "host": "127.0.0.1", "port": 0,
-            "recovery_timeout": WAIT, "poll_timeout": 0.2, "disbursements_topic": self.disbursements,
+            "figures_topic": self.figures,
+            "alerts_topic": self.alerts,
+            "state_topic": self.state,
+            "deadletter_topic": self.deadletter,
+            "group_id": self.group,
+            "host": "127.0.0.1",
+            "port": 0,
+            "recovery_timeout": WAIT,
+            "poll_timeout": 0.2,
+            "disbursements_topic": self.disbursements,
             "statements_topic": self.statements or None,
         }
         return AlerterConfig(**{**settings, **changes})
@@ -85,6 +92,7 @@ class RecordingLogger:
     def _log(self, level: str) -> Callable[..., None]:
         def log(event: str, **kw: Any) -> None:
             self.events.append({"event": event, "level": level, **structlog.contextvars.get_contextvars(), **kw})
+
         return log
 
     def __getattr__(self, level: str) -> Callable[..., None]:
@@ -168,7 +176,10 @@ def sample(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: 
 
 
 EXPECTED = [
-    ("under_target", "firing"), ("deficiency", "firing"), ("deficiency", "resolved"), ("under_target", "resolved"),
+    ("under_target", "firing"),
+    ("deficiency", "firing"),
+    ("deficiency", "resolved"),
+    ("under_target", "resolved"),
 ]
 
 
@@ -187,11 +198,16 @@ async def test_a_scripted_day_alerts_once_and_restarts_fire_nothing_again(
         assert [(a.rule, a.state) for a in alerts] == EXPECTED
         assert {a.segment for a in alerts} == {"4d2"}
         assert [a.alert_id for a in alerts] == [
-            "4d2:under_target:v2", "4d2:deficiency:v3", "4d2:deficiency:v3", "4d2:under_target:v2",
+            "4d2:under_target:v2",
+            "4d2:deficiency:v3",
+            "4d2:deficiency:v3",
+            "4d2:under_target:v2",
         ]
         assert [a.correlation_id for a in alerts] == [day[i].last_event_id for i in (1, 2, 4, 5)]
-        await until(lambda: alerter.metrics.registry.get_sample_value(
-            m.FIGURES_TOTAL, {"segment": "4d2"}) == len(day), "every figures record to be counted")
+        await until(
+            lambda: alerter.metrics.registry.get_sample_value(m.FIGURES_TOTAL, {"segment": "4d2"}) == len(day),
+            "every figures record to be counted",
+        )
         samples = await scrape(alerter)
         assert sample(samples, m.EXCESS, segment="4d2") == float(latest.excess)
         assert sample(samples, m.FIGURES_VERSION, segment="4d2") == latest.version
@@ -201,9 +217,7 @@ async def test_a_scripted_day_alerts_once_and_restarts_fire_nothing_again(
         assert sample(samples, m.EVENT_TO_ALERT + "_count") == 4
         # Every log line about an alert carries the correlation id of the figures behind it.
         logged = [e for e in log.events if e["event"].startswith("alert ") and "alert_id" in e]
-        assert [(e["rule"], e["correlation_id"]) for e in logged] == [
-            (a.rule, a.correlation_id) for a in alerts
-        ]
+        assert [(e["rule"], e["correlation_id"]) for e in logged] == [(a.rule, a.correlation_id) for a in alerts]
     # The state topic keeps the latest record of each alert.
     mirrored = await alerts_on(kafka_settings, topics.state, expect=4)
     assert [(a.rule, a.state) for a in mirrored] == EXPECTED
@@ -213,8 +227,10 @@ async def test_a_scripted_day_alerts_once_and_restarts_fire_nothing_again(
         samples = await scrape(again)  # primed from the compacted figures topic before any new record
         assert sample(samples, m.EXCESS, segment="4d2") == float(latest.excess)
         await produce(kafka_settings, topics.figures, day)
-        await until(lambda: again.metrics.registry.get_sample_value(
-            m.STALE_FIGURES_TOTAL, {"segment": "4d2"}) == len(day), "the replay to be read")
+        await until(
+            lambda: again.metrics.registry.get_sample_value(m.STALE_FIGURES_TOTAL, {"segment": "4d2"}) == len(day),
+            "the replay to be read",
+        )
         assert again.states.version("4d2") == latest.version
         samples = await scrape(again)
         assert sample(samples, m.FIGURES_VERSION, segment="4d2") == latest.version
@@ -224,8 +240,10 @@ async def test_a_scripted_day_alerts_once_and_restarts_fire_nothing_again(
     # A new consumer group starts at the figures in force (already evaluated): still nothing new.
     fresh = topics.config(group_id=unique_name("alerter-group"))
     async with running(kafka_settings, fresh) as third:
-        await until(lambda: third.metrics.registry.get_sample_value(
-            m.STALE_FIGURES_TOTAL, {"segment": "4d2"}) == 1, "the figures in force to be read")
+        await until(
+            lambda: third.metrics.registry.get_sample_value(m.STALE_FIGURES_TOTAL, {"segment": "4d2"}) == 1,
+            "the figures in force to be read",
+        )
         assert third.states.version("4d2") == latest.version
     assert [(a.rule, a.state) for a in await alerts_on(kafka_settings, topics.alerts, expect=4)] == EXPECTED
 
@@ -243,7 +261,8 @@ async def test_a_new_alerter_judges_the_figures_in_force_not_the_history_before_
         await produce(kafka_settings, topics.figures, [real_figures("4d2", 3, funds_delta=-real.excess - 1)])
         alerts = await alerts_on(kafka_settings, topics.alerts, expect=2)
     assert [(a.rule, a.state, a.figures.version if a.figures else None) for a in alerts] == [
-        ("under_target", "firing", 3), ("deficiency", "firing", 3),
+        ("under_target", "firing", 3),
+        ("deficiency", "firing", 3),
     ]
     # A restart in the same group resumes from its offsets: the cure after it is evaluated, once.
     async with running(kafka_settings, topics.config()):
@@ -278,11 +297,19 @@ async def test_a_record_it_cannot_parse_is_dead_lettered_and_the_consumer_goes_o
     real = real_figures("4df")
     bad_segment = real.model_dump_json().replace('"segment":"4df"', '"segment":"4d9"').encode()
     async with running(kafka_settings, topics.config()) as alerter:
-        await produce(kafka_settings, topics.figures, [
-            b"not json at all", bad_segment, b"\xff\xfe", real_figures("4df", 1, funds_delta=-real.excess - 1),
-        ])
-        letters = [DeadLetter.model_validate_json(r.value)
-                   for r in await read_all(kafka_settings, topics.deadletter, expect=3)]
+        await produce(
+            kafka_settings,
+            topics.figures,
+            [
+                b"not json at all",
+                bad_segment,
+                b"\xff\xfe",
+                real_figures("4df", 1, funds_delta=-real.excess - 1),
+            ],
+        )
+        letters = [
+            DeadLetter.model_validate_json(r.value) for r in await read_all(kafka_settings, topics.deadletter, expect=3)
+        ]
         alerts = await alerts_on(kafka_settings, topics.alerts, expect=2)
         assert alerter.alive
     assert [letter.stage for letter in letters] == ["alerter"] * 3
@@ -291,7 +318,8 @@ async def test_a_record_it_cannot_parse_is_dead_lettered_and_the_consumer_goes_o
     assert letters[1].field == "segment" and "'4d2', '30.7' or '4df'" in letters[1].reason
     assert letters[2].payload_encoding == "base64"
     assert [(a.segment, a.rule, a.state) for a in alerts] == [
-        ("4df", "under_target", "firing"), ("4df", "deficiency", "firing"),
+        ("4df", "under_target", "firing"),
+        ("4df", "deficiency", "firing"),
     ]
 
 
@@ -310,5 +338,6 @@ async def test_the_state_topic_remembers_what_the_alert_topic_no_longer_keeps(
         await produce(kafka_settings, topics.figures, [deficient[1], real_figures("4df", 3)])
         alerts = await alerts_on(kafka_settings, expired, expect=2)
     assert [(a.rule, a.state, a.alert_id) for a in alerts] == [
-        ("deficiency", "resolved", fired[1].alert_id), ("under_target", "resolved", fired[0].alert_id),
+        ("deficiency", "resolved", fired[1].alert_id),
+        ("under_target", "resolved", fired[0].alert_id),
     ]

@@ -60,9 +60,21 @@ def at(results: dict[str, Any], path: tuple[str, ...]) -> Any:
 def test_small_bench_measures_everything_and_the_figures_are_correct(kafka_bootstrap: str, tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "segwatch.cli", "bench", "--small", "--out", str(out),
-         "--workdir", str(tmp_path / "work")],
-        env={**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap}, cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "segwatch.cli",
+            "bench",
+            "--small",
+            "--out",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        env={**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=560,
     )
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -74,8 +86,10 @@ def test_small_bench_measures_everything_and_the_figures_are_correct(kafka_boots
     # every cure, nothing dead-lettered.
     assert results["checks"] and all(results["checks"].values()), results["checks"]
     assert results["throughput"]["events"] == results["preload"]["events"] == 20_000
-    assert results["latency"]["dips"] > 0 and results["latency"]["event_to_alert_ms"]["count"] == results[
-        "latency"]["dips"]
+    assert (
+        results["latency"]["dips"] > 0
+        and results["latency"]["event_to_alert_ms"]["count"] == results["latency"]["dips"]
+    )
     assert results["ingest"]["batch_events"] > 0
     # The benchmark deleted what it created.
     assert "deleted" in proc.stdout
@@ -84,28 +98,130 @@ def test_small_bench_measures_everything_and_the_figures_are_correct(kafka_boots
 # -- the calculator's fast reading of balances equals pydantic's ------------------------------------------
 
 ACCOUNT = {
-    "schema_version": 1, "event_id": "e1", "source": "ledger", "as_of": "2026-11-20T21:00:00Z",
-    "type": "account_balance", "segment": "4d2", "account": "A1", "currency": "USD", "cash": "1.50",
-    "securities": "0", "unrealized": "-3.00", "long_options": "0", "short_options": "-0.10",
+    "schema_version": 1,
+    "event_id": "e1",
+    "source": "ledger",
+    "as_of": "2026-11-20T21:00:00Z",
+    "type": "account_balance",
+    "segment": "4d2",
+    "account": "A1",
+    "currency": "USD",
+    "cash": "1.50",
+    "securities": "0",
+    "unrealized": "-3.00",
+    "long_options": "0",
+    "short_options": "-0.10",
     "offset_securities": "0.00",
 }
 DEPOSITORY = {
-    "schema_version": 1, "event_id": "d1", "source": "bank", "as_of": "2026-11-20T21:00:00.5+01:00",
-    "type": "depository_balance", "segment": "4d2", "depository": "B1", "line": "7070", "currency": "USD",
-    "location": "us", "instrument": "cash", "amount": "100.00",
+    "schema_version": 1,
+    "event_id": "d1",
+    "source": "bank",
+    "as_of": "2026-11-20T21:00:00.5+01:00",
+    "type": "depository_balance",
+    "segment": "4d2",
+    "depository": "B1",
+    "line": "7070",
+    "currency": "USD",
+    "location": "us",
+    "instrument": "cash",
+    "amount": "100.00",
 }
 VALUES: list[object] = [
-    None, 1, 1.0, 1.5, -1, True, "", " ", "0", "-0", "0.00", "-0.00", "1.5", "1.50", "1.505", "00.1", "+1", "1e2",
-    "1E-2", "12345678901234567", "123456789012345.12", "-123456789012345.12", "1234567890123456.1", " 1.00",
-    "1.00 ", "NaN", "Infinity", "-1.00", "abc", "A1", "a b", "a|b", " A1", "A1 ", "é", "x" * 128, "x" * 129,
-    "x" * 64, "x" * 65, 'a"b', "a\\b", "a{b}", "a\tb", "a\x01b", "USD", "usd", "XXX", "EUR", "ZZZ", "4d2", "30.7",
-    "4df", "4D2", "2026-11-20T21:00:00Z", "2026-11-20T21:00:00+00:00", "2026-11-20T21:00:00-05:00",
-    "2026-11-20T21:00:00.123Z", "2026-11-20T21:00:00.1234567Z", "2026-11-20 21:00:00Z", "2026-11-20t21:00:00z",
-    "2026-11-20T21:00:00", "2026-02-30T21:00:00Z", "2026-11-20T24:00:00Z", "2026-11-20T21:00:60Z",
-    "2026-11-20T21:00:00+24:00", "2026-11-20T21:00:00+23:59", "2026-11-20T21:00Z", "0000-01-01T00:00:00Z",
-    "7070", "7100", "7132", "7133", "7500", "7610", "7615", "8600", "8670", "8680", "7010", "9999", "707", "us",
-    "non_us", "US", "cash", "other", "bonds", "municipal", "account_balance", "depository_balance", "fx_rate",
-    "management_target", [], {},
+    None,
+    1,
+    1.0,
+    1.5,
+    -1,
+    True,
+    "",
+    " ",
+    "0",
+    "-0",
+    "0.00",
+    "-0.00",
+    "1.5",
+    "1.50",
+    "1.505",
+    "00.1",
+    "+1",
+    "1e2",
+    "1E-2",
+    "12345678901234567",
+    "123456789012345.12",
+    "-123456789012345.12",
+    "1234567890123456.1",
+    " 1.00",
+    "1.00 ",
+    "NaN",
+    "Infinity",
+    "-1.00",
+    "abc",
+    "A1",
+    "a b",
+    "a|b",
+    " A1",
+    "A1 ",
+    "é",
+    "x" * 128,
+    "x" * 129,
+    "x" * 64,
+    "x" * 65,
+    'a"b',
+    "a\\b",
+    "a{b}",
+    "a\tb",
+    "a\x01b",
+    "USD",
+    "usd",
+    "XXX",
+    "EUR",
+    "ZZZ",
+    "4d2",
+    "30.7",
+    "4df",
+    "4D2",
+    "2026-11-20T21:00:00Z",
+    "2026-11-20T21:00:00+00:00",
+    "2026-11-20T21:00:00-05:00",
+    "2026-11-20T21:00:00.123Z",
+    "2026-11-20T21:00:00.1234567Z",
+    "2026-11-20 21:00:00Z",
+    "2026-11-20t21:00:00z",
+    "2026-11-20T21:00:00",
+    "2026-02-30T21:00:00Z",
+    "2026-11-20T24:00:00Z",
+    "2026-11-20T21:00:60Z",
+    "2026-11-20T21:00:00+24:00",
+    "2026-11-20T21:00:00+23:59",
+    "2026-11-20T21:00Z",
+    "0000-01-01T00:00:00Z",
+    "7070",
+    "7100",
+    "7132",
+    "7133",
+    "7500",
+    "7610",
+    "7615",
+    "8600",
+    "8670",
+    "8680",
+    "7010",
+    "9999",
+    "707",
+    "us",
+    "non_us",
+    "US",
+    "cash",
+    "other",
+    "bonds",
+    "municipal",
+    "account_balance",
+    "depository_balance",
+    "fx_rate",
+    "management_target",
+    [],
+    {},
 ]
 
 
@@ -135,8 +251,19 @@ def outcome(read: Any) -> Any:
         return ("rejected", [(e["type"], e["loc"], e["msg"]) for e in exc.errors()])
     if isinstance(result, tuple):
         key, held_key, held = result
-        return ("balance", key, held_key, held.as_of, held.as_of.utcoffset(), held.event_id, held.segment,
-                held.currency, held.source, held.codes, [str(a) for a in held.amounts])
+        return (
+            "balance",
+            key,
+            held_key,
+            held.as_of,
+            held.as_of.utcoffset(),
+            held.event_id,
+            held.segment,
+            held.currency,
+            held.source,
+            held.codes,
+            [str(a) for a in held.amounts],
+        )
     return ("other", result)
 
 

@@ -169,6 +169,7 @@ class _Worker:
 
     async def ready(self, timeout: float = 60) -> None:
         """Until Faust logs that the worker is ready (its tables recovered, its partitions at their offsets)."""
+
         def logged_ready() -> bool:
             assert self.process.poll() is None, f"the Faust worker exited:\n{self.output()}"
             return "[^Worker]: Ready" in self.log_path.read_text(errors="replace")
@@ -265,14 +266,28 @@ def test_apply_refuses_to_change_the_partition_count_of_keyed_topics(
     namespace = unique_name("parts") + "."
 
     def apply(partitions: int) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap, "SEGWATCH_NAMESPACE": namespace,
-               "SEGWATCH_BALANCE_PARTITIONS": str(partitions)}
-        return subprocess.run([sys.executable, "-m", "segwatch.cli", "topics", "apply"], env=env,
-                              capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "SEGWATCH_NAMESPACE": namespace,
+            "SEGWATCH_BALANCE_PARTITIONS": str(partitions),
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "segwatch.cli", "topics", "apply"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
 
     balances = f"{namespace}segwatch.balances"
-    keyed = [balances, changelog_topic(f"{namespace}segwatch-calculator", "accounts"),
-             changelog_topic(f"{namespace}segwatch-calculator", "depositories")]
+    keyed = [
+        balances,
+        changelog_topic(f"{namespace}segwatch-calculator", "accounts"),
+        changelog_topic(f"{namespace}segwatch-calculator", "depositories"),
+    ]
 
     async def partitions() -> dict[str, int]:
         async with admin_client(kafka_settings) as client:

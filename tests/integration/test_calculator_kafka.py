@@ -24,13 +24,24 @@ T0 = datetime(2026, 11, 20, 21, tzinfo=UTC)
 
 
 def balance(n: int, cash: str, account: str = "C-1") -> AccountBalance:
-    return AccountBalance(event_id=f"e{n}", source="ledger", as_of=T0, segment="4d2", account=account,
-                          currency="USD", cash=Decimal(cash), securities=Decimal(0), unrealized=Decimal(0),
-                          long_options=Decimal(0), short_options=Decimal(0))
+    return AccountBalance(
+        event_id=f"e{n}",
+        source="ledger",
+        as_of=T0,
+        segment="4d2",
+        account=account,
+        currency="USD",
+        cash=Decimal(cash),
+        securities=Decimal(0),
+        unrealized=Decimal(0),
+        long_options=Decimal(0),
+        short_options=Decimal(0),
+    )
 
 
-async def dead_letters_and_figures(system: LocalSystem, letters_wanted: int, settle: bool = False
-                                  ) -> tuple[list[DeadLetter], list[Figures]]:
+async def dead_letters_and_figures(
+    system: LocalSystem, letters_wanted: int, settle: bool = False
+) -> tuple[list[DeadLetter], list[Figures]]:
     """The dead letters and figures records so far, once `letters_wanted` letters and some figures are in (or
     after about 45 s: the assertions then say what is missing); with `settle`, 2 s more (nothing may follow)."""
     letters: list[DeadLetter] = []
@@ -58,7 +69,9 @@ async def dead_letters_and_figures(system: LocalSystem, letters_wanted: int, set
 
 @pytest.fixture
 async def calculator(
-    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[LocalSystem]:
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
     async with LocalSystem(workdir=tmp_path, run=("calculator",), out=lambda _: None) as system:
@@ -78,14 +91,17 @@ async def test_bad_records_are_dead_lettered_and_the_stream_goes_on(calculator: 
     try:
         for value, key in bad.items():
             await producer.send_and_wait(system.topic(topics.BALANCES), value, key=key)
-        await producer.send_and_wait(system.topic(topics.BALANCES), good.model_dump_json().encode(),
-                                     key=good.key.encode())
+        await producer.send_and_wait(
+            system.topic(topics.BALANCES), good.model_dump_json().encode(), key=good.key.encode()
+        )
     finally:
         await producer.stop()
 
     letters, figures = await dead_letters_and_figures(system, 3)
     assert sorted((d.stage, d.field) for d in letters) == [
-        ("calculator", "(record)"), ("calculator", "cash"), ("calculator", "key")
+        ("calculator", "(record)"),
+        ("calculator", "cash"),
+        ("calculator", "key"),
     ]
     by_field = {d.field: d for d in letters}
     assert "no more than 2 decimal places" in by_field["cash"].reason
@@ -102,20 +118,38 @@ async def test_a_misrouted_disbursement_is_dead_lettered_and_changes_no_figure(c
     dead-lettered with the field and the reason, changes no figure, and the stream goes on. (Disbursements
     belong on segwatch.disbursements, which only the alerter reads.)"""
     system = calculator
-    payout = Disbursement(event_id="d-misrouted", source="treasury", as_of=T0, segment="4d2",
-                          amount=Decimal("5000.00"), recipient="Parent Co", purpose="dividend",
-                          for_customer_benefit=False)
-    good = AccountBalance(event_id="e-after", source="ledger", as_of=T0, segment="4d2", account="C-1",
-                          currency="USD", cash=Decimal("125.50"), securities=Decimal(0), unrealized=Decimal(0),
-                          long_options=Decimal(0), short_options=Decimal(0))
+    payout = Disbursement(
+        event_id="d-misrouted",
+        source="treasury",
+        as_of=T0,
+        segment="4d2",
+        amount=Decimal("5000.00"),
+        recipient="Parent Co",
+        purpose="dividend",
+        for_customer_benefit=False,
+    )
+    good = AccountBalance(
+        event_id="e-after",
+        source="ledger",
+        as_of=T0,
+        segment="4d2",
+        account="C-1",
+        currency="USD",
+        cash=Decimal("125.50"),
+        securities=Decimal(0),
+        unrealized=Decimal(0),
+        long_options=Decimal(0),
+        short_options=Decimal(0),
+    )
     producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap, acks="all")
     await producer.start()
     try:
         value, key = payout.model_dump_json().encode(), payout.key.encode()
         await producer.send_and_wait(system.topic(topics.BALANCES), value, key=key)
         await producer.send_and_wait(system.topic(topics.SETTINGS), value, key=key)
-        await producer.send_and_wait(system.topic(topics.BALANCES), good.model_dump_json().encode(),
-                                     key=good.key.encode())
+        await producer.send_and_wait(
+            system.topic(topics.BALANCES), good.model_dump_json().encode(), key=good.key.encode()
+        )
     finally:
         await producer.stop()
 
@@ -158,8 +192,9 @@ async def test_poison_records_up_to_the_brokers_limit_are_dead_lettered_once_and
             meta = await producer.send_and_wait(system.topic(topics.BALANCES), raw, key=b"acct|4d2|C-1")
             placed[hashlib.sha256(raw).hexdigest()] = (meta.topic, meta.partition, meta.offset, len(raw))
         await producer.send_and_wait(system.topic(topics.BALANCES), padded_raw, key=padded.key.encode())
-        await producer.send_and_wait(system.topic(topics.BALANCES), good.model_dump_json().encode(),
-                                     key=good.key.encode())
+        await producer.send_and_wait(
+            system.topic(topics.BALANCES), good.model_dump_json().encode(), key=good.key.encode()
+        )
     finally:
         await producer.stop()
 
@@ -167,7 +202,8 @@ async def test_poison_records_up_to_the_brokers_limit_are_dead_lettered_once_and
     assert sorted(letter.payload_sha256 or "" for letter in letters) == sorted(placed)  # each once
     for letter in letters:
         assert (letter.topic, letter.partition, letter.offset, letter.payload_bytes) == placed[
-            letter.payload_sha256 or ""]
+            letter.payload_sha256 or ""
+        ]
         assert letter.payload_truncated and letter.field == "(record)"
     assert figures[-1].lines["7010"] == Decimal("125.50") + Decimal("7.25")  # both balances applied
     # Both have the same as-of, on different partitions: either may be the latest applied.
@@ -179,8 +215,15 @@ async def test_faust_web_pages_are_off_and_the_services_own_pages_are_on(calcula
     authentication (issue #11, item 3): only /healthz, /readyz and /metrics are served."""
     url = calculator.services["calculator"].url
     async with aiohttp.ClientSession() as http:
-        for path in ("/router/", "/table/accounts/", "/table/combiner/", "/table/accounts/acct|4d2|C-1|USD",
-                     "/graph/", "/stats/", "/performance/"):
+        for path in (
+            "/router/",
+            "/table/accounts/",
+            "/table/combiner/",
+            "/table/accounts/acct|4d2|C-1|USD",
+            "/graph/",
+            "/stats/",
+            "/performance/",
+        ):
             async with http.get(url + path) as r:
                 assert r.status == 404, (path, r.status, await r.text())
         for path in ("/healthz", "/readyz", "/metrics"):

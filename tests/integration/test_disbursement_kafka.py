@@ -62,12 +62,19 @@ def figures(segment: str, version: int, excess: Decimal) -> Figures:
     return real_figures(segment, version, funds_delta=excess - real.excess, target=0, event=f"fig-{version}")
 
 
-def payout(event_id: str, amount: str, *, segment: str = "4d2", approval: str | None = None,
-           customers: bool = False) -> Disbursement:
+def payout(
+    event_id: str, amount: str, *, segment: str = "4d2", approval: str | None = None, customers: bool = False
+) -> Disbursement:
     return Disbursement(
-        event_id=event_id, source="treasury", as_of=AS_OF, segment=segment,  # type: ignore[arg-type]
-        amount=Decimal(amount), recipient=f"Recipient of {event_id}", purpose="transfer to the firm's account",
-        for_customer_benefit=customers, approval=approval,
+        event_id=event_id,
+        source="treasury",
+        as_of=AS_OF,
+        segment=segment,  # type: ignore[arg-type]
+        amount=Decimal(amount),
+        recipient=f"Recipient of {event_id}",
+        purpose="transfer to the firm's account",
+        for_customer_benefit=customers,
+        approval=approval,
     )
 
 
@@ -117,28 +124,60 @@ TOKEN = "what-if-token"
 
 def close(day: date, cutoff: datetime, excess: Decimal) -> bytes:
     """The calculator's StatementRecord of a close (published by the test itself)."""
-    return StatementRecord(business_day=day, segment="4d2", kind="INITIAL", version=1, cutoff=cutoff,
-                           computed_at=cutoff + timedelta(minutes=5), lines={"7190": excess}).model_dump_json().encode()
+    return (
+        StatementRecord(
+            business_day=day,
+            segment="4d2",
+            kind="INITIAL",
+            version=1,
+            cutoff=cutoff,
+            computed_at=cutoff + timedelta(minutes=5),
+            lines={"7190": excess},
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 def filed(day: date) -> bytes:
-    return DayStatus(business_day=day, status="filed", segments=["4d2", "30.7", "4df"], version=1,
-                     computed_at=CUT2, filed_at=CUT2 + timedelta(hours=14), confirmation="WJ-1",
-                     due_at=CUT2 + timedelta(hours=19)).model_dump_json().encode()
+    return (
+        DayStatus(
+            business_day=day,
+            status="filed",
+            segments=["4d2", "30.7", "4df"],
+            version=1,
+            computed_at=CUT2,
+            filed_at=CUT2 + timedelta(hours=14),
+            confirmation="WJ-1",
+            due_at=CUT2 + timedelta(hours=19),
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
-def paid(event_id: str, amount: Decimal, at: datetime, *, approval: str | None = None,
-         customers: bool = False) -> Disbursement:
-    return Disbursement(event_id=event_id, source="treasury", as_of=at, segment="4d2", amount=amount,
-                        recipient="Holdco LLC (parent)", purpose="dividend to the parent",
-                        for_customer_benefit=customers, approval=approval)
+def paid(
+    event_id: str, amount: Decimal, at: datetime, *, approval: str | None = None, customers: bool = False
+) -> Disbursement:
+    return Disbursement(
+        event_id=event_id,
+        source="treasury",
+        as_of=at,
+        segment="4d2",
+        amount=amount,
+        recipient="Holdco LLC (parent)",
+        purpose="dividend to the parent",
+        for_customer_benefit=customers,
+        approval=approval,
+    )
 
 
 async def what_if(service: AlerterService, body: dict[str, Any], token: str | None = TOKEN) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as http, http.post(
-        f"http://127.0.0.1:{service.port}/v1/what-if", json=body, headers=headers
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"http://127.0.0.1:{service.port}/v1/what-if", json=body, headers=headers) as response,
+    ):
         return response.status, await response.json()
 
 
@@ -159,8 +198,10 @@ async def test_the_issue_example_live_a_violation_pages_and_the_what_if_refuses(
             nonlocal evaluated
             await produce(kafka_settings, topics.figures, [figures("4d2", version, excess)])
             evaluated += 1
-            await until(lambda: service.metrics.registry.get_sample_value(m.FIGURES_TOTAL, {"segment": "4d2"})
-                        == evaluated, f"figures v{version}")
+            await until(
+                lambda: service.metrics.registry.get_sample_value(m.FIGURES_TOTAL, {"segment": "4d2"}) == evaluated,
+                f"figures v{version}",
+            )
 
         async def pay(ev: Disbursement) -> None:
             before = len(service.controls.state.controls.decided)
@@ -186,19 +227,29 @@ async def test_the_issue_example_live_a_violation_pages_and_the_what_if_refuses(
         got = decisions_of(await read_all(kafka_settings, topics.state, expect=6, settle=0.2))
         assert [d.correlation_id for d in got] == ["d1", "d2", "c1", "d3", "d4", "d5"]
         assert [d.needs_approval for d in got] == [False, True, False, True, True, False]
-        assert [d.outcome for d in got] == ["within_limit", "needs_approval", "within_limit", "needs_approval",
-                                            "needs_approval", "within_limit"]
+        assert [d.outcome for d in got] == [
+            "within_limit",
+            "needs_approval",
+            "within_limit",
+            "needs_approval",
+            "needs_approval",
+            "within_limit",
+        ]
 
         # Over 25% with no pre-approval at all: a violation, critical, and it pages.
         await pay(paid("d6", 30 * M, MONDAY - timedelta(minutes=30)))
         # Besides the notices: DAY1's statement, never filed, is past its noon deadline (issue #12).
         published = await alerts_on(kafka_settings, topics.alerts, expect=5)
         assert [(a.rule, a.alert_id) for a in published if not a.is_notice] == [
-            ("statement_not_filed", "2026-11-19|statement_not_filed|critical")]
+            ("statement_not_filed", "2026-11-19|statement_not_filed|critical")
+        ]
         notices = [a for a in published if a.is_notice]
         assert [(a.correlation_id, a.rule, a.page) for a in notices] == [
-            ("d2", "disbursement_25pct", False), ("d3", "disbursement_25pct", False),
-            ("d4", "disbursement_25pct", False), ("d6", "disbursement_violation", True)]
+            ("d2", "disbursement_25pct", False),
+            ("d3", "disbursement_25pct", False),
+            ("d4", "disbursement_25pct", False),
+            ("d6", "disbursement_violation", True),
+        ]
         assert notices[3].severity == "critical"
         samples = await scrape(service)
         assert sample(samples, m.DISBURSEMENTS_TOTAL, segment="4d2", outcome="violation") == 1
@@ -206,8 +257,11 @@ async def test_the_issue_example_live_a_violation_pages_and_the_what_if_refuses(
         assert sample(samples, m.WINDOW_HEADROOM, segment="4d2", basis="daily") == float(-25 * M)
 
         # The what-if: a token is required; before DAY2's statement is filed, refused.
-        body = {"segment": "4d2", "proposal_id": "p-1",
-                "withdrawals": [{"amount": "1000.00", "recipient": "Holdco LLC", "purpose": "dividend"}]}
+        body = {
+            "segment": "4d2",
+            "proposal_id": "p-1",
+            "withdrawals": [{"amount": "1000.00", "recipient": "Holdco LLC", "purpose": "dividend"}],
+        }
         status, answer = await what_if(service, body, token=None)
         assert status == 401
         status, answer = await what_if(service, body)
@@ -246,10 +300,23 @@ async def test_approvals_and_undermargined_amounts_are_routed_with_the_disbursem
     kafka_settings: KafkaSettings, kafka_topics: object, new_topic: NewTopic
 ) -> None:
     topic = new_topic("disbursements")
-    approval = DisbursementApproval(event_id=unique_name("ap"), source="treasury", as_of=AS_OF, segment="4d2",
-                                    reference="CFO-9", approver="Jane Doe", role="cfo")
-    amounts = UndermarginedAmounts(event_id=unique_name("um"), source="risk", as_of=AS_OF, segment="4d2",
-                                   business_day=DAY2, amount=Decimal("12.50"))
+    approval = DisbursementApproval(
+        event_id=unique_name("ap"),
+        source="treasury",
+        as_of=AS_OF,
+        segment="4d2",
+        reference="CFO-9",
+        approver="Jane Doe",
+        role="cfo",
+    )
+    amounts = UndermarginedAmounts(
+        event_id=unique_name("um"),
+        source="risk",
+        as_of=AS_OF,
+        segment="4d2",
+        business_day=DAY2,
+        amount=Decimal("12.50"),
+    )
     await publish(kafka_settings, topic, [approval, amounts])
     records = await read_all(kafka_settings, topic, expect=2, settle=0.2)
     assert [r.key for r in records] == [b"approval|4d2|CFO-9", b"undermargined|4d2|2026-11-20"]
@@ -259,18 +326,28 @@ async def test_a_record_that_is_not_a_control_input_is_dead_lettered(
     kafka_settings: KafkaSettings, topics: Topics
 ) -> None:
     async with running(kafka_settings, topics.config()) as alerter:
-        await produce(kafka_settings, topics.disbursements, [
-            b"not json",
-            b'{"type": "fx_rate", "event_id": "fx-1", "source": "fx", "as_of": "2026-11-20T21:00:00Z", '
-            b'"currency": "EUR", "usd_per_unit": "1.08"}',
-            paid("d-blind", Decimal("5.00"), AS_OF).model_dump_json().encode(),
-        ])
+        await produce(
+            kafka_settings,
+            topics.disbursements,
+            [
+                b"not json",
+                b'{"type": "fx_rate", "event_id": "fx-1", "source": "fx", "as_of": "2026-11-20T21:00:00Z", '
+                b'"currency": "EUR", "usd_per_unit": "1.08"}',
+                paid("d-blind", Decimal("5.00"), AS_OF).model_dump_json().encode(),
+            ],
+        )
         [notice] = await alerts_on(kafka_settings, topics.alerts, expect=1)
-        letters = [DeadLetter.model_validate_json(r.value)
-                   for r in await read_all(kafka_settings, topics.deadletter, expect=2, settle=0.2)]
+        letters = [
+            DeadLetter.model_validate_json(r.value)
+            for r in await read_all(kafka_settings, topics.deadletter, expect=2, settle=0.2)
+        ]
         assert alerter.alive and count(alerter, "violation") == 1
-    assert (notice.rule, notice.severity, notice.page, notice.figures) == ("disbursement_violation", "critical",
-                                                                            True, None)
+    assert (notice.rule, notice.severity, notice.page, notice.figures) == (
+        "disbursement_violation",
+        "critical",
+        True,
+        None,
+    )
     assert [letter.stage for letter in letters] == ["alerter", "alerter"]
     assert "JSON" in letters[0].reason
     assert letters[1].field == "type" and "a fx_rate event does not belong on" in letters[1].reason

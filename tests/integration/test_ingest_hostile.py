@@ -36,11 +36,40 @@ pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]
 MAX_BYTES = 64 * 1024
 ODD_VALUES: list[Any] = [
-    "١٢٣", "１２", "1_000", "\u00a01", True, None, [], {}, "1e999999999", 1.5e300, "NaN", "-Infinity", "1.234",
-    "", "x", 10**20, -1, "0x10",
+    "١٢٣",
+    "１２",
+    "1_000",
+    "\u00a01",
+    True,
+    None,
+    [],
+    {},
+    "1e999999999",
+    1.5e300,
+    "NaN",
+    "-Infinity",
+    "1.234",
+    "",
+    "x",
+    10**20,
+    -1,
+    "0x10",
 ]
-FIELDS = ["cash", "securities", "unrealized", "long_options", "short_options", "currency", "segment", "as_of",
-          "account", "event_id", "source", "schema_version", "type"]
+FIELDS = [
+    "cash",
+    "securities",
+    "unrealized",
+    "long_options",
+    "short_options",
+    "currency",
+    "segment",
+    "as_of",
+    "account",
+    "event_id",
+    "source",
+    "schema_version",
+    "type",
+]
 HUGE_NUMBER = "9" * 5000
 
 
@@ -53,10 +82,18 @@ def _free_port() -> int:
 
 def _account(event_id: str, rng: random.Random) -> dict[str, Any]:
     return {
-        "type": "account_balance", "event_id": event_id, "source": rng.choice(["it-ledger", f"x-{rng.random()}"]),
-        "as_of": "2026-11-20T22:00:00Z", "segment": "4d2", "account": f"H-{rng.randrange(50)}",
-        "currency": "USD", "cash": f"{rng.randrange(-10**6, 10**6)}.{rng.randrange(100):02d}", "securities": "0",
-        "unrealized": "0", "long_options": "0", "short_options": "0",
+        "type": "account_balance",
+        "event_id": event_id,
+        "source": rng.choice(["it-ledger", f"x-{rng.random()}"]),
+        "as_of": "2026-11-20T22:00:00Z",
+        "segment": "4d2",
+        "account": f"H-{rng.randrange(50)}",
+        "currency": "USD",
+        "cash": f"{rng.randrange(-(10**6), 10**6)}.{rng.randrange(100):02d}",
+        "securities": "0",
+        "unrealized": "0",
+        "long_options": "0",
+        "short_options": "0",
     }
 
 
@@ -88,8 +125,9 @@ async def _wait_ready(session: aiohttp.ClientSession, service: Service, process:
         assert process.poll() is None, f"serve exited {process.returncode}:\n{service.log.read_text()}"
         return await answers_ready(session, f"{service.base}/readyz")
 
-    await wait_until(ready, what="segwatch ingest serve to be ready", timeout=60, interval=0.2,
-                     detail=service.log.read_text)
+    await wait_until(
+        ready, what="segwatch ingest serve to be ready", timeout=60, interval=0.2, detail=service.log.read_text
+    )
 
 
 async def _raw(service: Service, head: bytes, body: bytes) -> bytes:
@@ -111,19 +149,38 @@ async def test_hostile_requests_get_2xx_or_4xx_naming_the_problem_and_lose_nothi
 ) -> None:
     rng = random.Random(20261120)
     namespace = unique_name("hostile") + "."
-    env = {**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap, "SEGWATCH_NAMESPACE": namespace,
-           "SEGWATCH_BALANCE_PARTITIONS": "2"}
-    applied = subprocess.run([sys.executable, "-m", "segwatch.cli", "topics", "apply"], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=120, check=False)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "SEGWATCH_NAMESPACE": namespace,
+        "SEGWATCH_BALANCE_PARTITIONS": "2",
+    }
+    applied = subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", "topics", "apply"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert applied.returncode == 0, applied.stdout + applied.stderr
     service = Service(_free_port(), "hostile-" + uuid.uuid4().hex, tmp_path / "serve.log")
     with open(service.log, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "segwatch.cli", "ingest", "serve", "--port", str(service.port)],
-            env={**env, "SEGWATCH_INGEST_TOKENS": service.token, "SEGWATCH_LOG_FORMAT": "json",
-                 "SEGWATCH_INGEST_MAX_BYTES": str(MAX_BYTES), "SEGWATCH_INGEST_HEADER_TIMEOUT": "1",
-                 "SEGWATCH_INGEST_BODY_TIMEOUT": "1", "SEGWATCH_INGEST_SOURCES": "it-ledger"},
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env={
+                **env,
+                "SEGWATCH_INGEST_TOKENS": service.token,
+                "SEGWATCH_LOG_FORMAT": "json",
+                "SEGWATCH_INGEST_MAX_BYTES": str(MAX_BYTES),
+                "SEGWATCH_INGEST_HEADER_TIMEOUT": "1",
+                "SEGWATCH_INGEST_BODY_TIMEOUT": "1",
+                "SEGWATCH_INGEST_SOURCES": "it-ledger",
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
     accepted: set[str] = set()
     statuses: list[int] = []
@@ -172,16 +229,21 @@ async def test_hostile_requests_get_2xx_or_4xx_naming_the_problem_and_lose_nothi
                 accepted |= set(reply["accepted"])
 
             # A slow body: 408 naming the setting. A half-open head: closed without an answer.
-            head = (f"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {service.token}\r\n"
-                    "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n").encode()
+            head = (
+                f"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {service.token}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+            ).encode()
             slow = await _raw(service, head, b'{"type": ')
             assert slow.startswith(b"HTTP/1.1 408") and b"SEGWATCH_INGEST_BODY_TIMEOUT" in slow, slow
             assert await _raw(service, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Le", b"") == b""
 
             async with session.get(f"{service.base}/metrics") as response:
                 metrics = await response.text()
-            sources = {line.split('source="')[1].split('"')[0] for line in metrics.splitlines()
-                       if line.startswith("segwatch_ingest_source_last_seen_timestamp_seconds{")}
+            sources = {
+                line.split('source="')[1].split('"')[0]
+                for line in metrics.splitlines()
+                if line.startswith("segwatch_ingest_source_last_seen_timestamp_seconds{")
+            }
             assert sources <= {"it-ledger", "other"} and sources, metrics
         assert accepted and 422 in statuses and 202 in statuses
         process.send_signal(signal.SIGTERM)
@@ -199,8 +261,9 @@ async def test_hostile_requests_get_2xx_or_4xx_naming_the_problem_and_lose_nothi
 
 
 async def _all_ids(settings: KafkaSettings, topic: str, wanted: set[str], timeout: float = 30.0) -> set[str]:
-    consumer = AIOKafkaConsumer(topic, **settings.aiokafka_kwargs(), auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic, **settings.aiokafka_kwargs(), auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     seen: set[str] = set()
     deadline = time.monotonic() + timeout

@@ -53,9 +53,7 @@ class Tail:
     async def __aenter__(self) -> Tail:
         async with admin_client(self.settings) as admin:
             states = await describe_topics(admin, list(self.topics))
-        partitions = [
-            TopicPartition(topic, p) for topic in self.topics for p in range(states[topic].partitions)
-        ]
+        partitions = [TopicPartition(topic, p) for topic in self.topics for p in range(states[topic].partitions)]
         self.consumer = AIOKafkaConsumer(**self.settings.aiokafka_kwargs(), enable_auto_commit=False)
         await self.consumer.start()
         self.consumer.assign(partitions)
@@ -92,16 +90,33 @@ def _event_id(record: Any) -> str | None:
 
 def _account(event_id: str, account: str, as_of: str, cash: str) -> dict[str, Any]:
     return {
-        "type": "account_balance", "event_id": event_id, "source": "it-ledger", "as_of": as_of, "segment": "4d2",
-        "account": account, "currency": "USD", "cash": cash, "securities": "0", "unrealized": "-1.50",
-        "long_options": "0", "short_options": "0",
+        "type": "account_balance",
+        "event_id": event_id,
+        "source": "it-ledger",
+        "as_of": as_of,
+        "segment": "4d2",
+        "account": account,
+        "currency": "USD",
+        "cash": cash,
+        "securities": "0",
+        "unrealized": "-1.50",
+        "long_options": "0",
+        "short_options": "0",
     }
 
 
 def _depository(event_id: str, depository: str, as_of: str, amount: str) -> dict[str, Any]:
     return {
-        "type": "depository_balance", "event_id": event_id, "source": "it-bank", "as_of": as_of, "segment": "4d2",
-        "depository": depository, "line": "7070", "currency": "USD", "location": "us", "amount": amount,
+        "type": "depository_balance",
+        "event_id": event_id,
+        "source": "it-bank",
+        "as_of": as_of,
+        "segment": "4d2",
+        "depository": depository,
+        "line": "7070",
+        "currency": "USD",
+        "location": "us",
+        "amount": amount,
     }
 
 
@@ -119,16 +134,36 @@ async def test_http_batch_lands_on_the_topics_keyed_and_partitioned_by_account(
     events: list[dict[str, Any]] = []
     for a in range(6):
         for i in range(5):
-            events.append(_account(f"it-{run}-a{a}-{i}", f"IT-{run}-{a}", f"2026-11-20T{10 + i:02d}:00:00Z",
-                                   f"{1000 * a + i}.25"))
+            events.append(
+                _account(f"it-{run}-a{a}-{i}", f"IT-{run}-{a}", f"2026-11-20T{10 + i:02d}:00:00Z", f"{1000 * a + i}.25")
+            )
     for d in range(3):
         for i in range(2):
-            events.append(_depository(f"it-{run}-d{d}-{i}", f"IT-{run}-DEPO-{d}", f"2026-11-20T{12 + i}:00:00Z",
-                                      f"{50000 + d}.00"))
-    events.append({"type": "fx_rate", "event_id": f"it-{run}-fx", "source": "it-fx", "as_of": "2026-11-20T21:00:00Z",
-                   "currency": "CHF", "usd_per_unit": "1.1312"})
-    events.append({"type": "management_target", "event_id": f"it-{run}-target", "source": "it-policy",
-                   "as_of": "2026-11-20T00:00:00Z", "segment": "4df", "amount": "10000000.00"})
+            events.append(
+                _depository(
+                    f"it-{run}-d{d}-{i}", f"IT-{run}-DEPO-{d}", f"2026-11-20T{12 + i}:00:00Z", f"{50000 + d}.00"
+                )
+            )
+    events.append(
+        {
+            "type": "fx_rate",
+            "event_id": f"it-{run}-fx",
+            "source": "it-fx",
+            "as_of": "2026-11-20T21:00:00Z",
+            "currency": "CHF",
+            "usd_per_unit": "1.1312",
+        }
+    )
+    events.append(
+        {
+            "type": "management_target",
+            "event_id": f"it-{run}-target",
+            "source": "it-policy",
+            "as_of": "2026-11-20T00:00:00Z",
+            "segment": "4df",
+            "amount": "10000000.00",
+        }
+    )
     lines = [json.dumps(e) for e in events]
     bad = _account(f"it-{run}-bad", f"IT-{run}-X", "2026-11-20T10:00:00Z", "1.005")
     lines.insert(3, json.dumps(bad))  # line 4
@@ -142,7 +177,8 @@ async def test_http_batch_lands_on_the_topics_keyed_and_partitioned_by_account(
         await _ready(client)
         async with Tail(kafka_settings, [BALANCES, SETTINGS]) as tail:
             response = await client.post(
-                "/v1/events", data="\n".join(lines) + "\n",
+                "/v1/events",
+                data="\n".join(lines) + "\n",
                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"},
             )
             assert response.status == 202, await response.text()
@@ -151,7 +187,8 @@ async def test_http_batch_lands_on_the_topics_keyed_and_partitioned_by_account(
             assert [(r["line"], r["field"]) for r in body["rejected"]] == [(4, "cash")]
 
             response = await client.post(
-                "/v1/events", data=json.dumps(single),
+                "/v1/events",
+                data=json.dumps(single),
                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
             )
             assert response.status == 202 and (await response.json())["accepted"] == [single["event_id"]]
@@ -206,8 +243,12 @@ def _unique_copy(src: Path, dest_dir: Path, run: str, rewrite_ids: bool) -> Path
 def _ingest(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "segwatch.cli", "ingest", *args],
-        env={**os.environ, "KAFKA_BOOTSTRAP": bootstrap}, capture_output=True, text=True, timeout=120,
-        cwd=ROOT, check=False,
+        env={**os.environ, "KAFKA_BOOTSTRAP": bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
     )
 
 
@@ -240,9 +281,11 @@ async def test_ingest_files_publish_events_and_dead_letter_bad_records(
         if status != 2:
             expected.update({p.event.event_id: p.event for p in load_file(str(path), options).events})
     assert len(expected) == 15 + 9 + 5 + 2 + 2 + 1
-    expected_letters = {
-        f"{ndjson_bad}:{n}" for n in (2, 3, 4, 5, 6)
-    } | {f"{ledger_bad}:{n}" for n in (3, 4, 5, 6, 7, 8)} | {f"{bank_unmapped}:{n}" for n in (5, 7, 9)}
+    expected_letters = (
+        {f"{ndjson_bad}:{n}" for n in (2, 3, 4, 5, 6)}
+        | {f"{ledger_bad}:{n}" for n in (3, 4, 5, 6, 7, 8)}
+        | {f"{bank_unmapped}:{n}" for n in (5, 7, 9)}
+    )
 
     async with Tail(kafka_settings, [BALANCES, SETTINGS, DEADLETTER]) as tail:
         outputs: dict[Path, subprocess.CompletedProcess[str]] = {}
@@ -282,11 +325,16 @@ async def test_ingest_files_publish_events_and_dead_letter_bad_records(
     bank_amounts = sorted(
         (v["depository"], v["amount"]) for v in (json.loads(r.value) for r in events) if v["source"] == f"bai2-{run}"
     )
-    assert bank_amounts == sorted([
-        ("JPMC-SEG-CASH", "131250000.00"), ("JPMC-SEG-TSY", "250000000.00"), ("JPMC-307-CASH", "42000000.00"),
-        ("JPMC-CSW-CASH", "18500000.00"), ("JPMC-LDN-307-EUR", "3400000.00"),
-        ("JPMC-SEG-CASH", "131250000.00"),  # the one good account of bank-unmapped.bai2
-    ])
+    assert bank_amounts == sorted(
+        [
+            ("JPMC-SEG-CASH", "131250000.00"),
+            ("JPMC-SEG-TSY", "250000000.00"),
+            ("JPMC-307-CASH", "42000000.00"),
+            ("JPMC-CSW-CASH", "18500000.00"),
+            ("JPMC-LDN-307-EUR", "3400000.00"),
+            ("JPMC-SEG-CASH", "131250000.00"),  # the one good account of bank-unmapped.bai2
+        ]
+    )
 
     letters = {v["source"]: v for v in (json.loads(r.value) for r in records if r.topic == DEADLETTER)}
     assert set(letters) == expected_letters  # nothing from the file with bad totals, nothing twice
@@ -322,32 +370,42 @@ async def test_serve_command_publishes_and_stops_cleanly_on_sigterm(
 ) -> None:
     port = _free_port()
     token = "serve-" + uuid.uuid4().hex
-    event = _account(f"it-serve-{uuid.uuid4().hex[:12]}", f"IT-SERVE-{uuid.uuid4().hex[:8]}",
-                     "2026-11-20T22:00:00Z", "42.00")
+    event = _account(
+        f"it-serve-{uuid.uuid4().hex[:12]}", f"IT-SERVE-{uuid.uuid4().hex[:8]}", "2026-11-20T22:00:00Z", "42.00"
+    )
     log_path = tmp_path / "serve.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "segwatch.cli", "ingest", "serve", "--port", str(port)],
-            env={**os.environ, "KAFKA_BOOTSTRAP": kafka_bootstrap, "SEGWATCH_INGEST_TOKENS": token,
-                 "SEGWATCH_LOG_FORMAT": "json"},
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env={
+                **os.environ,
+                "KAFKA_BOOTSTRAP": kafka_bootstrap,
+                "SEGWATCH_INGEST_TOKENS": token,
+                "SEGWATCH_LOG_FORMAT": "json",
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
     try:
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
+
             async def ready() -> bool:
                 assert process.poll() is None, f"serve exited {process.returncode}:\n{log_path.read_text()}"
                 return await answers_ready(session, f"{base}/readyz")
 
-            await wait_until(ready, what="segwatch ingest serve to be ready", timeout=30, interval=0.2,
-                             detail=log_path.read_text)
+            await wait_until(
+                ready, what="segwatch ingest serve to be ready", timeout=30, interval=0.2, detail=log_path.read_text
+            )
             async with session.get(f"{base}/healthz") as response:
                 assert response.status == 200
             async with Tail(kafka_settings, [BALANCES]) as tail:
                 async with session.post(f"{base}/v1/events", json=event) as response:
                     assert response.status == 401  # no token
-                async with session.post(f"{base}/v1/events", json=event,
-                                        headers={"Authorization": f"Bearer {token}"}) as response:
+                async with session.post(
+                    f"{base}/v1/events", json=event, headers={"Authorization": f"Bearer {token}"}
+                ) as response:
                     assert response.status == 202, await response.text()
                 [record] = await tail.collect(lambda r: _event_id(r) == event["event_id"], lambda kept: len(kept) >= 1)
             assert record.key == f"acct|4d2|{event['account']}".encode()
@@ -369,19 +427,19 @@ async def test_refused_records_are_503_and_dead_lettered_with_the_reason(
     # A balances topic whose broker-side limit refuses every record: Kafka answers, but says no.
     tiny = new_topic("ingest-tiny", partitions=2, configs={"max.message.bytes": "120"})
     letters_topic = new_topic("ingest-dl", partitions=1)
-    publisher = KafkaPublisher(
-        kafka_settings, topic_map={BALANCES: tiny, DEADLETTER: letters_topic}, ack_timeout=20
-    )
+    publisher = KafkaPublisher(kafka_settings, topic_map={BALANCES: tiny, DEADLETTER: letters_topic}, ack_timeout=20)
     run = uuid.uuid4().hex[:12]
-    body = "\n".join(json.dumps(_account(f"rf-{run}-{i}", f"RF-{i % 2}", "2026-11-20T22:00:00Z", "1.00"))
-                     for i in range(20))
+    body = "\n".join(
+        json.dumps(_account(f"rf-{run}-{i}", f"RF-{i % 2}", "2026-11-20T22:00:00Z", "1.00")) for i in range(20)
+    )
     client = TestClient(TestServer(create_app(IngestConfig(tokens=(TOKEN.encode(),)), publisher)))
     await client.start_server()
     try:
         await _ready(client)
         async with Tail(kafka_settings, [letters_topic]) as tail:
             response = await client.post(
-                "/v1/events", data=body,
+                "/v1/events",
+                data=body,
                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"},
             )
             assert response.status == 503, await response.text()
@@ -419,12 +477,14 @@ async def test_events_still_in_flight_at_the_ack_timeout_are_followed_not_dead_l
     # and Kafka then takes them all. None may be dead-lettered as "not published".
     balances = new_topic("ingest-late", partitions=2)
     letters_topic = new_topic("ingest-late-dl", partitions=1)
-    publisher = KafkaPublisher(kafka_settings, topic_map={BALANCES: balances, DEADLETTER: letters_topic},
-                               ack_timeout=1e-6)
+    publisher = KafkaPublisher(
+        kafka_settings, topic_map={BALANCES: balances, DEADLETTER: letters_topic}, ack_timeout=1e-6
+    )
     run = uuid.uuid4().hex[:12]
     ids = [f"late-{run}-{i}" for i in range(20)]
-    body = "\n".join(json.dumps(_account(event_id, f"LT-{i % 3}", "2026-11-20T22:00:00Z", "1.00"))
-                     for i, event_id in enumerate(ids))
+    body = "\n".join(
+        json.dumps(_account(event_id, f"LT-{i % 3}", "2026-11-20T22:00:00Z", "1.00")) for i, event_id in enumerate(ids)
+    )
     config = IngestConfig(tokens=(TOKEN.encode(),))
     server = TestServer(create_app(config, publisher))
     await server.start_server(**runner_options(config))
@@ -434,7 +494,8 @@ async def test_events_still_in_flight_at_the_ack_timeout_are_followed_not_dead_l
         await _ready(client)
         async with Tail(kafka_settings, [balances]) as tail:
             response = await client.post(
-                "/v1/events", data=body,
+                "/v1/events",
+                data=body,
                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"},
             )
             assert response.status == 503, await response.text()
@@ -442,6 +503,7 @@ async def test_events_still_in_flight_at_the_ack_timeout_are_followed_not_dead_l
             assert [f["event_id"] for f in failed] == ids
             assert all(f["in_flight"] and not f["dead_lettered"] and "still in flight" in f["reason"] for f in failed)
             published = await tail.collect(lambda r: _event_id(r) in ids, lambda kept: len(kept) >= len(ids))
+
         async def late_counted() -> str | None:
             text = await (await client.get("/metrics")).text()
             return text if 'segwatch_ingest_events_total{outcome="published_late"} 20.0' in text else None
@@ -469,8 +531,9 @@ async def test_a_file_waits_for_the_final_answer_of_events_in_flight(
 ) -> None:
     balances = new_topic("ingest-late-file", partitions=2)
     letters_topic = new_topic("ingest-late-file-dl", partitions=1)
-    publisher = KafkaPublisher(kafka_settings, topic_map={BALANCES: balances, DEADLETTER: letters_topic},
-                               ack_timeout=1e-6)
+    publisher = KafkaPublisher(
+        kafka_settings, topic_map={BALANCES: balances, DEADLETTER: letters_topic}, ack_timeout=1e-6
+    )
     parse = load_file(str(EXAMPLES / "ledger.csv"), FileOptions())
     await publisher.start()
     try:

@@ -20,8 +20,10 @@ def tool(name: str) -> str:
     """The path of a required command-line tool; fails the test (never skips) when it is missing."""
     found = shutil.which(name)
     if found is None:
-        pytest.fail(f"{name} is not installed: run scripts/prereqs (Debian packages prometheus, "
-                    "prometheus-alertmanager)", pytrace=False)
+        pytest.fail(
+            f"{name} is not installed: run scripts/prereqs (Debian packages prometheus, prometheus-alertmanager)",
+            pytrace=False,
+        )
     return found
 
 

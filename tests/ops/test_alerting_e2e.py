@@ -75,13 +75,17 @@ def chat(receiver: str, alertname: str, status: str) -> Any:
             return False
         text = json.dumps(n.body)
         return f"[{status.upper()}" in text and alertname in text
+
     return match
 
 
 def pagerduty(action: str, alertname: str = "SegwatchDeficiency") -> Any:
     # Other critical alerts page too (the sample day's euros before the EUR rate: SegwatchMissingFx).
-    return lambda n: (n.kind == "pagerduty" and n.body.get("event_action") == action
-                      and alertname in str(n.body.get("payload", {}).get("summary", "")))
+    return lambda n: (
+        n.kind == "pagerduty"
+        and n.body.get("event_action") == action
+        and alertname in str(n.body.get("payload", {}).get("summary", ""))
+    )
 
 
 async def post_phases(
@@ -94,13 +98,10 @@ async def post_phases(
             book.apply_all(events)
             expected = {sid: book.consolidated(sid).lines for sid in SEGMENT_IDS if book.holds(sid)}
             missing = {sid: book.consolidated(sid).missing_fx for sid in expected}
-            await watcher.wait_for(partial(watcher.figures_equal, expected, missing), 60,
-                                   f"the figures after {name}")
+            await watcher.wait_for(partial(watcher.figures_equal, expected, missing), 60, f"the figures after {name}")
 
 
-async def start_monitoring(
-    system: LocalSystem, tmp: Path, sink: Sink, endpoints: Endpoints
-) -> tuple[Process, Process]:
+async def start_monitoring(system: LocalSystem, tmp: Path, sink: Sink, endpoints: Endpoints) -> tuple[Process, Process]:
     am = alertmanager_process(tmp / "alertmanager", alertmanager_config(tmp / "am-secrets", endpoints))
     targets = {name: f"127.0.0.1:{svc.port}" for name, svc in system.services.items()}
     # The real rules, with `keep_firing_for` shortened to 1 s so the resolution comes within the test.
@@ -112,9 +113,7 @@ async def start_monitoring(
     return prom, am
 
 
-async def wait_scraped(
-    http: aiohttp.ClientSession, system: LocalSystem, prom: Process, timeout: float = 20.0
-) -> None:
+async def wait_scraped(http: aiohttp.ClientSession, system: LocalSystem, prom: Process, timeout: float = 20.0) -> None:
     """Every service answers its probes; then wait until Prometheus has scraped all three successfully."""
     for name, svc in system.services.items():
         for probe in ("/healthz", "/readyz"):
@@ -126,8 +125,13 @@ async def wait_scraped(
         up[:] = await promql(http, prom.url, 'up{job=~"segwatch-.*"} == 1')
         return len(up) == 3
 
-    await wait_until(all_up, what="Prometheus to scrape all three services", timeout=timeout, interval=0.5,
-                     detail=lambda: f"up: {up}\n{prom.log_tail()}")
+    await wait_until(
+        all_up,
+        what="Prometheus to scrape all three services",
+        timeout=timeout,
+        interval=0.5,
+        detail=lambda: f"up: {up}\n{prom.log_tail()}",
+    )
 
 
 async def test_deficiency_pages_oncall_resolves_and_dashboard_has_data(
@@ -157,8 +161,9 @@ async def test_deficiency_pages_oncall_resolves_and_dashboard_has_data(
                 prom, am = monitoring
                 async with aiohttp.ClientSession() as http:
                     await wait_scraped(http, system, prom)
-                    await drive_and_check(system, watcher, book, phases, (deficiency, cured), sink, endpoints,
-                                          prom, am, http)
+                    await drive_and_check(
+                        system, watcher, book, phases, (deficiency, cured), sink, endpoints, prom, am, http
+                    )
                     await publish_closes(system, watcher, http, prom, began)
                     await check_dashboard(http, prom, began, watcher)
             finally:
@@ -171,8 +176,16 @@ async def test_deficiency_pages_oncall_resolves_and_dashboard_has_data(
 
 
 async def drive_and_check(
-    system: LocalSystem, watcher: Watcher, book: Book, phases: Sequence[tuple[str, list[EventBase]]],
-    cuts: tuple[int, int], sink: Sink, endpoints: Endpoints, prom: Process, am: Process, http: aiohttp.ClientSession,
+    system: LocalSystem,
+    watcher: Watcher,
+    book: Book,
+    phases: Sequence[tuple[str, list[EventBase]]],
+    cuts: tuple[int, int],
+    sink: Sink,
+    endpoints: Endpoints,
+    prom: Process,
+    am: Process,
+    http: aiohttp.ClientSession,
 ) -> None:
     deficiency, cured = cuts
     # 1. Up to the deficiency: the page arrives at the generic webhook of the paging receiver, and at PagerDuty
@@ -222,8 +235,12 @@ async def drive_and_check(
     # phase before the EUR rate, a real page when a scrape falls in that gap (whether one does is timing).
     # Nothing went to the platform's chat (all inputs fresh, all services up).
     pages = [n for n in sink.received if n.receiver == "oncall-page"]
-    paged = {(a["labels"]["alertname"], a["labels"]["segment"])
-             for n in pages if n.kind == "webhook" for a in n.body["alerts"]}
+    paged = {
+        (a["labels"]["alertname"], a["labels"]["segment"])
+        for n in pages
+        if n.kind == "webhook"
+        for a in n.body["alerts"]
+    }
     assert ("SegwatchDeficiency", "4d2") in paged, [n.body for n in pages]
     assert paged <= {("SegwatchDeficiency", "4d2"), ("SegwatchMissingFx", "30.7")}, [n.body for n in pages]
     assert not [n for n in sink.received if n.receiver == "ops-chat"], [n.body for n in sink.received]
@@ -235,8 +252,10 @@ async def drive_and_check(
     for fired, resolved in [
         (webhook("SegwatchDeficiency", "firing"), webhook("SegwatchDeficiency", "resolved")),
         (pagerduty("trigger"), pagerduty("resolve")),
-        (chat("compliance-chat", "SegwatchUnderTarget", "firing"), chat("compliance-chat", "SegwatchUnderTarget",
-                                                                        "resolved")),
+        (
+            chat("compliance-chat", "SegwatchUnderTarget", "firing"),
+            chat("compliance-chat", "SegwatchUnderTarget", "resolved"),
+        ),
     ]:
         assert first(fired) < first(resolved), [(n.kind, n.receiver, n.body) for n in sink.received]
 
@@ -257,11 +276,18 @@ async def publish_closes(
     try:
         for sid, figures in sorted(watcher.figures.items()):
             cutoff = figures.as_of or datetime.now(UTC)
-            record = StatementRecord(business_day=cutoff.date(), segment=sid,  # type: ignore[arg-type]
-                                     kind="INITIAL", version=1, cutoff=cutoff, computed_at=cutoff,
-                                     lines=dict(figures.lines))
-            await producer.send_and_wait(system.topic(STATEMENTS), record.model_dump_json().encode(),
-                                         key=record.key.encode())
+            record = StatementRecord(
+                business_day=cutoff.date(),
+                segment=sid,  # type: ignore[arg-type]
+                kind="INITIAL",
+                version=1,
+                cutoff=cutoff,
+                computed_at=cutoff,
+                lines=dict(figures.lines),
+            )
+            await producer.send_and_wait(
+                system.topic(STATEMENTS), record.model_dump_json().encode(), key=record.key.encode()
+            )
     finally:
         await producer.stop()
     expr = "segwatch_disbursement_window_baseline_excess_dollars"
@@ -295,6 +321,9 @@ async def check_dashboard(http: aiohttp.ClientSession, prom: Process, began: flo
             assert lines == set(watcher.figures[segment].lines), (segment, lines)
             assert all(s["metric"]["number"] == s["metric"]["line"] == s["metric"]["label"] for s in result)
         if q.panel == "Services up":
-            assert {s["metric"]["job"] for s in result} == {"segwatch-ingest", "segwatch-calculator",
-                                                            "segwatch-alerter"}
+            assert {s["metric"]["job"] for s in result} == {
+                "segwatch-ingest",
+                "segwatch-calculator",
+                "segwatch-alerter",
+            }
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)

@@ -17,10 +17,17 @@ ROUTES = yaml.safe_load((ALERTMANAGER_DIR / "tests" / "routes.yml").read_text(en
 
 
 def routes_test(receivers: list[str], labels: dict[str, str]) -> Any:
-    return run_tool([
-        tool("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}",
-        f"--verify.receivers={','.join(receivers)}", *(f"{k}={v}" for k, v in labels.items()),
-    ])
+    return run_tool(
+        [
+            tool("amtool"),
+            "config",
+            "routes",
+            "test",
+            f"--config.file={ALERTMANAGER_CONFIG}",
+            f"--verify.receivers={','.join(receivers)}",
+            *(f"{k}={v}" for k, v in labels.items()),
+        ]
+    )
 
 
 def test_amtool_check_config() -> None:
@@ -47,8 +54,12 @@ def test_every_receiver_and_alert_has_a_route_case() -> None:
     receivers = {r["name"] for r in config["receivers"]}
     assert {name for case in ROUTES for name in case["receivers"]} == receivers
     rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules" / "segwatch.rules.yml").read_text())
-    alerts = {(rule["alert"], rule["labels"]["severity"]) for group in rules["groups"] for rule in group["rules"]
-              if "alert" in rule}
+    alerts = {
+        (rule["alert"], rule["labels"]["severity"])
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
     cases = {(case["labels"]["alertname"], case["labels"].get("severity")) for case in ROUTES}
     assert alerts <= cases, f"alerts without a routing case: {sorted(alerts - cases)}"
 
@@ -78,8 +89,13 @@ def test_local_config_keeps_the_routing_tree(tmp_path: Path) -> None:
     local = alertmanager_config(tmp_path, Endpoints("http://127.0.0.1:1"), "1s", "2s")
 
     def tree(route: dict[str, Any]) -> Any:
-        return (route["receiver"], route.get("matchers"), route.get("continue"), route.get("group_by"),
-                [tree(child) for child in route.get("routes") or []])
+        return (
+            route["receiver"],
+            route.get("matchers"),
+            route.get("continue"),
+            route.get("group_by"),
+            [tree(child) for child in route.get("routes") or []],
+        )
 
     assert tree(local["route"]) == tree(real["route"])
     assert local["inhibit_rules"] == real["inhibit_rules"]
@@ -96,11 +112,16 @@ def test_local_config_keeps_the_routing_tree(tmp_path: Path) -> None:
 def render(data: dict[str, Any], tmp_path: Path) -> str:
     path = tmp_path / "data.json"
     path.write_text(json.dumps(data), encoding="utf-8")
-    result = run_tool([
-        tool("amtool"), "template", "render", f"--template.glob={ALERTMANAGER_DIR / 'templates' / '*.tmpl'}",
-        '--template.text={{ template "segwatch.title" . }}\n{{ template "segwatch.text" . }}',
-        f"--template.data={path}",
-    ])
+    result = run_tool(
+        [
+            tool("amtool"),
+            "template",
+            "render",
+            f"--template.glob={ALERTMANAGER_DIR / 'templates' / '*.tmpl'}",
+            '--template.text={{ template "segwatch.title" . }}\n{{ template "segwatch.text" . }}',
+            f"--template.data={path}",
+        ]
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -108,28 +129,53 @@ def render(data: dict[str, Any], tmp_path: Path) -> str:
 def alert(status: str, summary: str) -> dict[str, Any]:
     return {
         "status": status,
-        "labels": {"alertname": "SegwatchDeficiency", "segment": "4d2", "severity": "critical",
-                   "job": "segwatch-alerter"},
-        "annotations": {"summary": summary, "description": "Under-segregated.",
-                        "runbook_url": "docs/RUNBOOK.md#deficiency"},
-        "startsAt": "2017-11-06T15:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "f",
+        "labels": {
+            "alertname": "SegwatchDeficiency",
+            "segment": "4d2",
+            "severity": "critical",
+            "job": "segwatch-alerter",
+        },
+        "annotations": {
+            "summary": summary,
+            "description": "Under-segregated.",
+            "runbook_url": "docs/RUNBOOK.md#deficiency",
+        },
+        "startsAt": "2017-11-06T15:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "",
+        "fingerprint": "f",
     }
 
 
 def test_templates_render_firing_and_resolved(tmp_path: Path) -> None:
     common = {"alertname": "SegwatchDeficiency", "segment": "4d2", "severity": "critical"}
     summary = "4d2 DEFICIENCY: excess -5.00 USD"
-    firing = render({
-        "receiver": "oncall-page", "status": "firing", "alerts": [alert("firing", summary)],
-        "groupLabels": {"alertname": "SegwatchDeficiency", "segment": "4d2"}, "commonLabels": common,
-        "commonAnnotations": {}, "externalURL": "http://am",
-    }, tmp_path)
+    firing = render(
+        {
+            "receiver": "oncall-page",
+            "status": "firing",
+            "alerts": [alert("firing", summary)],
+            "groupLabels": {"alertname": "SegwatchDeficiency", "segment": "4d2"},
+            "commonLabels": common,
+            "commonAnnotations": {},
+            "externalURL": "http://am",
+        },
+        tmp_path,
+    )
     assert firing.startswith("[FIRING:1] SegwatchDeficiency segment 4d2 (critical)\n")
     assert "FIRING: 4d2 DEFICIENCY: excess -5.00 USD\nUnder-segregated.\nRunbook: docs/RUNBOOK.md#deficiency" in firing
-    resolved = render({
-        "receiver": "oncall-page", "status": "resolved", "alerts": [alert("resolved", summary)],
-        "groupLabels": {}, "commonLabels": common, "commonAnnotations": {}, "externalURL": "http://am",
-    }, tmp_path)
+    resolved = render(
+        {
+            "receiver": "oncall-page",
+            "status": "resolved",
+            "alerts": [alert("resolved", summary)],
+            "groupLabels": {},
+            "commonLabels": common,
+            "commonAnnotations": {},
+            "externalURL": "http://am",
+        },
+        tmp_path,
+    )
     assert resolved.startswith("[RESOLVED] SegwatchDeficiency segment 4d2 (critical)\n")
     assert f"RESOLVED: SegwatchDeficiency segment 4d2 (segwatch-alerter) (was: {summary})" in resolved
     assert "FIRING" not in resolved

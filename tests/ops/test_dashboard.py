@@ -46,9 +46,15 @@ def test_every_segment_has_its_panels() -> None:
     for seg in SEGMENTS.values():
         for what in ("excess against management target", "requirement against funds held", "statement lines"):
             assert sum(t.startswith(f"{seg.id} ") and t.endswith(what) for t in titles) == 1, (seg.id, what)
-    for title in ("Alerter: alert states per segment", "Prometheus: segwatch alerts", "Services up",
-                  "Throughput: events ingested and applied per second", "Consumer lag: balance records not yet applied",
-                  "Latency: event → figures (p50, p95, p99)", "Latency: event → alert (p50, p95, p99)"):
+    for title in (
+        "Alerter: alert states per segment",
+        "Prometheus: segwatch alerts",
+        "Services up",
+        "Throughput: events ingested and applied per second",
+        "Consumer lag: balance records not yet applied",
+        "Latency: event → figures (p50, p95, p99)",
+        "Latency: event → alert (p50, p95, p99)",
+    ):
         assert title in titles
     assert any(t.startswith("Input freshness") for t in titles)
 
@@ -57,8 +63,10 @@ def test_latency_panels_have_p50_p95_p99() -> None:
     for panel in panels(dashboard.build()):
         if panel["title"].startswith("Latency"):
             assert [t["legendFormat"] for t in panel["targets"]] == ["p50", "p95", "p99"]
-            assert all(t["expr"].startswith(f"histogram_quantile({q}, ")
-                       for t, q in zip(panel["targets"], ("0.5", "0.95", "0.99"), strict=True))
+            assert all(
+                t["expr"].startswith(f"histogram_quantile({q}, ")
+                for t, q in zip(panel["targets"], ("0.5", "0.95", "0.99"), strict=True)
+            )
 
 
 def test_statement_tables_label_every_line_from_the_catalogue() -> None:
@@ -67,8 +75,10 @@ def test_statement_tables_label_every_line_from_the_catalogue() -> None:
         [table] = [p for p in panels(model) if p["title"] == f"{dashboard.segment_name(seg)}: statement lines"]
         assert table["type"] == "table" and table["targets"][0]["instant"] is True
         assert f'segment="{seg.id}"' in table["targets"][0]["expr"]
-        overrides = {o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
-                     for o in table["fieldConfig"]["overrides"]}
+        overrides = {
+            o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
+            for o in table["fieldConfig"]["overrides"]
+        }
         numbers = overrides["number"]["mappings"][0]["options"]
         labels = overrides["label"]["mappings"][0]["options"]
         assert {code: m["text"] for code, m in numbers.items()} == {ln.code: ln.number for ln in seg.lines}
@@ -85,7 +95,8 @@ def test_alert_annotations() -> None:
 
 def test_every_query_uses_the_provisioned_datasource() -> None:
     [datasource] = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "segwatch.yml").read_text())[
-        "datasources"]
+        "datasources"
+    ]
     assert datasource["uid"] == dashboard.DATASOURCE_UID and datasource["type"] == "prometheus"
     model = dashboard.build()
     for panel in panels(model):
@@ -113,8 +124,9 @@ def test_provisioning_points_at_the_dashboard() -> None:
     [provider] = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "segwatch.yml").read_text())["providers"]
     assert provider["type"] == "file"
     compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
-    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in compose["services"]["grafana"]["volumes"]
-                  if v.startswith("./"))
+    mounts = dict(
+        v.rsplit(":", 1)[0].split(":", 1) for v in compose["services"]["grafana"]["volumes"] if v.startswith("./")
+    )
     assert mounts["./grafana/dashboards"] == provider["options"]["path"]
     assert mounts["./grafana/provisioning"] == compose["services"]["grafana"]["environment"]["GF_PATHS_PROVISIONING"]
     assert (ROOT / "deploy" / "grafana" / "dashboards" / dashboard.OUTPUT.name).is_file()

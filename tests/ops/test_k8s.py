@@ -51,6 +51,7 @@ def env(c: dict[str, Any]) -> dict[str, str]:
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """No network: any connection or DNS lookup fails the test."""
+
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("network access attempted")
 
@@ -116,7 +117,9 @@ def test_deployment_runs_the_service(name: str) -> None:
     pod = workload(name)["spec"]["template"]
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert pod["metadata"]["annotations"] == {
-        "prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics",
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port),
+        "prometheus.io/path": "/metrics",
     }
 
 

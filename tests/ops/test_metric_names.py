@@ -38,8 +38,11 @@ def exported(registry: CollectorRegistry) -> set[str]:
 
 
 def all_exported() -> set[str]:
-    return (exported(IngestMetrics().registry) | exported(CalculatorMetrics().registry)
-            | exported(AlerterMetrics().registry))
+    return (
+        exported(IngestMetrics().registry)
+        | exported(CalculatorMetrics().registry)
+        | exported(AlerterMetrics().registry)
+    )
 
 
 def constants() -> Iterable[str]:
@@ -81,15 +84,21 @@ class AcceptAll:
 
 
 def event(event_id: str, source: str, cash: str = '"1.00"') -> str:
-    return (f'{{"type": "account_balance", "event_id": "{event_id}", "source": "{source}", '
-            f'"as_of": "2017-11-06T12:00:00Z", "segment": "4d2", "account": "A-1", "currency": "USD", '
-            f'"cash": {cash}, "securities": "0", "unrealized": "0", "long_options": "0", "short_options": "0"}}')
+    return (
+        f'{{"type": "account_balance", "event_id": "{event_id}", "source": "{source}", '
+        f'"as_of": "2017-11-06T12:00:00Z", "segment": "4d2", "account": "A-1", "currency": "USD", '
+        f'"cash": {cash}, "securities": "0", "unrealized": "0", "long_options": "0", "short_options": "0"}}'
+    )
 
 
 async def last_seen(client: TestClient[Any, Any]) -> dict[str, float]:
     text = await (await client.get("/metrics")).text()
-    return {s.labels["source"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
-            if s.name == m.INGEST_SOURCE_LAST_SEEN}
+    return {
+        s.labels["source"]: s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == m.INGEST_SOURCE_LAST_SEEN
+    }
 
 
 async def test_ingest_source_last_seen_moves_with_accepted_events_only() -> None:

@@ -14,8 +14,13 @@ from tests.ops.conftest import ROOT, run_tool, tool
 
 RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
 TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
-SEGMENT_ALERTS = {"SegwatchDeficiency", "SegwatchUnderTarget", "SegwatchMissingFx", "SegwatchStaleFx",
-                  "SegwatchNoTarget"}
+SEGMENT_ALERTS = {
+    "SegwatchDeficiency",
+    "SegwatchUnderTarget",
+    "SegwatchMissingFx",
+    "SegwatchStaleFx",
+    "SegwatchNoTarget",
+}
 
 
 def load(path: Path) -> Any:
@@ -23,13 +28,15 @@ def load(path: Path) -> Any:
 
 
 def alerts() -> list[dict[str, Any]]:
-    return [rule for path in rule_files() for group in load(path)["groups"] for rule in group["rules"]
-            if "alert" in rule]
+    return [
+        rule for path in rule_files() for group in load(path)["groups"] for rule in group["rules"] if "alert" in rule
+    ]
 
 
 def records() -> list[dict[str, Any]]:
-    return [rule for path in rule_files() for group in load(path)["groups"] for rule in group["rules"]
-            if "record" in rule]
+    return [
+        rule for path in rule_files() for group in load(path)["groups"] for rule in group["rules"] if "record" in rule
+    ]
 
 
 def anchors(markdown: str) -> set[str]:
@@ -91,8 +98,9 @@ def test_every_alert_is_unit_tested_firing() -> None:
 
 
 def test_every_recording_rule_is_tested_or_used() -> None:
-    tested = {check["expr"] for path in TESTS for case in load(path)["tests"]
-              for check in case.get("promql_expr_test") or []}
+    tested = {
+        check["expr"] for path in TESTS for case in load(path)["tests"] for check in case.get("promql_expr_test") or []
+    }
     for rule in records():
         used = any(rule["record"] in other["expr"] for other in alerts() + records() if other is not rule)
         assert rule["record"] in tested or used, rule["record"]
@@ -114,8 +122,11 @@ def test_alert_labels_and_annotations() -> None:
     assert by_name["SegwatchDeficiency"]["expr"].strip().startswith("segwatch_excess_dollars < 0\nor (")
     assert "segwatch_figures_incomplete == 1" in by_name["SegwatchDeficiency"]["expr"]
     assert by_name["SegwatchDeficiency"]["labels"]["severity"] == "critical"
-    assert by_name["SegwatchUnderTarget"]["expr"].strip().startswith(
-        "segwatch_excess_dollars < segwatch_target_dollars\nor (")
+    assert (
+        by_name["SegwatchUnderTarget"]["expr"]
+        .strip()
+        .startswith("segwatch_excess_dollars < segwatch_target_dollars\nor (")
+    )
     assert by_name["SegwatchMissingFx"]["labels"]["severity"] == "critical"
     assert by_name["SegwatchStaleFx"]["labels"]["severity"] == "warning"
     assert by_name["SegwatchNoTarget"]["labels"]["severity"] == "warning"
@@ -142,6 +153,7 @@ def test_shortened_durations_keep_the_expressions() -> None:
         for group, short_group in zip(rules["groups"], short["groups"], strict=True):
             for rule, short_rule in zip(group["rules"], short_group["rules"], strict=True):
                 assert {k: v for k, v in short_rule.items() if k not in ("for", "keep_firing_for")} == {
-                    k: v for k, v in rule.items() if k not in ("for", "keep_firing_for")}
+                    k: v for k, v in rule.items() if k not in ("for", "keep_firing_for")
+                }
                 assert all(short_rule[k] == "1s" for k in ("for", "keep_firing_for") if k in rule)
         assert load(path) == rules  # the original is untouched

@@ -28,8 +28,11 @@ async def alerter_metrics(system: LocalSystem) -> Samples:
 
 def decisions_of(records: Sequence[Any]) -> list[DisbursementDecision]:
     """The disbursement decisions among the records of the alerter's state topic, in their order."""
-    return [DisbursementDecision.model_validate_json(r.value) for r in records
-            if r.value is not None and b'"type":"disbursement_decision"' in r.value]
+    return [
+        DisbursementDecision.model_validate_json(r.value)
+        for r in records
+        if r.value is not None and b'"type":"disbursement_decision"' in r.value
+    ]
 
 
 async def read_to_end(system: LocalSystem, name: str) -> list[ConsumerRecord[bytes, bytes]]:

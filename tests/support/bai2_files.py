@@ -26,7 +26,7 @@ def build(groups: list[tuple[str, Accounts]], *, header_extra: str = "", per_rec
             type_fields = [p for p in parts if not p.startswith("16,")]
             details = [p for p in parts if p.startswith("16,")]
             step = per_record or max(len(type_fields), 1)
-            chunks = [type_fields[i:i + step] for i in range(0, len(type_fields), step)] or [[]]
+            chunks = [type_fields[i : i + step] for i in range(0, len(type_fields), step)] or [[]]
             acct_lines = [f"03,{number},{currency}," + ",".join(chunks[0]) + "/"]
             acct_lines += ["88," + ",".join(chunk) + "/" for chunk in chunks[1:]]
             total = sum(int(group.split(",")[1]) for group in type_fields if group.split(",")[1])
@@ -44,19 +44,42 @@ def build(groups: list[tuple[str, Accounts]], *, header_extra: str = "", per_rec
 
 
 # Built files both the parser's tests and the oracle test read.
-FUNDS_TYPES = build([(GROUP, [
-    ("1001", "USD", [
-        "100,500000,3,S,100000,200000,200000",  # distributed availability: 3 extra amounts
-        "015,-123456,,",  # overdrawn: negative closing ledger
-        "110,7500,1,V,261121,0900",  # value dated: date and time
-        "400,25000,2,D,2,0,15000,1,10000",  # 2 distributions: (days, amount) pairs
-        "045,+99,,",
-        "16,195,500000,0,REF1,,WIRE IN",
-    ]),
-])])
-MINOR_UNITS = build([("FCMCORP01,021000021,1,261120,1600,JPY,2", [("J-1", "", ["015,250000000,,"])]),
-                     ("FCMCORP01,021000021,1,261120,1600,KWD,2", [("K-1", "", ["015,1234567,,"])])])
-CONTINUED = build([(GROUP, [
-    ("2001", "USD", ["010,100,,", "015,200,,", "040,300,,", "045,400,,", "072,-5,,", "100,600,2,"]),
-    ("2002", "", ["015,700,,", "16,195,50,0,REF2,,WIRE IN"]),
-])], per_record=2)
+FUNDS_TYPES = build(
+    [
+        (
+            GROUP,
+            [
+                (
+                    "1001",
+                    "USD",
+                    [
+                        "100,500000,3,S,100000,200000,200000",  # distributed availability: 3 extra amounts
+                        "015,-123456,,",  # overdrawn: negative closing ledger
+                        "110,7500,1,V,261121,0900",  # value dated: date and time
+                        "400,25000,2,D,2,0,15000,1,10000",  # 2 distributions: (days, amount) pairs
+                        "045,+99,,",
+                        "16,195,500000,0,REF1,,WIRE IN",
+                    ],
+                ),
+            ],
+        )
+    ]
+)
+MINOR_UNITS = build(
+    [
+        ("FCMCORP01,021000021,1,261120,1600,JPY,2", [("J-1", "", ["015,250000000,,"])]),
+        ("FCMCORP01,021000021,1,261120,1600,KWD,2", [("K-1", "", ["015,1234567,,"])]),
+    ]
+)
+CONTINUED = build(
+    [
+        (
+            GROUP,
+            [
+                ("2001", "USD", ["010,100,,", "015,200,,", "040,300,,", "045,400,,", "072,-5,,", "100,600,2,"]),
+                ("2002", "", ["015,700,,", "16,195,50,0,REF2,,WIRE IN"]),
+            ],
+        )
+    ],
+    per_record=2,
+)

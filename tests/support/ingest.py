@@ -21,17 +21,28 @@ NDJSON = {**AUTH, "Content-Type": "application/x-ndjson"}
 
 def account(event_id: str, account: str = "C-1", cash: str = '"100.00"', **extra: str) -> str:
     fields = {
-        "type": '"account_balance"', "event_id": f'"{event_id}"', "source": '"ledger"',
-        "as_of": '"2026-11-20T22:00:00Z"', "segment": '"4d2"', "account": f'"{account}"', "currency": '"USD"',
-        "cash": cash, "securities": '"0"', "unrealized": '"0"', "long_options": '"0"', "short_options": '"0"',
+        "type": '"account_balance"',
+        "event_id": f'"{event_id}"',
+        "source": '"ledger"',
+        "as_of": '"2026-11-20T22:00:00Z"',
+        "segment": '"4d2"',
+        "account": f'"{account}"',
+        "currency": '"USD"',
+        "cash": cash,
+        "securities": '"0"',
+        "unrealized": '"0"',
+        "long_options": '"0"',
+        "short_options": '"0"',
         **extra,
     }
     return "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
 
 
 def fx(event_id: str, rate: str = '"1.0842"') -> str:
-    return (f'{{"type": "fx_rate", "event_id": "{event_id}", "source": "fx", "as_of": "2026-11-20T21:00:00Z", '
-            f'"currency": "EUR", "usd_per_unit": {rate}}}')
+    return (
+        f'{{"type": "fx_rate", "event_id": "{event_id}", "source": "fx", "as_of": "2026-11-20T21:00:00Z", '
+        f'"currency": "EUR", "usd_per_unit": {rate}}}'
+    )
 
 
 class FakePublisher:

@@ -44,26 +44,47 @@ def chicago(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, day, hour, minute, tzinfo=CHI)
 
 
-def statement(segment: str = "4d2", version: int = 1, *, day: date = D, delta: int = 0,
-              previous: StatementRecord | None = None) -> StatementRecord:
+def statement(
+    segment: str = "4d2", version: int = 1, *, day: date = D, delta: int = 0, previous: StatementRecord | None = None
+) -> StatementRecord:
     lines = dict(real_figures(segment, funds_delta=delta, target=0).lines)
     return StatementRecord(
-        business_day=day, segment=segment, kind="INITIAL" if version == 1 else "AMENDMENT",  # type: ignore[arg-type]
-        version=version, cutoff=CUT if day == D else datetime.combine(day, datetime.max.time(), tzinfo=CHI),
-        computed_at=chicago(17, 1) if version == 1 else chicago(17, 11, 30), lines=lines,
+        business_day=day,
+        segment=segment,  # type: ignore[arg-type]
+        kind="INITIAL" if version == 1 else "AMENDMENT",
+        version=version,
+        cutoff=CUT if day == D else datetime.combine(day, datetime.max.time(), tzinfo=CHI),
+        computed_at=chicago(17, 1) if version == 1 else chicago(17, 11, 30),
+        lines=lines,
         moved=moved_lines(previous.lines, lines) if previous is not None else {},
     )
 
 
 def filing(version: int | None = None, at: datetime | None = None, event: str = "fil-1") -> StatementFiling:
     at = at or chicago(17, 11)
-    return StatementFiling(event_id=event, source="winjammer", as_of=at, business_day=D, version=version,
-                           filed_at=at, confirmation=f"WJ-{event}", filed_by="Pat Filer")
+    return StatementFiling(
+        event_id=event,
+        source="winjammer",
+        as_of=at,
+        business_day=D,
+        version=version,
+        filed_at=at,
+        confirmation=f"WJ-{event}",
+        filed_by="Pat Filer",
+    )
 
 
 def approval() -> StatementApproval:
-    return StatementApproval(event_id="app-1", source="signoff", as_of=chicago(17, 9), business_day=D,
-                             approved_by="Jane Roe", role="cfo", approved_at=chicago(17, 9), reference="SO-1")
+    return StatementApproval(
+        event_id="app-1",
+        source="signoff",
+        as_of=chicago(17, 9),
+        business_day=D,
+        approved_by="Jane Roe",
+        role="cfo",
+        approved_at=chicago(17, 9),
+        reference="SO-1",
+    )
 
 
 def rules(alerts: list[Alert]) -> list[tuple[str, str, str]]:
@@ -80,21 +101,33 @@ def test_an_unfiled_statement_warns_at_ten_pages_at_noon_and_the_filing_resolves
     assert not book.on_statement(statement("4d2"))  # that version is held: nothing changes
     assert book.evaluate(chicago(17, 9, 59)) == []
     [warning] = book.evaluate(chicago(17, 10))
-    assert (warning.rule, warning.severity, warning.page, warning.segment) == ("statement_not_filed", "warning",
-                                                                               False, "4d2")
+    assert (warning.rule, warning.severity, warning.page, warning.segment) == (
+        "statement_not_filed",
+        "warning",
+        False,
+        "4d2",
+    )
     assert book.evaluate(chicago(17, 11)) == []  # still the same warning: not published twice
     noon = book.evaluate(chicago(17, 12), "tick")
-    assert rules(noon) == [("statement_not_filed", "warning", "resolved"),
-                           ("statement_not_filed", "critical", "firing")]
+    assert rules(noon) == [
+        ("statement_not_filed", "warning", "resolved"),
+        ("statement_not_filed", "critical", "firing"),
+    ]
     assert noon[1].page and noon[1].alert_id == "2026-11-16|statement_not_filed|critical"
     assert book.status(D) is not None and book.status(D).status == "computed"  # type: ignore[union-attr]
     book.on_filing(filing(at=chicago(17, 12, 30)))
     done = book.evaluate(chicago(17, 12, 31), "fil-1")
-    assert rules(done) == [("statement_not_filed", "critical", "resolved"),
-                           ("statement_filed_late", "warning", "firing")]
+    assert rules(done) == [
+        ("statement_not_filed", "critical", "resolved"),
+        ("statement_filed_late", "warning", "firing"),
+    ]
     status = book.status(D)
     assert status is not None and (status.status, status.filed_by, status.filed_version, status.filed_late) == (
-        "filed", "Pat Filer", 1, True)
+        "filed",
+        "Pat Filer",
+        1,
+        True,
+    )
 
 
 def test_an_amendment_after_filing_needs_one_amendment_and_filing_it_resolves() -> None:
@@ -166,8 +199,10 @@ def test_an_old_unfiled_day_with_its_page_in_force_is_kept_past_the_days_retaine
 def test_the_figures_in_force_at_a_time_of_the_current_day() -> None:
     book = DayBook(BusinessCalendar())
     now = chicago(17, 15)
-    records = [real_figures("4d2", v, computed_at=at) for v, at in
-               ((1, chicago(16, 20)), (2, chicago(17, 9)), (3, chicago(17, 11)))]
+    records = [
+        real_figures("4d2", v, computed_at=at)
+        for v, at in ((1, chicago(16, 20)), (2, chicago(17, 9)), (3, chicago(17, 11)))
+    ]
     for f in records:
         book.on_figures(f, f.model_dump_json().encode(), now)
     book.on_figures(records[1], records[1].model_dump_json().encode(), now)  # a replay changes nothing
@@ -191,8 +226,15 @@ def report_close(segment: str, day: date = R) -> StatementRecord:
 
 
 def submitted(segment: str | None, at: datetime, event: str = "sub-1") -> InvestmentReportSubmitted:
-    return InvestmentReportSubmitted(event_id=event, source="nfa", as_of=at, report_date=R, segment=segment,  # type: ignore[arg-type]
-                                     submitted_at=at, reference="SIDR-1")
+    return InvestmentReportSubmitted(
+        event_id=event,
+        source="nfa",
+        as_of=at,
+        report_date=R,
+        segment=segment,  # type: ignore[arg-type]
+        submitted_at=at,
+        reference="SIDR-1",
+    )
 
 
 def test_an_unsubmitted_report_of_investments_fires_after_the_next_business_day_and_submission_resolves() -> None:
@@ -202,8 +244,10 @@ def test_an_unsubmitted_report_of_investments_fires_after_the_next_business_day_
     due = datetime(2026, 10, 16, 23, 59, 59, 999999, tzinfo=CHI)
     assert deadlines.evaluate(due - timedelta(seconds=1)) == []
     fired = deadlines.evaluate(due)
-    assert [(a.segment, a.rule, a.state) for a in fired] == [("30.7", "investment_report_overdue", "firing"),
-                                                            ("4d2", "investment_report_overdue", "firing")]
+    assert [(a.segment, a.rule, a.state) for a in fired] == [
+        ("30.7", "investment_report_overdue", "firing"),
+        ("4d2", "investment_report_overdue", "firing"),
+    ]
     assert fired[1].alert_id == "4d2|investment_report_overdue|2026-10-15" and not fired[1].page
     deadlines.on_submitted(submitted("4d2", due + timedelta(hours=9)))
     [resolved] = deadlines.evaluate(due + timedelta(hours=10))
@@ -227,7 +271,9 @@ def test_the_twin_replays_the_report_deadline() -> None:
     stage.on_record(twin, Record("segwatch.statements", report_close("4d2")), late)
     [fired] = stage.on_event(twin, submitted("30.7", late, "other-pool"), late)
     assert isinstance(fired.value, Alert) and (fired.value.rule, fired.value.state) == (
-        "investment_report_overdue", "firing")
+        "investment_report_overdue",
+        "firing",
+    )
     [resolved] = stage.on_event(twin, submitted("4d2", late, "sub-4d2"), late)
     assert isinstance(resolved.value, Alert) and resolved.value.state == "resolved"
 
@@ -236,8 +282,9 @@ def test_the_twin_replays_the_report_deadline() -> None:
 
 
 def test_the_clock_offset_shifts_the_running_clock_and_a_bad_one_is_named() -> None:
-    settings = load(AlerterSettings, {"SEGWATCH_CLOCK_OFFSET_SECONDS": "-86400.5",
-                                      "SEGWATCH_ALERTER_DAY_INTERVAL_SECONDS": "0.5"})
+    settings = load(
+        AlerterSettings, {"SEGWATCH_CLOCK_OFFSET_SECONDS": "-86400.5", "SEGWATCH_ALERTER_DAY_INTERVAL_SECONDS": "0.5"}
+    )
     config = AlerterConfig(**settings.config_fields())
     assert (config.clock_offset, config.day_interval, config.firm_name) == (-86400.5, 0.5, "segwatch FCM")
     clock = shifted(lambda: datetime.now(UTC), config.clock_offset)
@@ -330,7 +377,8 @@ async def test_the_service_publishes_each_alert_once_mirrored_per_incident_and_t
     assert sent == []  # the timer publishes nothing new
     await day.handle(on_topic(service, filing()), [])
     assert [(Alert.model_validate_json(s.value).state) for s in sent if s.topic == service.config.alerts_topic] == [
-        "resolved"]
+        "resolved"
+    ]
     [filed] = [DayStatus.model_validate_json(s.value) for s in sent if s.topic == service.config.statements_topic]
     assert filed.status == "filed" and filed.confirmation == "WJ-fil-1"
     assert registry.get_sample_value(dm.STATEMENT_STATUS, {"business_day": "2026-11-16", "status": "filed"}) == 1
@@ -370,10 +418,14 @@ async def test_the_read_api_serves_the_days_statements_and_figures_behind_a_toke
     assert (await get(service, "/v1/days", token="wrong"))[0] == 401
     status, days, _ = await get(service, "/v1/days")
     assert status == 200 and [(d["business_day"], d["status"], d["versions"]) for d in days["days"]] == [
-        ("2026-11-16", "filed", {"30.7": [1], "4d2": [1, 2], "4df": [1]})]
+        ("2026-11-16", "filed", {"30.7": [1], "4d2": [1, 2], "4df": [1]})
+    ]
     status, listed, _ = await get(service, "/v1/days?from=2026-11-13&to=2026-11-17")
     assert status == 200 and [(d["business_day"], d["status"]) for d in listed["days"]] == [
-        ("2026-11-13", None), ("2026-11-16", "filed"), ("2026-11-17", None)]  # the weekend has no statement
+        ("2026-11-13", None),
+        ("2026-11-16", "filed"),
+        ("2026-11-17", None),
+    ]  # the weekend has no statement
     status, day, _ = await get(service, "/v1/days/2026-11-16")
     assert status == 200 and day["filed_by"] == "Pat Filer" and day["amendment_needed"] and day["version"] == 2
 
@@ -390,14 +442,19 @@ async def test_the_read_api_serves_the_days_statements_and_figures_behind_a_toke
     status, filed, _ = await get(service, "/v1/days/2026-11-16/statement?format=filing")
     assert status == 200 and filed["kind"] == "AMENDMENT" and filed["submit_date"] == "2026-11-17"
 
-    for path, field in (("/v1/days/16-11-2026", "day"), ("/v1/days?from=2026-13-01", "from"),
-                        ("/v1/days?to=2026-11-17", "from"), ("/v1/days?from=2026-11-17&to=2026-11-16", "to"),
-                        ("/v1/days/2026-11-16/statement?version=0", "version"),
-                        ("/v1/days/2026-11-16/statement?segment=5x", "segment"),
-                        ("/v1/days/2026-11-16/statement?format=pdf", "format"),
-                        ("/v1/figures?at=yesterday", "at"), ("/v1/figures?at=2026-11-17T09:00:00", "at"),
-                        ("/v1/figures?at=2026-11-15T09:00:00-06:00", "at"),
-                        ("/v1/figures?at=2026-11-17T16:00:00-06:00", "at")):
+    for path, field in (
+        ("/v1/days/16-11-2026", "day"),
+        ("/v1/days?from=2026-13-01", "from"),
+        ("/v1/days?to=2026-11-17", "from"),
+        ("/v1/days?from=2026-11-17&to=2026-11-16", "to"),
+        ("/v1/days/2026-11-16/statement?version=0", "version"),
+        ("/v1/days/2026-11-16/statement?segment=5x", "segment"),
+        ("/v1/days/2026-11-16/statement?format=pdf", "format"),
+        ("/v1/figures?at=yesterday", "at"),
+        ("/v1/figures?at=2026-11-17T09:00:00", "at"),
+        ("/v1/figures?at=2026-11-15T09:00:00-06:00", "at"),
+        ("/v1/figures?at=2026-11-17T16:00:00-06:00", "at"),
+    ):
         status, body, _ = await get(service, path)
         assert (status, body["field"]) == (400, field), path
     for path, field in (("/v1/days/2026-11-13", "day"), ("/v1/days/2026-11-16/statement?version=3", "version")):

@@ -30,14 +30,28 @@ MONDAY = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # the open day 11-23: the pr
 
 
 def record(excess: Decimal | None, version: int = 1) -> StatementRecord:
-    return StatementRecord(business_day=D, segment="4d2", kind="INITIAL" if version == 1 else "AMENDMENT",
-                           version=version, cutoff=CUT, computed_at=CUT, lines={} if excess is None else
-                           {"7190": excess})
+    return StatementRecord(
+        business_day=D,
+        segment="4d2",
+        kind="INITIAL" if version == 1 else "AMENDMENT",
+        version=version,
+        cutoff=CUT,
+        computed_at=CUT,
+        lines={} if excess is None else {"7190": excess},
+    )
 
 
 def filed() -> DayStatus:
-    return DayStatus(business_day=D, status="filed", segments=["4d2"], version=1, computed_at=CUT,
-                     filed_at=MONDAY - timedelta(hours=3), confirmation="WJ-7", due_at=MONDAY)
+    return DayStatus(
+        business_day=D,
+        status="filed",
+        segments=["4d2"],
+        version=1,
+        computed_at=CUT,
+        filed_at=MONDAY - timedelta(hours=3),
+        confirmation="WJ-7",
+        due_at=MONDAY,
+    )
 
 
 def figures(excess: Decimal, version: int = 1, target: Decimal = Decimal(0)) -> Any:
@@ -46,8 +60,9 @@ def figures(excess: Decimal, version: int = 1, target: Decimal = Decimal(0)) -> 
 
 
 def request(amount: Decimal) -> WhatIfRequest:
-    return WhatIfRequest.model_validate({"segment": "4d2", "withdrawals": [
-        {"amount": str(amount), "recipient": "Holdco LLC", "purpose": "dividend"}]})
+    return WhatIfRequest.model_validate(
+        {"segment": "4d2", "withdrawals": [{"amount": str(amount), "recipient": "Holdco LLC", "purpose": "dividend"}]}
+    )
 
 
 def test_a_statement_record_is_the_baseline_and_an_amendment_replaces_its_excess() -> None:
@@ -81,9 +96,17 @@ def test_the_what_if_is_refused_while_the_filing_is_unknown_then_not_filed_then_
 def test_residual_interest_fires_on_the_clock_once_the_deadline_passes() -> None:
     state = ControlsState()
     state.on_figures(figures(1 * M))
-    amounts = EVENT_ADAPTER.validate_python({
-        "type": "undermargined_amounts", "event_id": "u1", "source": "risk", "as_of": CUT.isoformat(),
-        "segment": "4d2", "business_day": D.isoformat(), "amount": str(2 * M)})
+    amounts = EVENT_ADAPTER.validate_python(
+        {
+            "type": "undermargined_amounts",
+            "event_id": "u1",
+            "source": "risk",
+            "as_of": CUT.isoformat(),
+            "segment": "4d2",
+            "business_day": D.isoformat(),
+            "amount": str(2 * M),
+        }
+    )
     assert isinstance(amounts, UndermarginedAmounts) and state.on_event(amounts)
     deadline = datetime(2026, 11, 23, 23, 0, tzinfo=UTC)  # 6 pm Eastern on Monday
     assert state.residual_changes(AlertStates(), deadline - timedelta(seconds=1)) == []

@@ -122,8 +122,9 @@ def test_each_instance_has_its_own_registry_and_every_name_is_exposed() -> None:
     controls.on_figures(real_figures())
     one.show_window(controls.status("4d2"))
     one.what_if("allowed")
-    one.alert_published(evaluate(AlertStates(), real_figures(version=1, funds_delta=-10**10), now=T0).changes[0],
-                        T0, T0)
+    one.alert_published(
+        evaluate(AlertStates(), real_figures(version=1, funds_delta=-(10**10)), now=T0).changes[0], T0, T0
+    )
     assert value(two, m.FIGURES_TOTAL, segment="4d2") is None
     exposed = one.exposition().decode()
     for name in m.METRIC_NAMES:
@@ -132,7 +133,7 @@ def test_each_instance_has_its_own_registry_and_every_name_is_exposed() -> None:
 
 
 def test_floats_appear_only_at_the_prometheus_boundary() -> None:
-    result = evaluate(AlertStates(), real_figures(version=1, funds_delta=-10**10), now=T0)
+    result = evaluate(AlertStates(), real_figures(version=1, funds_delta=-(10**10)), now=T0)
     for alert in result.changes:
         assert alert.figures is not None
         for amount in (alert.figures.excess, alert.figures.funds, alert.figures.requirement, alert.figures.target):

@@ -42,8 +42,14 @@ def theirs(text: str) -> tuple[Balances, int]:
             for summary in account.header.summary_items:
                 amounts.setdefault(summary.type_code.code, summary.amount)
             header = account.header
-            balances.append((header.customer_account_number, header.currency or group.header.currency,
-                             group.header.as_of_date, amounts))
+            balances.append(
+                (
+                    header.customer_account_number,
+                    header.currency or group.header.currency,
+                    group.header.as_of_date,
+                    amounts,
+                )
+            )
     return balances, parsed.trailer.file_control_total
 
 
@@ -118,8 +124,7 @@ SPLIT_GROUP = """\
 
 def test_the_package_misreads_a_type_code_group_split_over_an_88_and_ours_does_not() -> None:
     balances, total = ours(SPLIT_GROUP)
-    assert balances[0][3] == {"010": 4764927, "015": 4626045, "022": 0, "040": 4626045, "045": 4626045,
-                              "400": 138882}
+    assert balances[0][3] == {"010": 4764927, "015": 4626045, "022": 0, "040": 4626045, "045": 4626045, "400": 138882}
     assert total == 18781944
     # The package glues "045" and "4626045" into one type code.
     with pytest.raises(NotSupportedYetException, match="Type code '0454626045'"):

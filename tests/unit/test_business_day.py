@@ -26,20 +26,41 @@ def at(day: date, hour: int, minute: int = 0) -> str:
 
 
 def account(eid: str, acct: str, cash: str, when: str, segment: str = "4d2") -> AccountBalance:
-    ev = EVENT_ADAPTER.validate_python({
-        "type": "account_balance", "event_id": eid, "source": "test", "as_of": when, "segment": segment,
-        "account": acct,
-        "currency": "USD", "cash": cash, "securities": "0", "unrealized": "0", "long_options": "0",
-        "short_options": "0"})
+    ev = EVENT_ADAPTER.validate_python(
+        {
+            "type": "account_balance",
+            "event_id": eid,
+            "source": "test",
+            "as_of": when,
+            "segment": segment,
+            "account": acct,
+            "currency": "USD",
+            "cash": cash,
+            "securities": "0",
+            "unrealized": "0",
+            "long_options": "0",
+            "short_options": "0",
+        }
+    )
     assert isinstance(ev, AccountBalance)
     return ev
 
 
 def bank(eid: str, amount: str, when: str, segment: str = "4d2", depository: str = "BANK-1") -> DepositoryBalance:
-    ev = EVENT_ADAPTER.validate_python({
-        "type": "depository_balance", "event_id": eid, "source": "test", "as_of": when, "segment": segment,
-        "depository": depository,
-        "line": "7070", "location": "us", "currency": "USD", "amount": amount})
+    ev = EVENT_ADAPTER.validate_python(
+        {
+            "type": "depository_balance",
+            "event_id": eid,
+            "source": "test",
+            "as_of": when,
+            "segment": segment,
+            "depository": depository,
+            "line": "7070",
+            "location": "us",
+            "currency": "USD",
+            "amount": amount,
+        }
+    )
     assert isinstance(ev, DepositoryBalance)
     return ev
 
@@ -62,8 +83,9 @@ def statements(records: list[Any]) -> list[StatementRecord]:
 
 
 def alerts(records: list[Any]) -> list[Alert]:
-    return [r.value for r in records if isinstance(r.value, Alert) and r.value.rule.startswith(("statement",
-                                                                                                 "amendment"))]
+    return [
+        r.value for r in records if isinstance(r.value, Alert) and r.value.rule.startswith(("statement", "amendment"))
+    ]
 
 
 def test_the_next_days_first_balance_closes_the_day_as_from_events_close() -> None:
@@ -73,7 +95,8 @@ def test_the_next_days_first_balance_closes_the_day_as_from_events_close() -> No
     tuesday = account("t-1", "C-1", "5000", at(TUE, 9))
     out = statements(twin.feed(tuesday))
     assert [(s.business_day, s.segment, s.kind, s.version) for s in out] == [
-        (MON, sid, "INITIAL", 1) for sid in SEGMENT_IDS]
+        (MON, sid, "INITIAL", 1) for sid in SEGMENT_IDS
+    ]
     expected = statement_at_close([*events, tuesday], MON, CAL)
     assert {s.segment: dict(s.lines) for s in out} == expected
     # Live figures move on with Tuesday's balance while the close stays fixed.
@@ -84,8 +107,16 @@ def test_the_next_days_first_balance_closes_the_day_as_from_events_close() -> No
 def test_a_late_balance_amends_the_closed_day_and_an_unchanged_one_does_nothing() -> None:
     twin = Twin()
     twin.feed_all([*day_events(), account("t-1", "C-1", "5000", at(TUE, 9))])
-    approval = event("statement_approval", "ap1", at(TUE, 8), business_day=MON.isoformat(), approved_by="Jane Roe",
-                     role="cfo", approved_at=at(TUE, 8), reference="SIGN-1")
+    approval = event(
+        "statement_approval",
+        "ap1",
+        at(TUE, 8),
+        business_day=MON.isoformat(),
+        approved_by="Jane Roe",
+        role="cfo",
+        approved_at=at(TUE, 8),
+        reference="SIGN-1",
+    )
     assert alerts(twin.feed(approval)) == []
     late = bank("m4", "1700", at(MON, 16))  # arrives Tuesday, as of Monday afternoon
     records = twin.feed(late)
@@ -94,11 +125,16 @@ def test_a_late_balance_amends_the_closed_day_and_an_unchanged_one_does_nothing(
     assert amended.lines == statement_at_close([*day_events(), late], MON, CAL)["4d2"]
     (alert,) = alerts(records)
     assert (alert.rule, alert.state, alert.segment, alert.alert_id) == (
-        "amendment_needed", "firing", "4d2", "2017-11-06|amendment_needed")
+        "amendment_needed",
+        "firing",
+        "4d2",
+        "2017-11-06|amendment_needed",
+    )
     same = bank("m4", "1700", at(MON, 16))
     assert statements(twin.feed(same)) == [] and alerts(twin.feed(same)) == []
-    filing = event("statement_filing", "f1", at(TUE, 11), business_day=MON.isoformat(), filed_at=at(TUE, 11),
-                   confirmation="WJ-1")
+    filing = event(
+        "statement_filing", "f1", at(TUE, 11), business_day=MON.isoformat(), filed_at=at(TUE, 11), confirmation="WJ-1"
+    )
     resolved = alerts(twin.feed(filing))
     assert [(a.rule, a.state) for a in resolved] == [("amendment_needed", "resolved")]
 
@@ -107,15 +143,28 @@ def test_the_noon_deadline_warns_at_ten_and_pages_at_noon_until_filed() -> None:
     twin = Twin()
     twin.feed_all([*day_events(), account("t-1", "C-1", "5000", at(TUE, 9))])
     ten = alerts(twin.feed(account("t-2", "C-2", "1", at(TUE, 10, 5))))
-    assert [(a.rule, a.severity, a.page, a.state) for a in ten] == [("statement_not_filed", "warning", False,
-                                                                     "firing")]
+    assert [(a.rule, a.severity, a.page, a.state) for a in ten] == [("statement_not_filed", "warning", False, "firing")]
     noon = alerts(twin.feed(account("t-3", "C-2", "2", at(TUE, 12, 1))))
     assert sorted((a.rule, a.severity, a.page, a.state) for a in noon) == [
-        ("statement_not_filed", "critical", True, "firing"), ("statement_not_filed", "warning", False, "resolved")]
-    filed = alerts(twin.feed(event("statement_filing", "f1", at(TUE, 12, 30), business_day=MON.isoformat(),
-                                   filed_at=at(TUE, 12, 30), confirmation="WJ-1")))
-    assert sorted((a.rule, a.state) for a in filed) == [("statement_filed_late", "firing"),
-                                                       ("statement_not_filed", "resolved")]
+        ("statement_not_filed", "critical", True, "firing"),
+        ("statement_not_filed", "warning", False, "resolved"),
+    ]
+    filed = alerts(
+        twin.feed(
+            event(
+                "statement_filing",
+                "f1",
+                at(TUE, 12, 30),
+                business_day=MON.isoformat(),
+                filed_at=at(TUE, 12, 30),
+                confirmation="WJ-1",
+            )
+        )
+    )
+    assert sorted((a.rule, a.state) for a in filed) == [
+        ("statement_filed_late", "firing"),
+        ("statement_not_filed", "resolved"),
+    ]
 
 
 def test_a_close_event_closes_the_day_before_any_next_day_balance() -> None:

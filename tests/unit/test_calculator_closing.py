@@ -65,7 +65,8 @@ def test_the_live_aggregate_is_the_closers_view_and_answers_as_the_aggregate_alo
     mine = state.closing.closer
     assert (mine.open_day, mine.cutoff) == (reference.open_day, reference.cutoff) == (WED, CAL.cutoff(WED))
     assert {d: (c.sums, c.version) for d, c in mine.closed.items()} == {
-        d: (c.sums, c.version) for d, c in reference.closed.items()}
+        d: (c.sums, c.version) for d, c in reference.closed.items()
+    }
     for sid in SEGMENT_IDS:
         assert state.aggregate.totals(sid) == alone.totals(sid) == reference.view.totals(sid)
     # Monday's close is the statement from the events as of its cut-off, late balances included.
@@ -168,8 +169,12 @@ def test_the_desk_publishes_initial_then_one_amendment_and_nothing_for_an_unchan
     # A restart: restored from the partials and what was published, it publishes nothing again, and the next
     # amendment is version 3.
     again = StatementDesk(CAL)
-    again.restore([Partial.from_json(s.partial().to_json()) for s in (a, b)], [target], None,  # type: ignore[list-item]
-                  [*first, amended])
+    again.restore(
+        [Partial.from_json(s.partial().to_json()) for s in (a, b)],
+        [target],  # type: ignore[list-item]
+        None,
+        [*first, amended],
+    )
     assert again.flush(now) == []
     put(a, account("m9", "C-9", "1", at(MON, 13)))
     again.on_partial(Partial.from_json(a.partial().to_json()))
@@ -182,18 +187,22 @@ def test_a_close_event_and_the_clock_close_the_day_in_the_book() -> None:
         put(a, ev)
     desk, out = desk_with(a, now=datetime(2017, 11, 6, 18, tzinfo=CHI))
     assert out == []
-    close = BusinessDayClose(event_id="c1", source="ledger", as_of=datetime(2017, 11, 6, 18, tzinfo=CHI),
-                             business_day=MON)
+    close = BusinessDayClose(
+        event_id="c1", source="ledger", as_of=datetime(2017, 11, 6, 18, tzinfo=CHI), business_day=MON
+    )
     assert desk.on_close(close) and not desk.on_close(close)
     assert [r.kind for r in desk.flush(datetime(2017, 11, 6, 18, tzinfo=CHI))] == ["INITIAL"] * len(SEGMENT_IDS)
     clocked, _ = desk_with(a, now=datetime(2017, 11, 6, 18, tzinfo=CHI))
     clocked.tick(datetime(2017, 11, 6, 23, 59, tzinfo=CHI))  # Monday open: the Friday before closes
-    assert clocked.book.closed_through == date(2017, 11, 3) and clocked.flush(datetime(2017, 11, 6, 23, 59,
-                                                                                        tzinfo=CHI)) == []
+    assert (
+        clocked.book.closed_through == date(2017, 11, 3)
+        and clocked.flush(datetime(2017, 11, 6, 23, 59, tzinfo=CHI)) == []
+    )
     assert not clocked.tick(datetime(2017, 11, 6, 23, 59, 30, tzinfo=CHI))
     assert clocked.tick(datetime(2017, 11, 7, 0, 0, 1, tzinfo=CHI))
     assert [(r.business_day, r.kind) for r in clocked.flush(datetime(2017, 11, 7, 0, 1, tzinfo=CHI))] == [
-        (MON, "INITIAL")] * len(SEGMENT_IDS)
+        (MON, "INITIAL")
+    ] * len(SEGMENT_IDS)
 
 
 def test_settings_history_is_pruned_only_of_what_no_kept_day_needs() -> None:

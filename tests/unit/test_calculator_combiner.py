@@ -30,7 +30,7 @@ def run_partitioned(stream: list[EventBase], partitions: int, batch: int) -> Com
     offsets = dict.fromkeys(range(partitions), 0)
     for start in range(0, len(stream), batch):
         touched = set()
-        for ev in stream[start:start + batch]:
+        for ev in stream[start : start + batch]:
             if isinstance(ev, AccountBalance | DepositoryBalance):
                 p = zlib.crc32(ev.key.encode()) % partitions
                 offsets[p] += 1
@@ -56,9 +56,19 @@ def test_partitioned_figures_equal_the_single_book(stream: list[EventBase], part
 
 
 def acct(n: int, cash: str, minutes: int = 0, segment: SegmentId = "4d2") -> AccountBalance:
-    return AccountBalance(event_id=f"e{n}", source="ledger", as_of=T0 + timedelta(minutes=minutes), segment=segment,
-                          account="C1", currency="USD", cash=Decimal(cash), securities=Decimal(0),
-                          unrealized=Decimal(0), long_options=Decimal(0), short_options=Decimal(0))
+    return AccountBalance(
+        event_id=f"e{n}",
+        source="ledger",
+        as_of=T0 + timedelta(minutes=minutes),
+        segment=segment,
+        account="C1",
+        currency="USD",
+        cash=Decimal(cash),
+        securities=Decimal(0),
+        unrealized=Decimal(0),
+        long_options=Decimal(0),
+        short_options=Decimal(0),
+    )
 
 
 def test_a_figures_record_only_when_a_figure_changes_and_versions_grow() -> None:

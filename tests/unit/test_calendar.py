@@ -24,8 +24,18 @@ def test_reference_days_are_business_days(cal: BusinessCalendar) -> None:
     assert cal.next_business_day(date(2013, 7, 25)) == date(2013, 7, 26)
 
 
-@pytest.mark.parametrize("holiday", [date(2017, 11, 23), date(2017, 12, 25), date(2017, 7, 4), date(2017, 4, 14),
-                                     date(2017, 1, 16), date(2018, 12, 5), date(2024, 6, 19)])
+@pytest.mark.parametrize(
+    "holiday",
+    [
+        date(2017, 11, 23),
+        date(2017, 12, 25),
+        date(2017, 7, 4),
+        date(2017, 4, 14),
+        date(2017, 1, 16),
+        date(2018, 12, 5),
+        date(2024, 6, 19),
+    ],
+)
 def test_holidays_have_no_statement(cal: BusinessCalendar, holiday: date) -> None:
     assert not cal.is_business_day(holiday)
     assert cal.segments_due(holiday) == ()
@@ -36,7 +46,11 @@ def test_weekend_and_thanksgiving_move_the_filing_day(cal: BusinessCalendar) -> 
     assert cal.next_business_day(date(2017, 11, 22)) == date(2017, 11, 24)  # over Thanksgiving
     assert cal.previous_business_day(date(2017, 11, 24)) == date(2017, 11, 22)
     assert cal.business_days(date(2017, 11, 20), date(2017, 11, 26)) == [
-        date(2017, 11, 20), date(2017, 11, 21), date(2017, 11, 22), date(2017, 11, 24)]
+        date(2017, 11, 20),
+        date(2017, 11, 21),
+        date(2017, 11, 22),
+        date(2017, 11, 24),
+    ]
 
 
 def test_half_day_closes_early_with_the_close_cutoff() -> None:
@@ -70,8 +84,11 @@ def test_extra_307_days() -> None:
     assert cal.segments_due(columbus) == ("30.7",)
     assert cal.has_statement(columbus, "30.7") and not cal.has_statement(columbus, "4d2")
     assert cal.next_business_day(columbus) == date(2017, 11, 24)
-    assert cal.statement_days(date(2017, 11, 22), date(2017, 11, 24)) == [date(2017, 11, 22), columbus,
-                                                                           date(2017, 11, 24)]
+    assert cal.statement_days(date(2017, 11, 22), date(2017, 11, 24)) == [
+        date(2017, 11, 22),
+        columbus,
+        date(2017, 11, 24),
+    ]
 
 
 def test_deadlines_next_business_day_chicago(cal: BusinessCalendar) -> None:
@@ -87,9 +104,15 @@ def test_closed_since_lists_the_days_a_clock_closes(cal: BusinessCalendar) -> No
 
 
 def test_from_env_and_bad_configuration() -> None:
-    cfg = CalendarConfig.from_env({"SEGWATCH_CALENDAR": "CME_TradeDate", "SEGWATCH_CUTOFF": "18:30",
-                                   "SEGWATCH_307_DAYS": "2017-10-09, 2017-11-10",
-                                   "SEGWATCH_FILING_WARNING": "09:30", "SEGWATCH_FILING_DEADLINE": "12:00"})
+    cfg = CalendarConfig.from_env(
+        {
+            "SEGWATCH_CALENDAR": "CME_TradeDate",
+            "SEGWATCH_CUTOFF": "18:30",
+            "SEGWATCH_307_DAYS": "2017-10-09, 2017-11-10",
+            "SEGWATCH_FILING_WARNING": "09:30",
+            "SEGWATCH_FILING_DEADLINE": "12:00",
+        }
+    )
     assert cfg.cutoff == "18:30" and cfg.warning_at == time(9, 30)
     assert cfg.extra_307_days == {date(2017, 10, 9), date(2017, 11, 10)}
     with pytest.raises(InputError, match="SEGWATCH_307_DAYS"):

@@ -44,7 +44,11 @@ def test_ledger_fields_map_to_ledger_leaves_of_the_requirement_side() -> None:
         for field, code in seg.ledger.items():
             line = LINES[code]
             assert (line.segment, line.source, line.side, line.is_leaf) == (
-                seg.id, Source.LEDGER, Side.REQUIREMENT, True), field
+                seg.id,
+                Source.LEDGER,
+                Side.REQUIREMENT,
+                True,
+            ), field
 
 
 def test_settings_are_the_targets_and_the_foreign_requirement() -> None:
@@ -52,8 +56,14 @@ def test_settings_are_the_targets_and_the_foreign_requirement() -> None:
 
 
 def test_the_domain_sign_rules_are_declared() -> None:
-    assert {c for c, ln in LINES.items() if ln.sign is Sign.NONPOSITIVE} >= {"7033", "7047", "7337", "7352", "8540",
-                                                                             "8570"}
+    assert {c for c, ln in LINES.items() if ln.sign is Sign.NONPOSITIVE} >= {
+        "7033",
+        "7047",
+        "7337",
+        "7352",
+        "8540",
+        "8570",
+    }
     assert {c for c, ln in LINES.items() if ln.sign is Sign.NONNEGATIVE} >= {"7045", "7351", "8560"}
 
 

@@ -7,8 +7,9 @@ import pytest
 
 
 def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "segwatch.cli", *args], input=stdin, capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", *args], input=stdin, capture_output=True, text=True, check=False
+    )
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,36 @@ DEPOSITORIES = str(EXAMPLES / "depositories.csv")
 
 # Poisons: what corrupted and careless files really hold.
 POISONS = [
-    "9" * 4400, "1" + "0" * 26, "1e999999999", "-1e999999999", "NaN", "١٢٣", "１２", "1_000", ",", ",,,", "",
-    "[" * 3000, "{\"a\":" * 3000, "\x00", "\u2028", "\ufeff", "\"", "\\", "/", "x" * 140_000, "-", ".", "(,)",
-    "\r", "99999999999999999999", "+", "0x10", "\udcff", "2026-02-30T00:00:00Z", "24:00",
+    "9" * 4400,
+    "1" + "0" * 26,
+    "1e999999999",
+    "-1e999999999",
+    "NaN",
+    "١٢٣",
+    "１２",
+    "1_000",
+    ",",
+    ",,,",
+    "",
+    "[" * 3000,
+    '{"a":' * 3000,
+    "\x00",
+    "\u2028",
+    "\ufeff",
+    '"',
+    "\\",
+    "/",
+    "x" * 140_000,
+    "-",
+    ".",
+    "(,)",
+    "\r",
+    "99999999999999999999",
+    "+",
+    "0x10",
+    "\udcff",
+    "2026-02-30T00:00:00Z",
+    "24:00",
 ]
 
 
@@ -51,7 +78,7 @@ def mutate(text: str, rng: random.Random) -> str:
             lines[i] = "".join(rng.choice(POISONS[:3]) if ch.isdigit() and rng.random() < 0.05 else ch for ch in line)
         else:  # a byte flipped
             at = rng.randrange(max(len(line), 1))
-            lines[i] = line[:at] + chr(rng.randrange(1, 0x3000)) + line[at + 1:]
+            lines[i] = line[:at] + chr(rng.randrange(1, 0x3000)) + line[at + 1 :]
     return "".join(lines)
 
 
@@ -63,8 +90,11 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 
 CASES = [
-    ("events.ndjson", ()), ("errors/events-with-errors.ndjson", ()), ("ledger.csv", ()),
-    ("errors/ledger-with-errors.csv", ()), ("bank.bai2", ("--depositories", DEPOSITORIES)),
+    ("events.ndjson", ()),
+    ("errors/events-with-errors.ndjson", ()),
+    ("ledger.csv", ()),
+    ("errors/ledger-with-errors.csv", ()),
+    ("bank.bai2", ("--depositories", DEPOSITORIES)),
     ("errors/bank-unmapped.bai2", ("--depositories", DEPOSITORIES)),
 ]
 
@@ -97,7 +127,8 @@ def test_corrupted_filings_and_statements_never_crash_the_cli(
         assert err.startswith("segwatch: error: "), err
     if status == 1:  # lines of the form it could not read: each named, nothing guessed
         assert err.splitlines()[-1].startswith("parse: ") and all(
-            line.startswith(("missing: ", "parse: ")) for line in err.splitlines()), err
+            line.startswith(("missing: ", "parse: ")) for line in err.splitlines()
+        ), err
     statement = tmp_path / "statement.json"
     amount = poison(rng)[:5000]
     statement.write_bytes(('{"4d2": {"7010": ' + amount + ', "7020": "1"}}').encode("utf-8", "surrogatepass"))
@@ -108,10 +139,14 @@ def test_corrupted_filings_and_statements_never_crash_the_cli(
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
-        (("ingest", str(EXAMPLES / "bank.bai2"), "--depositories", DEPOSITORIES, "--timezone", "America"),
-         "--timezone: unknown time zone 'America'"),
-        (("ingest", str(EXAMPLES / "bank.bai2"), "--depositories", DEPOSITORIES, "--timezone", "../../etc/passwd"),
-         "--timezone: unknown time zone"),
+        (
+            ("ingest", str(EXAMPLES / "bank.bai2"), "--depositories", DEPOSITORIES, "--timezone", "America"),
+            "--timezone: unknown time zone 'America'",
+        ),
+        (
+            ("ingest", str(EXAMPLES / "bank.bai2"), "--depositories", DEPOSITORIES, "--timezone", "../../etc/passwd"),
+            "--timezone: unknown time zone",
+        ),
     ],
 )
 def test_named_cli_problems(argv: tuple[str, ...], says: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,21 +19,22 @@ DAYS = (D1, D2, D3, D4)
 
 def bal(key: int, hours: float, cents: int, eid: str | None = None, code: str = "7070") -> tuple[str, Held]:
     as_of = datetime(2017, 11, 6, tzinfo=UTC) + timedelta(hours=hours)
-    return f"depo|4d2|bank{key}|{code}|USD", Held(as_of, eid or f"e{key}-{hours}-{cents}", "4d2", "USD",
-                                                  line_codes(code), (cents,))
+    return f"depo|4d2|bank{key}|{code}|USD", Held(
+        as_of, eid or f"e{key}-{hours}-{cents}", "4d2", "USD", line_codes(code), (cents,)
+    )
 
 
 def nonzero(sums: Sums) -> dict[tuple[str, str, str], int]:
-    return {(s, c, code): v for s, curs in sums.items() for c, lines in curs.items() for code, v in lines.items()
-            if v}
+    return {(s, c, code): v for s, curs in sums.items() for c, lines in curs.items() for code, v in lines.items() if v}
 
 
 def brute(arrived: list[tuple[str, Held]], cutoff: datetime) -> dict[tuple[str, str, str], int]:
     """The definition: per key, the latest balance (as-of, then event id) at or before the cut-off."""
     latest: dict[str, Held] = {}
     for key, h in arrived:
-        if h.as_of <= cutoff and (key not in latest or (h.as_of, h.event_id) > (latest[key].as_of,
-                                                                                 latest[key].event_id)):
+        if h.as_of <= cutoff and (
+            key not in latest or (h.as_of, h.event_id) > (latest[key].as_of, latest[key].event_id)
+        ):
             latest[key] = h
     out: dict[tuple[str, str, str], int] = {}
     for h in latest.values():
@@ -101,8 +102,9 @@ def test_late_balance_older_than_the_kept_days_is_reported() -> None:
     assert put.unchecked and put.amended == (D2,)
 
 
-def run(events: list[tuple[str, Held]], closes_after: list[int], partitions: int = 1,
-        restart_at: int | None = None) -> tuple[list[DayCloser], list[tuple[str, Held]]]:
+def run(
+    events: list[tuple[str, Held]], closes_after: list[int], partitions: int = 1, restart_at: int | None = None
+) -> tuple[list[DayCloser], list[tuple[str, Held]]]:
     closers = [DayCloser(D1, CUT[D1], retain=4) for _ in range(partitions)]
     arrived: list[tuple[str, Held]] = []
     for i, (key, h) in enumerate(events):
@@ -118,15 +120,21 @@ def run(events: list[tuple[str, Held]], closes_after: list[int], partitions: int
     return closers, arrived
 
 
-event = st.tuples(st.integers(0, 5), st.floats(0, 4 * 24, allow_nan=False), st.integers(-500, 500),
-                  st.sampled_from(["a", "b"]))
+event = st.tuples(
+    st.integers(0, 5), st.floats(0, 4 * 24, allow_nan=False), st.integers(-500, 500), st.sampled_from(["a", "b"])
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(event, max_size=40), st.lists(st.integers(0, 40), max_size=3), st.integers(1, 3),
-       st.one_of(st.none(), st.integers(0, 40)))
-def test_every_close_equals_the_definition(raw: list[tuple[int, float, int, str]], closes: list[int],
-                                           partitions: int, restart_at: int | None) -> None:
+@given(
+    st.lists(event, max_size=40),
+    st.lists(st.integers(0, 40), max_size=3),
+    st.integers(1, 3),
+    st.one_of(st.none(), st.integers(0, 40)),
+)
+def test_every_close_equals_the_definition(
+    raw: list[tuple[int, float, int, str]], closes: list[int], partitions: int, restart_at: int | None
+) -> None:
     events = [bal(k, round(h, 1), c, f"{eid}{k}{h}") for k, h, c, eid in raw]
     random.Random(len(events)).shuffle(events)  # arrival order has nothing to do with as-of order
     closers, arrived = run(events, sorted(closes), partitions, restart_at)
@@ -134,9 +142,13 @@ def test_every_close_equals_the_definition(raw: list[tuple[int, float, int, str]
     for day in closers[0].closed:
         assert nonzero(combine_sums(c.closed[day].sums for c in closers)) == brute(arrived, CUT[day])
     # and the open day's view too
-    view = combine_sums({sid: {cur: {code: int(v * 100) for code, v in lines.items()}
-                               for cur, lines in c.view.totals(sid).items()} for sid in ("4d2",)}
-                        for c in closers)
+    view = combine_sums(
+        {
+            sid: {cur: {code: int(v * 100) for code, v in lines.items()} for cur, lines in c.view.totals(sid).items()}
+            for sid in ("4d2",)
+        }
+        for c in closers
+    )
     assert nonzero(view) == brute(arrived, closers[0].cutoff)
 
 

@@ -30,9 +30,19 @@ NOW = datetime(2017, 11, 7, 9, tzinfo=CHI)
 
 
 def letter(eid: str, when: str, on_file: bool, depository: str = "NOLETTER") -> EventBase:
-    return EVENT_ADAPTER.validate_python({
-        "type": "depository_reference", "event_id": eid, "source": "test", "as_of": when, "segment": "4d2",
-        "depository": depository, "kind": "bank", "country": "US", "acknowledgment_letter": on_file})
+    return EVENT_ADAPTER.validate_python(
+        {
+            "type": "depository_reference",
+            "event_id": eid,
+            "source": "test",
+            "as_of": when,
+            "segment": "4d2",
+            "depository": depository,
+            "kind": "bank",
+            "country": "US",
+            "acknowledgment_letter": on_file,
+        }
+    )
 
 
 def monday() -> list[EventBase]:
@@ -88,8 +98,7 @@ def test_a_reference_after_the_cut_off_leaves_the_closed_day_alone_a_late_one_as
     [amended] = statements(twin.feed(correction))
     assert (amended.business_day, amended.kind, amended.version) == (MON, "AMENDMENT", 2)
     assert amended.lines["7070"] == Decimal("1750.00") and "7070" in amended.moved
-    assert dict(amended.lines) == statement_at_close(
-        [*monday(), TUESDAY, tuesday_letter, correction], MON, CAL)["4d2"]
+    assert dict(amended.lines) == statement_at_close([*monday(), TUESDAY, tuesday_letter, correction], MON, CAL)["4d2"]
 
 
 def test_a_late_balance_at_a_depository_without_its_letter_does_not_amend_the_close() -> None:
@@ -99,8 +108,12 @@ def test_a_late_balance_at_a_depository_without_its_letter_does_not_amend_the_cl
     # A late balance at the acknowledged bank does.
     [amended] = statements(twin.feed(bank("m5", "1600", at(MON, 16))))
     assert amended.kind == "AMENDMENT" and amended.lines["7070"] == Decimal("1600.00")
-    events = [*monday(), TUESDAY, bank("m4", "900", at(MON, 16), depository="NOLETTER"),
-              bank("m5", "1600", at(MON, 16))]
+    events = [
+        *monday(),
+        TUESDAY,
+        bank("m4", "900", at(MON, 16), depository="NOLETTER"),
+        bank("m5", "1600", at(MON, 16)),
+    ]
     assert dict(amended.lines) == statement_at_close(events, MON, CAL)["4d2"]
 
 

@@ -26,35 +26,79 @@ MORNING = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
 
-def baseline(excess: Decimal, day: date = DAY1, cutoff: datetime = CUT1, segment: SegmentId = "4d2",
-             version: int = 1) -> Baseline:
+def baseline(
+    excess: Decimal, day: date = DAY1, cutoff: datetime = CUT1, segment: SegmentId = "4d2", version: int = 1
+) -> Baseline:
     return Baseline(segment=segment, business_day=day, cutoff=cutoff, excess=excess, version=version)
 
 
 def figures(version: int, excess: Decimal, segment: SegmentId = "4d2") -> Figures:
     requirement = 1000 * M
-    return Figures(segment=segment, version=version, as_of=MORNING, computed_at=MORNING, lines={},
-                   requirement=requirement, funds=requirement + excess, excess=excess, target=Decimal(0),
-                   excess_over_target=excess, accounts=1, depositories=1, last_event_id=f"b-{version}")
+    return Figures(
+        segment=segment,
+        version=version,
+        as_of=MORNING,
+        computed_at=MORNING,
+        lines={},
+        requirement=requirement,
+        funds=requirement + excess,
+        excess=excess,
+        target=Decimal(0),
+        excess_over_target=excess,
+        accounts=1,
+        depositories=1,
+        last_event_id=f"b-{version}",
+    )
 
 
-def disb(event_id: str, amount: Decimal, *, at: datetime = MORNING, customer: bool = False, segment: str = "4d2",
-         **extra: Any) -> Disbursement:
-    data = {"type": "disbursement", "event_id": event_id, "source": "treasury", "as_of": at.isoformat(),
-            "segment": segment, "amount": str(amount), "recipient": "Holdco LLC (parent)",
-            "purpose": "dividend to the parent", "for_customer_benefit": customer, **extra}
+def disb(
+    event_id: str,
+    amount: Decimal,
+    *,
+    at: datetime = MORNING,
+    customer: bool = False,
+    segment: str = "4d2",
+    **extra: Any,
+) -> Disbursement:
+    data = {
+        "type": "disbursement",
+        "event_id": event_id,
+        "source": "treasury",
+        "as_of": at.isoformat(),
+        "segment": segment,
+        "amount": str(amount),
+        "recipient": "Holdco LLC (parent)",
+        "purpose": "dividend to the parent",
+        "for_customer_benefit": customer,
+        **extra,
+    }
     ev = EVENT_ADAPTER.validate_python(data)
     assert isinstance(ev, Disbursement)
     return ev
 
 
-def approval(reference: str, *, at: datetime = MORNING - timedelta(hours=1), amount: Decimal | None = None,
-             proposal_id: str | None = None, event_id: str = "ap-1") -> DisbursementApproval:
-    ev = EVENT_ADAPTER.validate_python({
-        "type": "disbursement_approval", "event_id": event_id, "source": "treasury", "as_of": at.isoformat(),
-        "segment": "4d2", "reference": reference, "approver": "Jane Doe", "role": "cfo",
-        "proposal_id": proposal_id, "amount": str(amount) if amount is not None else None,
-    })
+def approval(
+    reference: str,
+    *,
+    at: datetime = MORNING - timedelta(hours=1),
+    amount: Decimal | None = None,
+    proposal_id: str | None = None,
+    event_id: str = "ap-1",
+) -> DisbursementApproval:
+    ev = EVENT_ADAPTER.validate_python(
+        {
+            "type": "disbursement_approval",
+            "event_id": event_id,
+            "source": "treasury",
+            "as_of": at.isoformat(),
+            "segment": "4d2",
+            "reference": reference,
+            "approver": "Jane Doe",
+            "role": "cfo",
+            "proposal_id": proposal_id,
+            "amount": str(amount) if amount is not None else None,
+        }
+    )
     assert isinstance(ev, DisbursementApproval)
     return ev
 
@@ -93,7 +137,13 @@ def test_the_issue_example_within_needs_within_needs_needs_then_within_next_day(
     assert [d.correlation_id for d in out] == ["d1", "d2", "c1", "d3", "d4", "d5"]
     assert [d.needs_approval for d in out] == [False, True, False, True, True, False]
     assert [d.outcome for d in out] == [
-        "within_limit", "needs_approval", "within_limit", "needs_approval", "needs_approval", "within_limit"]
+        "within_limit",
+        "needs_approval",
+        "within_limit",
+        "needs_approval",
+        "needs_approval",
+        "within_limit",
+    ]
     assert [d.aggregate for d in out] == [20 * M, 40 * M, 40 * M, 60 * M, 80 * M, 20 * M]
     first, second = out[0], out[1]
     assert first.basis == "daily_and_live" and first.baseline is not None and first.live is not None
@@ -147,7 +197,11 @@ def test_a_violation_is_critical_pages_and_owes_both_notices() -> None:
     assert (d.outcome, d.needs_approval, d.severity, d.page) == ("violation", True, "critical", True)
     assert result.alert is not None
     assert (result.alert.rule, result.alert.state, result.alert.severity, result.alert.page) == (
-        "disbursement_violation", "notice", "critical", True)
+        "disbursement_violation",
+        "notice",
+        "critical",
+        True,
+    )
     assert result.alert.correlation_id == "d1"
     assert {n.audience for n in result.notices} == {"exchange_audit", "cftc_dsro"}
     audit = next(n for n in result.notices if n.audience == "exchange_audit")
@@ -184,11 +238,12 @@ def test_approved_through_the_proposal_it_executes() -> None:
 
 @pytest.mark.parametrize(
     ("at", "amount", "why"),
-    [(MORNING + timedelta(hours=1), None, "came after the disbursement"),
-     (MORNING - timedelta(hours=1), 25 * M, "less than the")],
+    [
+        (MORNING + timedelta(hours=1), None, "came after the disbursement"),
+        (MORNING - timedelta(hours=1), 25 * M, "less than the"),
+    ],
 )
-def test_an_approval_after_the_fact_or_for_less_is_a_violation(at: datetime, amount: Decimal | None,
-                                                                 why: str) -> None:
+def test_an_approval_after_the_fact_or_for_less_is_a_violation(at: datetime, amount: Decimal | None, why: str) -> None:
     c = Controls()
     c.on_baseline(baseline(100 * M))
     c.on_approval(approval("CFO-1", at=at, amount=amount))
@@ -223,7 +278,10 @@ def test_with_no_excess_known_at_all_it_needs_approval() -> None:
     result = Controls().process(disb("d1", Decimal("1.00")), now=NOW)
     assert result is not None
     assert (result.decision.basis, result.decision.needs_approval, result.decision.outcome) == (
-        "none", True, "violation")
+        "none",
+        True,
+        "violation",
+    )
 
 
 def test_duplicates_and_replays_change_nothing() -> None:
@@ -301,7 +359,12 @@ def test_status_shows_baseline_aggregate_and_headroom() -> None:
     c.process(disb("d1", 15 * M), now=NOW)
     s = c.status("4d2")
     assert (s.aggregate, s.daily_limit, s.daily_headroom, s.live_limit, s.live_headroom) == (
-        15 * M, 25 * M, 10 * M, 20 * M, 5 * M)
+        15 * M,
+        25 * M,
+        10 * M,
+        20 * M,
+        5 * M,
+    )
 
 
 def test_records_serialise_as_the_exported_schemas_describe() -> None:

@@ -28,33 +28,73 @@ def at(minutes: int, base: datetime = MORNING) -> str:
 
 
 def bank(eid: str, when: str, millions: int) -> dict[str, Any]:
-    return {"type": "depository_balance", "event_id": eid, "source": "bank", "as_of": when, "segment": "4d2",
-            "depository": "BANK-1", "line": "7070", "currency": "USD", "location": "us",
-            "amount": f"{millions * M}.00"}
+    return {
+        "type": "depository_balance",
+        "event_id": eid,
+        "source": "bank",
+        "as_of": when,
+        "segment": "4d2",
+        "depository": "BANK-1",
+        "line": "7070",
+        "currency": "USD",
+        "location": "us",
+        "amount": f"{millions * M}.00",
+    }
 
 
 def disb(eid: str, when: str, millions: int, *, customer: bool = False, approval: str | None = None) -> dict[str, Any]:
-    return {"type": "disbursement", "event_id": eid, "source": "treasury", "as_of": when, "segment": "4d2",
-            "amount": f"{millions * M}.00", "recipient": "Customer C-9" if customer else "Holdco LLC (parent)",
-            "purpose": "withdrawal for a customer" if customer else "dividend to the parent",
-            "for_customer_benefit": customer, "approval": approval}
+    return {
+        "type": "disbursement",
+        "event_id": eid,
+        "source": "treasury",
+        "as_of": when,
+        "segment": "4d2",
+        "amount": f"{millions * M}.00",
+        "recipient": "Customer C-9" if customer else "Holdco LLC (parent)",
+        "purpose": "withdrawal for a customer" if customer else "dividend to the parent",
+        "for_customer_benefit": customer,
+        "approval": approval,
+    }
 
 
 def statement(day: date, cutoff: str, excess_millions: int) -> StatementRecord:
-    return StatementRecord(business_day=day, segment="4d2", kind="INITIAL", version=1, cutoff=datetime.fromisoformat(
-        cutoff), computed_at=datetime.fromisoformat(cutoff) + timedelta(minutes=5),
-        lines={"7190": Decimal(excess_millions * M)})
+    return StatementRecord(
+        business_day=day,
+        segment="4d2",
+        kind="INITIAL",
+        version=1,
+        cutoff=datetime.fromisoformat(cutoff),
+        computed_at=datetime.fromisoformat(cutoff) + timedelta(minutes=5),
+        lines={"7190": Decimal(excess_millions * M)},
+    )
 
 
 def example() -> list[dict[str, Any]]:
     ref = "CFO-MEMO-7"
     return [
-        {"type": "management_target", "event_id": "t1", "source": "treasury", "as_of": "2026-11-19T15:00:00+00:00",
-         "segment": "4d2", "amount": f"{10 * M}.00"},
+        {
+            "type": "management_target",
+            "event_id": "t1",
+            "source": "treasury",
+            "as_of": "2026-11-19T15:00:00+00:00",
+            "segment": "4d2",
+            "amount": f"{10 * M}.00",
+        },
         bank("b0", "2026-11-19T15:01:00+00:00", 1100),
-        {"type": "account_balance", "event_id": "a1", "source": "ledger", "as_of": "2026-11-19T15:02:00+00:00",
-         "segment": "4d2", "account": "C-1", "currency": "USD", "cash": f"{1000 * M}.00", "securities": "0",
-         "unrealized": "0", "long_options": "0", "short_options": "0"},  # excess 100M at the close of DAY1
+        {
+            "type": "account_balance",
+            "event_id": "a1",
+            "source": "ledger",
+            "as_of": "2026-11-19T15:02:00+00:00",
+            "segment": "4d2",
+            "account": "C-1",
+            "currency": "USD",
+            "cash": f"{1000 * M}.00",
+            "securities": "0",
+            "unrealized": "0",
+            "long_options": "0",
+            "short_options": "0",
+        },  # excess 100M at the close of DAY1
         disb("d1", at(0), 20),
         bank("b1", at(1), 1080),  # the first 20M has left the bank: live excess 80M
         disb("d2", at(10), 20, approval=ref),
@@ -80,16 +120,24 @@ def replay(tmp_path: Path, *args: str) -> tuple[int, str, str]:
 
 def test_the_issue_example_through_segwatch_replay(tmp_path: Path) -> None:
     baselines = tmp_path / "closes.ndjson"
-    baselines.write_text(statement(DAY1, CUT1, 100).model_dump_json() + "\n"
-                         + statement(DAY2, CUT2, 100).model_dump_json() + "\n", encoding="utf-8")
+    baselines.write_text(
+        statement(DAY1, CUT1, 100).model_dump_json() + "\n" + statement(DAY2, CUT2, 100).model_dump_json() + "\n",
+        encoding="utf-8",
+    )
     status, out, err = replay(tmp_path, "--baselines", str(baselines))
     assert status == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     got = [DisbursementDecision.model_validate(r) for r in lines if r["type"] == "disbursement_decision"]
     assert [d.correlation_id for d in got] == ["d1", "d2", "c1", "d3", "d4", "d5"]
     assert [d.needs_approval for d in got] == [False, True, False, True, True, False]
-    assert [d.outcome for d in got] == ["within_limit", "needs_approval", "within_limit", "needs_approval",
-                                        "needs_approval", "within_limit"]
+    assert [d.outcome for d in got] == [
+        "within_limit",
+        "needs_approval",
+        "within_limit",
+        "needs_approval",
+        "needs_approval",
+        "within_limit",
+    ]
     assert [d.aggregate for d in got] == [v * M for v in (20, 40, 40, 60, 80, 20)]
     assert all(d.basis == "daily_and_live" for d in got)
     assert got[0].baseline is not None and got[0].baseline.business_day == DAY1
@@ -107,8 +155,11 @@ def test_the_issue_example_through_segwatch_replay(tmp_path: Path) -> None:
 def test_without_baselines_the_live_test_alone_applies_and_says_so(tmp_path: Path) -> None:
     status, out, err = replay(tmp_path)
     assert status == 0, err
-    got = [DisbursementDecision.model_validate_json(line) for line in out.splitlines()
-           if '"type":"disbursement_decision"' in line]
+    got = [
+        DisbursementDecision.model_validate_json(line)
+        for line in out.splitlines()
+        if '"type":"disbursement_decision"' in line
+    ]
     # Before the first close the live test alone applies, and the record says so; the twin's own closes of
     # the events' business days (the BusinessDay stage) are the baselines after that.
     assert got[0].basis == "live_only"

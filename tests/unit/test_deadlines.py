@@ -29,28 +29,65 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
 
 
 def depo(eid: str, when: datetime, amount: str, line: str = "7070") -> DepositoryBalance:
-    return DepositoryBalance(event_id=eid, source="bank", as_of=when, segment="4d2", depository="b1", line=line,
-                             currency="USD", location="us", amount=Decimal(amount))
+    return DepositoryBalance(
+        event_id=eid,
+        source="bank",
+        as_of=when,
+        segment="4d2",
+        depository="b1",
+        line=line,
+        currency="USD",
+        location="us",
+        amount=Decimal(amount),
+    )
 
 
 def acct(eid: str, when: datetime, cash: str) -> AccountBalance:
-    return AccountBalance(event_id=eid, source="ledger", as_of=when, segment="4d2", account="c1", currency="USD",
-                          cash=Decimal(cash), securities=Decimal(0), unrealized=Decimal(0),
-                          long_options=Decimal(0), short_options=Decimal(0))
+    return AccountBalance(
+        event_id=eid,
+        source="ledger",
+        as_of=when,
+        segment="4d2",
+        account="c1",
+        currency="USD",
+        cash=Decimal(cash),
+        securities=Decimal(0),
+        unrealized=Decimal(0),
+        long_options=Decimal(0),
+        short_options=Decimal(0),
+    )
 
 
 def approval(when: datetime, version: int | None = None) -> StatementApproval:
-    return StatementApproval(event_id=f"a{when:%H%M}", source="signoff", as_of=when, business_day=D,
-                             version=version, approved_by="Jane Roe", role="cfo", approved_at=when, reference="SO-1")
+    return StatementApproval(
+        event_id=f"a{when:%H%M}",
+        source="signoff",
+        as_of=when,
+        business_day=D,
+        version=version,
+        approved_by="Jane Roe",
+        role="cfo",
+        approved_at=when,
+        reference="SO-1",
+    )
 
 
 def filing(when: datetime, version: int | None = None) -> StatementFiling:
-    return StatementFiling(event_id=f"f{when:%H%M}", source="winjammer", as_of=when, business_day=D,
-                           version=version, filed_at=when, confirmation="WJ-77", filed_by="ops")
+    return StatementFiling(
+        event_id=f"f{when:%H%M}",
+        source="winjammer",
+        as_of=when,
+        business_day=D,
+        version=version,
+        filed_at=when,
+        confirmation="WJ-77",
+        filed_by="ops",
+    )
 
 
-def close_and_publish(closers: list[DayCloser], history: SettingsHistory, record: DayRecord, now: datetime
-                      ) -> list[StatementRecord]:
+def close_and_publish(
+    closers: list[DayCloser], history: SettingsHistory, record: DayRecord, now: datetime
+) -> list[StatementRecord]:
     """What the combiner does on a close or an amendment: sum the partitions, settings at the cut-off."""
     sums = combine_sums(c.closed[record.business_day].sums for c in closers)
     settings = history.at(record.cutoff)
@@ -65,8 +102,7 @@ def close_and_publish(closers: list[DayCloser], history: SettingsHistory, record
 def test_a_day_closes_amends_is_signed_off_and_filed(cal: BusinessCalendar) -> None:
     closers = [DayCloser(D, cal.cutoff(D)), DayCloser(D, cal.cutoff(D))]  # two partitions
     history = SettingsHistory()
-    history.apply(ManagementTarget(event_id="t1", source="policy", as_of=at(1, 9), segment="4d2",
-                                  amount=Decimal(10)))
+    history.apply(ManagementTarget(event_id="t1", source="policy", as_of=at(1, 9), segment="4d2", amount=Decimal(10)))
     closers[0].apply(depo("d1", at(6, 15), "100"))
     closers[1].apply(acct("a1", at(6, 15), "50"))
     closers[0].apply(depo("d2", at(7, 9), "900"))  # the next day's balance: live only

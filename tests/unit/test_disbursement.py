@@ -41,9 +41,15 @@ def figures(segment: str = "4d2", version: int = 1, excess: Decimal = EXCESS) ->
 
 def raw(event_id: str = "d-1", **changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "type": "disbursement", "event_id": event_id, "source": "treasury", "as_of": "2026-11-20T15:00:00-05:00",
-        "segment": "4d2", "amount": "100000.00", "recipient": "Segwatch Holdings LLC (parent)",
-        "purpose": "dividend to the parent company", "for_customer_benefit": False,
+        "type": "disbursement",
+        "event_id": event_id,
+        "source": "treasury",
+        "as_of": "2026-11-20T15:00:00-05:00",
+        "segment": "4d2",
+        "amount": "100000.00",
+        "recipient": "Segwatch Holdings LLC (parent)",
+        "purpose": "dividend to the parent company",
+        "for_customer_benefit": False,
     }
     data.update(changes)
     return {k: v for k, v in data.items() if v is not None}
@@ -145,8 +151,13 @@ def test_the_book_accepts_a_disbursement_and_changes_no_figure() -> None:
 
 def test_statement_from_events_takes_a_disbursement_line() -> None:
     stdin = "\n".join([account("a-1", cash='"500.00"'), json.dumps(raw())]) + "\n"
-    result = subprocess.run([sys.executable, "-m", "segwatch.cli", "statement", "from-events", "-"],
-                            input=stdin, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", "statement", "from-events", "-"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["4d2"]["7010"] == "500.00"
 

@@ -95,8 +95,18 @@ def test_whole_seconds_are_a_whole_number_from_1(raw: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "value"),
-    [("1", True), ("true", True), ("YES", True), ("y", True), ("on", True),
-     ("0", False), ("False", False), ("no", False), ("n", False), ("off", False)],
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        ("y", True),
+        ("on", True),
+        ("0", False),
+        ("False", False),
+        ("no", False),
+        ("n", False),
+        ("off", False),
+    ],
 )
 def test_a_switch_is_one_of_the_usual_spellings(raw: str, value: bool) -> None:
     assert load(Rules, {"T_FLAG": raw}).flag is value
@@ -156,8 +166,14 @@ def test_each_service_keeps_its_defaults_and_the_one_port_rule(
 
 
 def test_the_calculator_settings_give_its_config_fields() -> None:
-    fields = load(CalculatorSettings, {"SEGWATCH_BALANCE_PARTITIONS": "8", "SEGWATCH_COALESCE_MS": "20",
-                                       "SEGWATCH_CALCULATOR_INSTANCE_ID": " calc-0 "}).config_fields()
+    fields = load(
+        CalculatorSettings,
+        {
+            "SEGWATCH_BALANCE_PARTITIONS": "8",
+            "SEGWATCH_COALESCE_MS": "20",
+            "SEGWATCH_CALCULATOR_INSTANCE_ID": " calc-0 ",
+        },
+    ).config_fields()
     assert (fields["partitions"], fields["coalesce_ms"], fields["instance_id"]) == (8, 20, "calc-0")
     with pytest.raises(SettingsError, match=r"^SEGWATCH_CALCULATOR_BATCH: "):
         load(CalculatorSettings, {"SEGWATCH_CALCULATOR_BATCH": "0"})
@@ -172,18 +188,30 @@ def test_kafka_bootstrap_errors_name_the_variable_that_was_read() -> None:
 
 def cli(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SEGWATCH_", "KAFKA_"))}
-    return subprocess.run([sys.executable, "-m", "segwatch.cli", *args], env={**clean, **variables},
-                          capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", *args],
+        env={**clean, **variables},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "variables", "message"),
     [
         (("alerter", "serve"), {"SEGWATCH_ALERTER_PORT": "http"}, "SEGWATCH_ALERTER_PORT: must be a whole number"),
-        (("calculator", "worker"), {"SEGWATCH_CALCULATOR_PORT": "99999"},
-         "SEGWATCH_CALCULATOR_PORT: must be a TCP port (0-65535), got 99999"),
-        (("ingest", "serve"), {"SEGWATCH_INGEST_TOKENS": "t", "SEGWATCH_INGEST_ACK_TIMEOUT": "nan"},
-         "SEGWATCH_INGEST_ACK_TIMEOUT: must be a finite number of seconds, got 'nan'"),
+        (
+            ("calculator", "worker"),
+            {"SEGWATCH_CALCULATOR_PORT": "99999"},
+            "SEGWATCH_CALCULATOR_PORT: must be a TCP port (0-65535), got 99999",
+        ),
+        (
+            ("ingest", "serve"),
+            {"SEGWATCH_INGEST_TOKENS": "t", "SEGWATCH_INGEST_ACK_TIMEOUT": "nan"},
+            "SEGWATCH_INGEST_ACK_TIMEOUT: must be a finite number of seconds, got 'nan'",
+        ),
         (("topics", "list"), {"SEGWATCH_NAMESPACE": "bad name/"}, "SEGWATCH_NAMESPACE: "),
     ],
 )

@@ -46,7 +46,7 @@ def table_variables(doc: str, heading: str | None) -> set[str]:
     Variable column)."""
     text = (DOCS / doc).read_text()
     if heading is not None:
-        text = text[text.index(heading):]
+        text = text[text.index(heading) :]
     names: set[str] = set()
     in_table = False
     for line in text.splitlines():
@@ -87,4 +87,5 @@ def test_the_broker_table_names_every_variable_of_the_broker_part() -> None:
 def test_the_table_reader_sees_the_rows() -> None:
     # The check above must not pass on an empty table.
     assert {"KAFKA_BOOTSTRAP", "SEGWATCH_INGEST_PORT", "SEGWATCH_ALERTER_PORT"} <= table_variables(
-        "OPERATIONS.md", "## Environment variables")
+        "OPERATIONS.md", "## Environment variables"
+    )

@@ -72,8 +72,7 @@ def consumer_of(app: CalculatorApp, monkeypatch: pytest.MonkeyPatch, assigned: s
 
 
 def record(tp: TP, offset: int) -> Any:
-    return SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=offset, key=b"k", value=b"v",
-                           timestamp=0)
+    return SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=offset, key=b"k", value=b"v", timestamp=0)
 
 
 def test_every_private_member_is_checked_at_start_and_has_a_contract_test() -> None:
@@ -83,7 +82,8 @@ def test_every_private_member_is_checked_at_start_and_has_a_contract_test() -> N
 
 @covers("_new_consumer", "_on_partitions_revoked", "_on_partitions_assigned", "_new_consumer_thread")
 def test_the_app_makes_its_consumer_with_the_bulk_handlers_and_our_consumer_thread(
-    app: CalculatorApp, recorder: _Recorder,
+    app: CalculatorApp,
+    recorder: _Recorder,
 ) -> None:
     consumer = app.consumer
     assert isinstance(consumer, BulkConsumer)
@@ -106,7 +106,9 @@ async def test_the_consumer_thread_makes_an_aiokafka_consumer_with_the_short_lon
 
 @covers("_acked", "_new_offset")
 def test_processed_offsets_are_what_fausts_commit_takes(
-    app: CalculatorApp, recorder: _Recorder, monkeypatch: pytest.MonkeyPatch,
+    app: CalculatorApp,
+    recorder: _Recorder,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     consumer = consumer_of(app, monkeypatch, {BULK, OTHER})
     consumer.processed(BULK, 42)
@@ -120,10 +122,18 @@ def test_processed_offsets_are_what_fausts_commit_takes(
     assert consumer._new_offset(OTHER) == 3
 
 
-@covers("_wait_next_records", "_read_offset", "_buffered_partitions", "flow_active", "consumer_generation_id",
-        "stream_inbound_time")
+@covers(
+    "_wait_next_records",
+    "_read_offset",
+    "_buffered_partitions",
+    "flow_active",
+    "consumer_generation_id",
+    "stream_inbound_time",
+)
 async def test_a_fetch_of_a_bulk_topic_goes_whole_to_its_handler_and_the_rest_to_faust(
-    app: CalculatorApp, recorder: _Recorder, monkeypatch: pytest.MonkeyPatch,
+    app: CalculatorApp,
+    recorder: _Recorder,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     consumer = consumer_of(app, monkeypatch, {BULK, OTHER})
     fetched = {BULK: [record(BULK, 5), record(BULK, 6)], OTHER: [record(OTHER, 1)]}
@@ -157,7 +167,8 @@ async def test_a_fetch_of_a_bulk_topic_goes_whole_to_its_handler_and_the_rest_to
 
 @covers("_update_channels", "completed")
 async def test_the_table_manager_registers_changelogs_at_once_and_recovery_has_a_completed_event(
-    app: CalculatorApp, monkeypatch: pytest.MonkeyPatch,
+    app: CalculatorApp,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     table = app.Table("contract", default=None, partitions=1)
     monkeypatch.setattr(app.consumer, "assignment", lambda: set())
@@ -187,7 +198,8 @@ class _Store(BulkLoadedStore):
 
 @covers("_new_store", "_key_partition", "_clear")
 async def test_the_store_is_ours_and_faust_revokes_and_clears_through_it(
-    app: CalculatorApp, monkeypatch: pytest.MonkeyPatch,
+    app: CalculatorApp,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     table = StoreTable(app, name="contract", partitions=2, make_store=store_factory(_Store), default=None)
     store = table.data

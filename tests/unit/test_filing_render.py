@@ -27,17 +27,21 @@ HEADER_2017 = FilingHeader("Citigroup Global Markets Inc.", date(2017, 11, 6), d
 def headers(text: str) -> list[tuple[str, ...]]:
     """Each statement's header, as the filings print it."""
     flat = re.sub(r"\s+", " ", text.replace("**", " "))
-    return re.findall(r"(INITIAL|AMENDMENT) End Date:(\S+) Firm Name:(.+?) Form:(Daily Seg - FOCUS II) "
-                      r"Submit Date:(\S+) Daily Segregation - (Secured Amounts|Segregation Statement|Swaps Statement)",
-                      flat)
+    return re.findall(
+        r"(INITIAL|AMENDMENT) End Date:(\S+) Firm Name:(.+?) Form:(Daily Seg - FOCUS II) "
+        r"Submit Date:(\S+) Daily Segregation - (Secured Amounts|Segregation Statement|Swaps Statement)",
+        flat,
+    )
 
 
 def test_close_of_the_2017_figures_reads_like_the_filing() -> None:
     filed_text = F2017.read_text()
     filed = parse_filing(filed_text)
     # the close, in cents as a calculator holds it: every leaf line of the filing, derived lines recomputed
-    close = {sid: compute(sid, {c: v for c, v in lines.items() if SEGMENTS[sid].line(c).is_leaf})
-             for sid, lines in filed.items()}
+    close = {
+        sid: compute(sid, {c: v for c, v in lines.items() if SEGMENTS[sid].line(c).is_leaf})
+        for sid, lines in filed.items()
+    }
     text = to_filing_text(close, HEADER_2017)
     assert headers(text) == headers(filed_text)  # header included, segment order as filed
     assert parse_filing(text) == filed  # every line, line by line
@@ -61,7 +65,7 @@ def test_amendment_header_and_json() -> None:
     assert doc["statements"]["4d2"]["7190"] == "444221938"
 
 
-cents = st.integers(-10**13, 10**13).map(lambda c: Decimal(c).scaleb(-2))
+cents = st.integers(-(10**13), 10**13).map(lambda c: Decimal(c).scaleb(-2))
 
 
 @settings(max_examples=200, deadline=None)
@@ -103,25 +107,51 @@ def test_reconcile_lists_every_differing_line(tmp_path: Path) -> None:
 
 def test_from_events_close(tmp_path: Path) -> None:
     def depo(eid: str, as_of: str, amount: str) -> str:
-        return json.dumps({"type": "depository_balance", "event_id": eid, "source": "bank", "as_of": as_of,
-                           "segment": "4d2", "depository": "b1", "line": "7070", "currency": "USD",
-                           "location": "us", "amount": amount})
+        return json.dumps(
+            {
+                "type": "depository_balance",
+                "event_id": eid,
+                "source": "bank",
+                "as_of": as_of,
+                "segment": "4d2",
+                "depository": "b1",
+                "line": "7070",
+                "currency": "USD",
+                "location": "us",
+                "amount": amount,
+            }
+        )
 
     events = tmp_path / "events.ndjson"
-    events.write_text("\n".join([
-        depo("d1", "2017-11-06T15:00:00-06:00", "100.40"),
-        depo("d2", "2017-11-07T09:00:00-06:00", "900"),  # the next day's
-        depo("d0", "2017-11-06T23:59:59-06:00", "120"),  # late, as of the day: in its close
-        json.dumps({"type": "business_day_close", "event_id": "c1", "source": "ledger",
-                    "as_of": "2017-11-06T18:00:00-06:00", "business_day": "2017-11-06"}),
-    ]) + "\n")
+    events.write_text(
+        "\n".join(
+            [
+                depo("d1", "2017-11-06T15:00:00-06:00", "100.40"),
+                depo("d2", "2017-11-07T09:00:00-06:00", "900"),  # the next day's
+                depo("d0", "2017-11-06T23:59:59-06:00", "120"),  # late, as of the day: in its close
+                json.dumps(
+                    {
+                        "type": "business_day_close",
+                        "event_id": "c1",
+                        "source": "ledger",
+                        "as_of": "2017-11-06T18:00:00-06:00",
+                        "business_day": "2017-11-06",
+                    }
+                ),
+            ]
+        )
+        + "\n"
+    )
     out = run("statement", "from-events", str(events), "--close", "2017-11-06")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["4d2"]["7070"] == "120.00"
-    assert json.loads(run("statement", "from-events", str(events), "--close", "2017-11-07").stdout)["4d2"][
-        "7070"] == "900.00"
+    assert (
+        json.loads(run("statement", "from-events", str(events), "--close", "2017-11-07").stdout)["4d2"]["7070"]
+        == "900.00"
+    )
     text = run("statement", "from-events", str(events), "--close", "2017-11-06", "--format", "text", "--firm", "X")
     assert ("INITIAL", "11/6/2017", "X", "Daily Seg - FOCUS II", "11/7/2017", "Segregation Statement") in headers(
-        text.stdout)
+        text.stdout
+    )
     shut = run("statement", "from-events", str(events), "--close", "2017-11-23")
     assert shut.returncode == 2 and "not a business day" in shut.stderr

@@ -105,9 +105,13 @@ def test_cli_compute_check_passes_on_parsed_filing(name: str, tmp_path: Path) ->
 def test_cli_compute_check_passes_on_json_numbers_as_written_in_the_filing(tmp_path: Path) -> None:
     # The filing's figures typed as plain JSON numbers rather than strings.
     f = parse_filing(FILINGS["2017-11-06"].read_text())
-    text = "{" + ", ".join(
-        f'"{sid}": {{' + ", ".join(f'"{c}": {a}' for c, a in lines.items()) + "}" for sid, lines in f.items()
-    ) + "}"
+    text = (
+        "{"
+        + ", ".join(
+            f'"{sid}": {{' + ", ".join(f'"{c}": {a}' for c, a in lines.items()) + "}" for sid, lines in f.items()
+        )
+        + "}"
+    )
     path = tmp_path / "numbers.json"
     path.write_text(text)
     result = segwatch("statement", "compute", "--check", str(path))

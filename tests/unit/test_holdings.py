@@ -32,24 +32,61 @@ ON = date(2026, 10, 30)
 _n = iter(range(10**9))
 
 
-def bal(segment: str, depository: str, line: str, amount: str, *, location: str = "us", instrument: str = "cash",
-        currency: str = "USD", at: datetime = T0, **extra: object) -> DepositoryBalance:
-    return DepositoryBalance(event_id=f"b{next(_n):06d}", source="t", as_of=at, segment=segment,  # type: ignore[arg-type]
-                             depository=depository, line=line, currency=currency, location=location,  # type: ignore[arg-type]
-                             instrument=instrument, amount=Decimal(amount), **extra)  # type: ignore[arg-type]
+def bal(
+    segment: str,
+    depository: str,
+    line: str,
+    amount: str,
+    *,
+    location: str = "us",
+    instrument: str = "cash",
+    currency: str = "USD",
+    at: datetime = T0,
+    **extra: object,
+) -> DepositoryBalance:
+    return DepositoryBalance(
+        event_id=f"b{next(_n):06d}",
+        source="t",
+        as_of=at,
+        segment=segment,  # type: ignore[arg-type]
+        depository=depository,
+        line=line,
+        currency=currency,
+        location=location,  # type: ignore[arg-type]
+        instrument=instrument,  # type: ignore[arg-type]
+        amount=Decimal(amount),
+        **extra,  # type: ignore[arg-type]
+    )
 
 
-def fmr(amount: str, *, board: str | None = None, at: datetime = T0, event_id: str | None = None
-        ) -> ForeignMarginRequirement:
-    return ForeignMarginRequirement(event_id=event_id or f"m{next(_n):06d}", source="t", as_of=at, board=board,
-                                    amount=Decimal(amount))
+def fmr(
+    amount: str, *, board: str | None = None, at: datetime = T0, event_id: str | None = None
+) -> ForeignMarginRequirement:
+    return ForeignMarginRequirement(
+        event_id=event_id or f"m{next(_n):06d}", source="t", as_of=at, board=board, amount=Decimal(amount)
+    )
 
 
-def ref(segment: str, depository: str, *, ack: bool = True, kind: str = "bank", country: str = "US",
-        capital: bool | None = None) -> DepositoryReference:
-    return DepositoryReference(event_id=f"r{next(_n):06d}", source="t", as_of=T0, segment=segment,  # type: ignore[arg-type]
-                               depository=depository, kind=kind, country=country,  # type: ignore[arg-type]
-                               acknowledgment_letter=ack, regulatory_capital_over_1bn=capital)
+def ref(
+    segment: str,
+    depository: str,
+    *,
+    ack: bool = True,
+    kind: str = "bank",
+    country: str = "US",
+    capital: bool | None = None,
+) -> DepositoryReference:
+    return DepositoryReference(
+        event_id=f"r{next(_n):06d}",
+        source="t",
+        as_of=T0,
+        segment=segment,  # type: ignore[arg-type]
+        depository=depository,
+        kind=kind,  # type: ignore[arg-type]
+        country=country,
+        acknowledgment_letter=ack,
+        regulatory_capital_over_1bn=capital,
+    )
 
 
 def findings(book: HoldingsBook, segment: str, limits: Limits | None = None) -> dict[str, bool]:
@@ -59,12 +96,20 @@ def findings(book: HoldingsBook, segment: str, limits: Limits | None = None) -> 
 # --- events ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("line", "location"), [("7500", "non_us"), ("7540", "non_us"), ("7520", "us"),
-                                                  ("7560", "us")])
+@pytest.mark.parametrize(("line", "location"), [("7500", "non_us"), ("7540", "non_us"), ("7520", "us"), ("7560", "us")])
 def test_a_location_contradicting_its_30_7_bank_line_is_rejected_naming_the_field(line: str, location: str) -> None:
-    data = {"type": "depository_balance", "event_id": "e", "source": "s", "as_of": T0.isoformat(),
-            "segment": "30.7", "depository": "D", "line": line, "currency": "USD", "location": location,
-            "amount": "1.00"}
+    data = {
+        "type": "depository_balance",
+        "event_id": "e",
+        "source": "s",
+        "as_of": T0.isoformat(),
+        "segment": "30.7",
+        "depository": "D",
+        "line": line,
+        "currency": "USD",
+        "location": location,
+        "amount": "1.00",
+    }
     with pytest.raises(ValidationError) as exc:
         EVENT_ADAPTER.validate_python(data)
     err = input_errors(exc.value)[0]
@@ -72,8 +117,10 @@ def test_a_location_contradicting_its_30_7_bank_line_is_rejected_naming_the_fiel
 
 
 def test_new_events_parse_and_key_per_board() -> None:
-    a = EVENT_ADAPTER.validate_json('{"type":"foreign_margin_requirement","event_id":"m1","source":"s",'
-                                    '"as_of":"2026-10-30T18:00:00Z","board":"EUREX","amount":"700"}')
+    a = EVENT_ADAPTER.validate_json(
+        '{"type":"foreign_margin_requirement","event_id":"m1","source":"s",'
+        '"as_of":"2026-10-30T18:00:00Z","board":"EUREX","amount":"700"}'
+    )
     assert isinstance(a, ForeignMarginRequirement) and a.segment == "30.7" and a.key == "fmr|30.7|EUREX|"
     with pytest.raises(ValidationError) as exc:
         ref("30.7", "LDN", country="GB")  # a non-US bank holding 30.7 funds must say whether it has > $1bn
@@ -84,9 +131,13 @@ def test_new_events_parse_and_key_per_board() -> None:
 
 
 def test_the_new_events_leave_the_statement_as_it_was_unless_a_letter_is_missing(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    base = [bal("30.7", "LDN", "7520", "900", location="non_us"), bal("4d2", "B", "7070", "100"),
-            bal("4d2", "C", "7070", "50")]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = [
+        bal("30.7", "LDN", "7520", "900", location="non_us"),
+        bal("4d2", "B", "7070", "100"),
+        bal("4d2", "C", "7070", "50"),
+    ]
     one, two, three = Book(), Book(), Book()
     one.apply_all(base)
     two.apply_all([*base, fmr("700"), ref("4d2", "B", ack=True)])
@@ -105,14 +156,19 @@ def test_the_new_events_leave_the_statement_as_it_was_unless_a_letter_is_missing
 
 def test_offshore_funds_fires_at_900_over_a_700_requirement_and_a_restatement_to_820_resolves_it() -> None:
     book, tracker = HoldingsBook(), AlertTracker()
-    book.apply_all([bal("30.7", "LDN", "7520", "900", location="non_us"), bal("30.7", "NY", "7500", "5000"),
-                    fmr("700")])
+    book.apply_all(
+        [bal("30.7", "LDN", "7520", "900", location="non_us"), bal("30.7", "NY", "7500", "5000"), fmr("700")]
+    )
     pool = book.pool("30.7", ON)
     assert (pool.outside_us, pool.offshore_limit, pool.offshore_headroom) == (
-        Decimal("900.00"), Decimal("840.00"), Decimal("-60.00"))
+        Decimal("900.00"),
+        Decimal("840.00"),
+        Decimal("-60.00"),
+    )
     fired = tracker.step(evaluate(pool))
     assert [(a.segment, a.rule, a.state, a.severity) for a in fired] == [
-        ("30.7", "offshore_funds", "firing", "warning")]
+        ("30.7", "offshore_funds", "firing", "warning")
+    ]
     assert tracker.step(evaluate(book.pool("30.7", ON))) == []  # still firing: no second record
     book.apply(bal("30.7", "LDN", "7520", "820", location="non_us", at=T0 + timedelta(minutes=1)))
     resolved = tracker.step(evaluate(book.pool("30.7", ON)))
@@ -124,8 +180,9 @@ def test_offshore_requirement_is_the_sum_of_the_latest_per_board_and_unknown_is_
     book = HoldingsBook()
     book.apply(bal("30.7", "LDN", "7520", "900", location="non_us"))
     assert findings(book, "30.7")["offshore_funds"]  # funds outside the US, no requirement known
-    book.apply_all([fmr("400", board="EUREX"), fmr("100", board="ICEU"),
-                    fmr("300", board="ICEU", at=T0 + timedelta(1))])
+    book.apply_all(
+        [fmr("400", board="EUREX"), fmr("100", board="ICEU"), fmr("300", board="ICEU", at=T0 + timedelta(1))]
+    )
     assert book.pool("30.7", ON).foreign_margin_requirement == Decimal("700")
     book.apply(fmr("999", board="ICEU", at=T0))  # older than the ICEU one held: ignored
     assert book.pool("30.7", ON).foreign_margin_requirement == Decimal("700")
@@ -142,18 +199,31 @@ def test_exactly_120_percent_does_not_fire() -> None:
 
 def test_depository_without_its_letter_is_shown_apart_alerts_and_is_taken_out_of_the_funds_lines() -> None:
     book = HoldingsBook()
-    book.apply_all([bal("4d2", "GOOD", "7070", "100"), bal("4d2", "BAD", "7070", "40"),
-                    bal("4d2", "BAD", "7100", "5", currency="EUR"), bal("4d2", "NEW", "7070", "7"),
-                    ref("4d2", "GOOD"), ref("4d2", "BAD", ack=False), FxRate(
-                        event_id="fx", source="t", as_of=T0, currency="EUR", usd_per_unit=Decimal("2"))])
+    book.apply_all(
+        [
+            bal("4d2", "GOOD", "7070", "100"),
+            bal("4d2", "BAD", "7070", "40"),
+            bal("4d2", "BAD", "7100", "5", currency="EUR"),
+            bal("4d2", "NEW", "7070", "7"),
+            ref("4d2", "GOOD"),
+            ref("4d2", "BAD", ack=False),
+            FxRate(event_id="fx", source="t", as_of=T0, currency="EUR", usd_per_unit=Decimal("2")),
+        ]
+    )
     pool = book.pool("4d2", ON)
     assert pool.unacknowledged == {"BAD": Decimal("50.00")}
     assert pool.unclassified == ("NEW",)
     assert findings(book, "4d2")["depository_not_acknowledged"]
     assert unacknowledged_adjustment(book.holdings.sums, "4d2", book.references) == {
-        "USD": {"7070": Decimal("40.00")}, "EUR": {"7100": Decimal("5.00")}}
-    assert unacknowledged_adjustment(book.holdings.sums, "4d2", book.references,
-                                     HoldingsSettings(count_unacknowledged=True)) == {}
+        "USD": {"7070": Decimal("40.00")},
+        "EUR": {"7100": Decimal("5.00")},
+    }
+    assert (
+        unacknowledged_adjustment(
+            book.holdings.sums, "4d2", book.references, HoldingsSettings(count_unacknowledged=True)
+        )
+        == {}
+    )
 
 
 def test_a_depository_without_reference_data_counts_as_before() -> None:
@@ -165,8 +235,13 @@ def test_a_depository_without_reference_data_counts_as_before() -> None:
 
 def test_a_non_us_bank_without_a_billion_of_capital_is_not_qualified_for_30_7() -> None:
     book = HoldingsBook()
-    book.apply_all([bal("30.7", "SMALL", "7520", "10", location="non_us"),
-                    ref("30.7", "SMALL", country="GB", capital=False), fmr("100")])
+    book.apply_all(
+        [
+            bal("30.7", "SMALL", "7520", "10", location="non_us"),
+            ref("30.7", "SMALL", country="GB", capital=False),
+            fmr("100"),
+        ]
+    )
     assert findings(book, "30.7")["depository_not_qualified"]
 
 
@@ -182,8 +257,14 @@ def test_a_4d2_investment_of_type_other_fires_investment_not_permitted_critical(
 
 def test_foreign_sovereign_debt_is_permitted_in_30_7_only_by_default() -> None:
     book = HoldingsBook()
-    book.apply_all([bal("30.7", "S", "7540", "10", instrument="foreign_sovereign"), bal("30.7", "N", "7500", "990"),
-                    bal("4d2", "S", "7080", "10", instrument="foreign_sovereign"), bal("4d2", "N", "7070", "990")])
+    book.apply_all(
+        [
+            bal("30.7", "S", "7540", "10", instrument="foreign_sovereign"),
+            bal("30.7", "N", "7500", "990"),
+            bal("4d2", "S", "7080", "10", instrument="foreign_sovereign"),
+            bal("4d2", "N", "7070", "990"),
+        ]
+    )
     assert not findings(book, "30.7")["investment_not_permitted"]
     assert findings(book, "4d2")["investment_not_permitted"]
 
@@ -249,8 +330,9 @@ def test_asset_finding_cites_the_paragraph_and_a_smaller_fund_limit_can_be_set()
 # Issuer-based limits, Reg. 1.25(b)(3)(ii); one test per limit.
 def test_issuer_limit_single_agency_issuer_25_percent() -> None:
     book = HoldingsBook()
-    book.apply_all([bal("4d2", "CASH", "7070", "750"),
-                    bal("4d2", "A1", "7080", "250", instrument="us_agency", issuer="FNMA")])
+    book.apply_all(
+        [bal("4d2", "CASH", "7070", "750"), bal("4d2", "A1", "7080", "250", instrument="us_agency", issuer="FNMA")]
+    )
     assert not findings(book, "4d2")["issuer_concentration"]  # exactly 25%
     book.apply(bal("4d2", "A2", "7110", "1", instrument="us_agency", issuer="FNMA"))
     assert findings(book, "4d2")["issuer_concentration"]  # 251 of 1001
@@ -258,8 +340,12 @@ def test_issuer_limit_single_agency_issuer_25_percent() -> None:
 
 def test_issuer_limit_single_municipal_issuer_5_percent() -> None:
     book = HoldingsBook()
-    book.apply_all([bal("4d2", "CASH", "7070", "950"),
-                    bal("4d2", "M1", "7080", "50", instrument="municipal", issuer="State of Illinois")])
+    book.apply_all(
+        [
+            bal("4d2", "CASH", "7070", "950"),
+            bal("4d2", "M1", "7080", "50", instrument="municipal", issuer="State of Illinois"),
+        ]
+    )
     assert not findings(book, "4d2")["issuer_concentration"]  # exactly 5%
     book.apply(bal("4d2", "M2", "7110", "1", instrument="municipal", issuer="State of Illinois"))
     assert findings(book, "4d2")["issuer_concentration"]  # 51 of 1001
@@ -267,17 +353,25 @@ def test_issuer_limit_single_municipal_issuer_5_percent() -> None:
 
 def test_issuer_limit_5_percent_is_one_issuer_across_cds_and_commercial_paper() -> None:
     bank = HoldingsBook()
-    bank.apply_all([bal("4d2", "CASH", "7070", "940"),
-                    bal("4d2", "CD", "7080", "30", instrument="certificate_of_deposit", issuer="BigBank"),
-                    bal("4d2", "CP", "7110", "30", instrument="commercial_paper", issuer="BigBank")])
+    bank.apply_all(
+        [
+            bal("4d2", "CASH", "7070", "940"),
+            bal("4d2", "CD", "7080", "30", instrument="certificate_of_deposit", issuer="BigBank"),
+            bal("4d2", "CP", "7110", "30", instrument="commercial_paper", issuer="BigBank"),
+        ]
+    )
     assert findings(bank, "4d2")["issuer_concentration"]  # 60 of 1000 from one issuer across CDs and CP
 
 
 def test_issuer_limit_single_money_market_fund_10_percent() -> None:
     book = HoldingsBook()
-    book.apply_all([bal("4d2", "CASH", "7070", "800"),
-                    bal("4d2", "F1", "7080", "100", instrument="money_market_fund", issuer="Govt Fund A"),
-                    bal("4d2", "F2", "7110", "100", instrument="money_market_fund", issuer="Govt Fund B")])
+    book.apply_all(
+        [
+            bal("4d2", "CASH", "7070", "800"),
+            bal("4d2", "F1", "7080", "100", instrument="money_market_fund", issuer="Govt Fund A"),
+            bal("4d2", "F2", "7110", "100", instrument="money_market_fund", issuer="Govt Fund B"),
+        ]
+    )
     assert not findings(book, "4d2")["issuer_concentration"]  # 10% in each fund
     book.apply(bal("4d2", "F3", "7080", "101", instrument="money_market_fund", issuer="Govt Fund A"))
     (f,) = [f for f in evaluate(book.pool("4d2", ON)) if f.rule == "issuer_concentration"]
@@ -286,8 +380,13 @@ def test_issuer_limit_single_money_market_fund_10_percent() -> None:
 
 def test_an_unknown_issuer_over_two_limits_names_both() -> None:
     book = HoldingsBook()
-    book.apply_all([bal("4d2", "CASH", "7070", "700"), bal("4d2", "M", "7080", "100", instrument="municipal"),
-                    bal("4d2", "F", "7110", "200", instrument="money_market_fund")])
+    book.apply_all(
+        [
+            bal("4d2", "CASH", "7070", "700"),
+            bal("4d2", "M", "7080", "100", instrument="municipal"),
+            bal("4d2", "F", "7110", "200", instrument="money_market_fund"),
+        ]
+    )
     (f,) = [f for f in evaluate(book.pool("4d2", ON)) if f.rule == "issuer_concentration"]
     assert f.active and "> 5%" in f.summary and "> 10%" in f.summary
 
@@ -301,9 +400,13 @@ def test_investments_without_an_issuer_count_as_one_unknown_issuer() -> None:
 
 def test_customer_securities_are_not_in_the_concentration_base() -> None:
     book = HoldingsBook()
-    book.apply_all([bal("4d2", "CASH", "7070", "900"),
-                    bal("4d2", "CS", "7090", "1000", instrument="customer_securities"),
-                    bal("4d2", "A", "7080", "100", instrument="us_agency", issuer="FHLB")])
+    book.apply_all(
+        [
+            bal("4d2", "CASH", "7070", "900"),
+            bal("4d2", "CS", "7090", "1000", instrument="customer_securities"),
+            bal("4d2", "A", "7080", "100", instrument="us_agency", issuer="FHLB"),
+        ]
+    )
     assert book.pool("4d2", ON).concentration_base == Decimal("1000.00")
     assert not findings(book, "4d2")["issuer_concentration"]  # 100 of 1000 (not of 2000): 10% < 25%
 
@@ -334,8 +437,18 @@ def _events(seed: int) -> list[EventBase]:
         when = T0 + timedelta(seconds=rng.randrange(50))
         issuer = None if inst == "cash" else rng.choice(["A", "B"])
         maturity = None if inst == "cash" else ON + timedelta(days=rng.randrange(900))
-        out.append(bal("4d2", dep, "7070" if inst == "cash" else "7080", amount, instrument=inst, at=when,
-                       issuer=issuer, maturity=maturity))
+        out.append(
+            bal(
+                "4d2",
+                dep,
+                "7070" if inst == "cash" else "7080",
+                amount,
+                instrument=inst,
+                at=when,
+                issuer=issuer,
+                maturity=maturity,
+            )
+        )
     return out
 
 
@@ -404,8 +517,10 @@ def test_a_month_end_report_equals_the_sum_of_the_depository_balances_by_instrum
 
 # --- the depository reference file ---------------------------------------------------------------------------------
 
-HEAD = "bank_account,segment,depository,line,currency,location,kind,country,acknowledgment_letter," \
-       "regulatory_capital_over_1bn\n"
+HEAD = (
+    "bank_account,segment,depository,line,currency,location,kind,country,acknowledgment_letter,"
+    "regulatory_capital_over_1bn\n"
+)
 
 
 def test_reference_file_gives_reference_events_for_the_settings_topic() -> None:
@@ -414,20 +529,25 @@ def test_reference_file_gives_reference_events_for_the_settings_topic() -> None:
     assert list(parsed.accounts) == ["1"]
     events = reference_events(parsed, as_of=T0)
     assert [(e.segment, e.depository, e.kind, e.acknowledgment_letter) for e in events] == [
-        ("30.7", "EUREX", "foreign_clearing_organization", False), ("4d2", "A", "bank", True)]
+        ("30.7", "EUREX", "foreign_clearing_organization", False),
+        ("4d2", "A", "bank", True),
+    ]
     assert [e.event_id for e in reference_events(parsed, as_of=T0)] == [e.event_id for e in events]
 
 
-@pytest.mark.parametrize(("text", "field", "reason"), [
-    (HEAD + "1,4d2,A,7070,USD,us,bank,US,maybe,\n", "acknowledgment_letter", "not yes or no"),
-    (HEAD + "1,4d2,A,7070,USD,us,castle,US,yes,\n", "kind", ""),
-    (HEAD + "1,4d2,A,7070,USD,us,bank,USA,yes,\n", "country", ""),
-    (HEAD + "1,4d2,A,7070,USD,us,bank,,yes,\n", "country", "is empty"),
-    (HEAD + "1,30.7,L,7520,GBP,non_us,bank,GB,yes,\n", "regulatory_capital_over_1bn", "required"),
-    (HEAD + "1,30.7,L,7520,GBP,us,bank,GB,yes,yes\n", "location", "7520"),
-    (HEAD + ",4d2,A,7070,USD,us,,,,\n", "bank_account", "is empty"),
-    (HEAD + "1,4d2,A,7070,USD,us,bank,US,yes,\n2,4d2,A,7070,EUR,us,bank,US,no,\n", "depository", "must agree"),
-])
+@pytest.mark.parametrize(
+    ("text", "field", "reason"),
+    [
+        (HEAD + "1,4d2,A,7070,USD,us,bank,US,maybe,\n", "acknowledgment_letter", "not yes or no"),
+        (HEAD + "1,4d2,A,7070,USD,us,castle,US,yes,\n", "kind", ""),
+        (HEAD + "1,4d2,A,7070,USD,us,bank,USA,yes,\n", "country", ""),
+        (HEAD + "1,4d2,A,7070,USD,us,bank,,yes,\n", "country", "is empty"),
+        (HEAD + "1,30.7,L,7520,GBP,non_us,bank,GB,yes,\n", "regulatory_capital_over_1bn", "required"),
+        (HEAD + "1,30.7,L,7520,GBP,us,bank,GB,yes,yes\n", "location", "7520"),
+        (HEAD + ",4d2,A,7070,USD,us,,,,\n", "bank_account", "is empty"),
+        (HEAD + "1,4d2,A,7070,USD,us,bank,US,yes,\n2,4d2,A,7070,EUR,us,bank,US,no,\n", "depository", "must agree"),
+    ],
+)
 def test_a_bad_reference_row_is_named_by_line_and_field(text: str, field: str, reason: str) -> None:
     with pytest.raises(InputError) as exc:
         load_reference_file(text, "r.csv")
@@ -457,8 +577,12 @@ def test_segwatch_report_investments_offline(tmp_path, capsys) -> None:  # type:
     from segwatch.cli import main
 
     later = datetime(2026, 10, 31, 12, 0, tzinfo=UTC)  # after the close of 2026-10-30 (Chicago): left out
-    events = [bal("4d2", "B", "7070", "100"), bal("4d2", "T", "7080", "50", instrument="us_government"),
-              bal("4d2", "B", "7070", "999", at=later), ref("4d2", "T", ack=False)]
+    events = [
+        bal("4d2", "B", "7070", "100"),
+        bal("4d2", "T", "7080", "50", instrument="us_government"),
+        bal("4d2", "B", "7070", "999", at=later),
+        ref("4d2", "T", ack=False),
+    ]
     path = tmp_path / "events.ndjson"
     path.write_text("".join(ev.model_dump_json() + "\n" for ev in events))
     assert main(["report", "investments", str(path), "--date", "2026-10-30"]) == 0

@@ -34,11 +34,30 @@ NOW = datetime(2026, 10, 30, 19, 0, tzinfo=UTC)
 _n = iter(range(10**9))
 
 
-def bal(segment: str, depository: str, line: str, amount: str, *, location: str = "us", instrument: str = "cash",
-        at: datetime = T0, **extra: object) -> DepositoryBalance:
-    return DepositoryBalance(event_id=f"b{next(_n):06d}", source="t", as_of=at, segment=segment,  # type: ignore[arg-type]
-                             depository=depository, line=line, currency="USD", location=location,  # type: ignore[arg-type]
-                             instrument=instrument, amount=Decimal(amount), **extra)  # type: ignore[arg-type]
+def bal(
+    segment: str,
+    depository: str,
+    line: str,
+    amount: str,
+    *,
+    location: str = "us",
+    instrument: str = "cash",
+    at: datetime = T0,
+    **extra: object,
+) -> DepositoryBalance:
+    return DepositoryBalance(
+        event_id=f"b{next(_n):06d}",
+        source="t",
+        as_of=at,
+        segment=segment,  # type: ignore[arg-type]
+        depository=depository,
+        line=line,
+        currency="USD",
+        location=location,  # type: ignore[arg-type]
+        instrument=instrument,  # type: ignore[arg-type]
+        amount=Decimal(amount),
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def fmr(amount: str, at: datetime = T0) -> ForeignMarginRequirement:
@@ -46,8 +65,16 @@ def fmr(amount: str, at: datetime = T0) -> ForeignMarginRequirement:
 
 
 def ref(segment: str, depository: str, ack: bool) -> DepositoryReference:
-    return DepositoryReference(event_id=f"r{next(_n):06d}", source="t", as_of=T0, segment=segment,  # type: ignore[arg-type]
-                               depository=depository, kind="bank", country="US", acknowledgment_letter=ack)
+    return DepositoryReference(
+        event_id=f"r{next(_n):06d}",
+        source="t",
+        as_of=T0,
+        segment=segment,  # type: ignore[arg-type]
+        depository=depository,
+        kind="bank",
+        country="US",
+        acknowledgment_letter=ack,
+    )
 
 
 def alerts_of(records: list[Record]) -> list[tuple[str, str, str]]:
@@ -59,8 +86,9 @@ def alerts_of(records: list[Record]) -> list[tuple[str, str, str]]:
 
 def test_twin_offshore_funds_900_over_700_fires_and_a_restatement_to_820_resolves() -> None:
     twin = Twin()
-    out = twin.feed_all([fmr("700"), bal("30.7", "NY", "7500", "5000"),
-                         bal("30.7", "LDN", "7520", "900", location="non_us")])
+    out = twin.feed_all(
+        [fmr("700"), bal("30.7", "NY", "7500", "5000"), bal("30.7", "LDN", "7520", "900", location="non_us")]
+    )
     assert ("30.7", "offshore_funds", "firing") in alerts_of(out)
     h = twin.figures["30.7"].holdings
     assert h is not None and h.outside_us == Decimal("900.00") and h.foreign_margin_requirement == Decimal("700")
@@ -79,12 +107,16 @@ def test_twin_a_4d2_investment_of_type_other_fires_investment_not_permitted_and_
 
 
 def test_replay_command_prints_the_offshore_alerts(tmp_path: Path) -> None:
-    events = [fmr("700"), bal("30.7", "LDN", "7520", "900", location="non_us"),
-              bal("30.7", "LDN", "7520", "820", location="non_us", at=T0 + timedelta(minutes=1))]
+    events = [
+        fmr("700"),
+        bal("30.7", "LDN", "7520", "900", location="non_us"),
+        bal("30.7", "LDN", "7520", "820", location="non_us", at=T0 + timedelta(minutes=1)),
+    ]
     path = tmp_path / "events.ndjson"
     path.write_text("".join(ev.model_dump_json() + "\n" for ev in events))
-    run = subprocess.run([sys.executable, "-m", "segwatch.cli", "replay", str(path)], capture_output=True,
-                         text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", "replay", str(path)], capture_output=True, text=True, check=False
+    )
     assert run.returncode == 0, run.stderr
     got = [json.loads(line) for line in run.stdout.splitlines()]
     offshore = [(a["segment"], a["state"]) for a in got if a["rule"] == "offshore_funds"]
@@ -93,8 +125,9 @@ def test_replay_command_prints_the_offshore_alerts(tmp_path: Path) -> None:
 
 def test_an_unacknowledged_depository_fires_and_its_funds_are_shown_apart() -> None:
     twin = Twin()
-    out = twin.feed_all([ref("4d2", "SMALL", False), bal("4d2", "BIG", "7070", "1000"),
-                         bal("4d2", "SMALL", "7070", "250")])
+    out = twin.feed_all(
+        [ref("4d2", "SMALL", False), bal("4d2", "BIG", "7070", "1000"), bal("4d2", "SMALL", "7070", "250")]
+    )
     assert ("4d2", "depository_not_acknowledged", "firing") in alerts_of(out)
     f = twin.figures["4d2"]
     assert f.lines["7070"] == Decimal("1000") and f.holdings is not None
@@ -105,16 +138,20 @@ def test_an_unacknowledged_depository_fires_and_its_funds_are_shown_apart() -> N
 
 
 def test_partials_carry_the_holdings_and_the_combiner_equals_the_book() -> None:
-    events = [bal("30.7", "LDN", "7520", "900", location="non_us"), bal("30.7", "NY", "7540", "300",
-              instrument="us_agency", issuer="FNMA", maturity=date(2027, 6, 30)),
-              bal("4d2", "SMALL", "7070", "250"), bal("4d2", "BIG", "7070", "1000")]
+    events = [
+        bal("30.7", "LDN", "7520", "900", location="non_us"),
+        bal("30.7", "NY", "7540", "300", instrument="us_agency", issuer="FNMA", maturity=date(2027, 6, 30)),
+        bal("4d2", "SMALL", "7070", "250"),
+        bal("4d2", "BIG", "7070", "1000"),
+    ]
     settings: list[HoldingSetting] = [fmr("700"), ref("4d2", "SMALL", False)]
     states = [PartitionState(0), PartitionState(1)]
     for i, ev in enumerate(events):
         state = states[i % 2]
         assert state.apply(ev, i, None)
-        note_depository(state.holdings, f"depo|{ev.segment}|{ev.depository}|{ev.line}|USD",
-                        ev.model_dump_json().encode())
+        note_depository(
+            state.holdings, f"depo|{ev.segment}|{ev.depository}|{ev.line}|USD", ev.model_dump_json().encode()
+        )
     combiner = Combiner()
     for setting in settings:
         combiner.on_setting(setting)
@@ -180,8 +217,13 @@ def test_alerter_extend_fires_once_and_a_replayed_record_changes_nothing() -> No
 
 def test_holdings_gauges() -> None:
     book = Book()
-    book.apply_all([fmr("700"), bal("30.7", "LDN", "7520", "900", location="non_us"),
-                    FxRate(event_id="fx", source="t", as_of=T0, currency="EUR", usd_per_unit=Decimal("1.1"))])
+    book.apply_all(
+        [
+            fmr("700"),
+            bal("30.7", "LDN", "7520", "900", location="non_us"),
+            FxRate(event_id="fx", source="t", as_of=T0, currency="EUR", usd_per_unit=Decimal("1.1")),
+        ]
+    )
     metrics = AlerterMetrics()
     metrics.show_figures(book.figures("30.7", computed_at=NOW).model_copy(update={"version": 1}))
     text = metrics.exposition().decode()
@@ -198,9 +240,12 @@ def test_holdings_gauges() -> None:
 def test_a_month_end_close_produces_its_report_equal_to_the_balances_by_instrument() -> None:
     day = date(2026, 10, 30)  # the last business day of October 2026 (a Friday)
     at = datetime(2026, 10, 30, 20, 0, tzinfo=UTC)
-    events = [bal("4d2", "B", "7070", "1000", at=at), bal("4d2", "B", "7080", "400", instrument="us_government",
-              maturity=date(2027, 1, 1), at=at), bal("4d2", "C", "7080", "100", instrument="money_market_fund", at=at),
-              bal("4d2", "B", "7070", "9999", at=datetime(2026, 10, 31, 12, 0, tzinfo=UTC))]  # after the close
+    events = [
+        bal("4d2", "B", "7070", "1000", at=at),
+        bal("4d2", "B", "7080", "400", instrument="us_government", maturity=date(2027, 1, 1), at=at),
+        bal("4d2", "C", "7080", "100", instrument="money_market_fund", at=at),
+        bal("4d2", "B", "7070", "9999", at=datetime(2026, 10, 31, 12, 0, tzinfo=UTC)),
+    ]  # after the close
     closed = report_for_close(day, events)
     assert closed is not None and closed.key == "investment_report|2026-10-30"
     pool = closed.record["pools"]["4d2"]
@@ -213,9 +258,21 @@ def test_a_month_end_close_produces_its_report_equal_to_the_balances_by_instrume
 
 
 def test_ingest_with_a_reference_file_also_emits_its_depository_reference_events() -> None:
-    run = subprocess.run([sys.executable, "-m", "segwatch.cli", "ingest", "services/ingest/examples/bank.bai2",
-                          "--depositories", "services/ingest/examples/depositories.csv", "--dry-run"],
-                         capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "segwatch.cli",
+            "ingest",
+            "services/ingest/examples/bank.bai2",
+            "--depositories",
+            "services/ingest/examples/depositories.csv",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode in (0, 1), run.stderr
     events = [json.loads(line) for line in run.stdout.splitlines()]
     refs = [e for e in events if e["type"] == "depository_reference"]

@@ -96,15 +96,20 @@ def test_ack_timeout_must_be_a_finite_positive_number(raw: str) -> None:
 
 
 async def test_mixed_batch_accepts_the_good_and_reports_each_bad_line() -> None:
-    body = "\n".join([
-        account("b-1", account="C-1"),
-        account("b-2", cash='"1.234"'),
-        "",  # blank lines are skipped but keep the numbering
-        fx("b-4"),
-        '{"type": "account_balance", "event_id": ',
-        account("b-6", account="C-2"),
-        fx("b-7", rate='"0"'),
-    ]) + "\n"
+    body = (
+        "\n".join(
+            [
+                account("b-1", account="C-1"),
+                account("b-2", cash='"1.234"'),
+                "",  # blank lines are skipped but keep the numbering
+                fx("b-4"),
+                '{"type": "account_balance", "event_id": ',
+                account("b-6", account="C-2"),
+                fx("b-7", rate='"0"'),
+            ]
+        )
+        + "\n"
+    )
     async with serving() as (client, publisher):
         response = await client.post("/v1/events", data=body, headers=NDJSON)
         assert response.status == 202
@@ -194,8 +199,9 @@ async def test_too_many_bytes_or_events_413() -> None:
 
 
 async def test_unpublished_events_are_503_and_dead_lettered() -> None:
-    publisher = FakePublisher(fail=lambda e: "not acknowledged by Kafka: KafkaTimeoutError" if e.event_id == "p-2"
-                              else None)
+    publisher = FakePublisher(
+        fail=lambda e: "not acknowledged by Kafka: KafkaTimeoutError" if e.event_id == "p-2" else None
+    )
     body = "\n".join([fx("p-1"), fx("p-2"), account("p-3", cash='"x"')])
     async with serving(publisher) as (client, _):
         response = await client.post("/v1/events", data=body, headers=NDJSON)
@@ -204,8 +210,14 @@ async def test_unpublished_events_are_503_and_dead_lettered() -> None:
         result = await response.json()
         assert result["accepted"] == ["p-1"]
         assert [r["line"] for r in result["rejected"]] == [3]
-        assert result["failed"] == [{"line": 2, "event_id": "p-2", "dead_lettered": True,
-                                     "reason": "not acknowledged by Kafka: KafkaTimeoutError"}]
+        assert result["failed"] == [
+            {
+                "line": 2,
+                "event_id": "p-2",
+                "dead_lettered": True,
+                "reason": "not acknowledged by Kafka: KafkaTimeoutError",
+            }
+        ]
         [letter] = publisher.letters
         assert letter.stage == "ingest"
         assert letter.reason == "not acknowledged by Kafka: KafkaTimeoutError"

@@ -31,7 +31,11 @@ def test_example_file_parses_with_continuations_details_and_default_currency() -
     first = by_number["000123456789"]
     # 010 and 015 on the 03 record, 045/100/400 on its 88 continuation.
     assert dict(first.amounts) == {
-        "010": 12500000000, "015": 13125000000, "045": 13110000000, "100": 1250000000, "400": 625000000,
+        "010": 12500000000,
+        "015": 13125000000,
+        "045": 13110000000,
+        "100": 1250000000,
+        "400": 625000000,
     }
     assert first.line == 3
     assert by_number["000555000111"].currency == "USD"  # blank on the 03: the group's currency
@@ -75,7 +79,8 @@ def test_other_type_code_and_time_zone() -> None:
     parse = bai2_events(bai, refs(), timezone=ZoneInfo("America/Chicago"), type_code="045")
     # Only two accounts report a closing available balance (045); the others are dead letters.
     assert [(p.event.depository, p.event.amount) for p in parse.events] == [  # type: ignore[attr-defined]
-        ("JPMC-SEG-CASH", Decimal("131100000.00")), ("JPMC-CSW-CASH", Decimal("18500000.00")),
+        ("JPMC-SEG-CASH", Decimal("131100000.00")),
+        ("JPMC-CSW-CASH", Decimal("18500000.00")),
     ]
     assert {b.line for b in parse.bad} == {10, 12, 18}
     assert all(b.field == "amount" and "no balance of type code 045" in b.reason for b in parse.bad)
@@ -83,9 +88,7 @@ def test_other_type_code_and_time_zone() -> None:
 
 
 def test_unmapped_account_currency_mismatch_and_missing_balance_are_bad_records() -> None:
-    parse = load_file(
-        str(EXAMPLES / "errors" / "bank-unmapped.bai2"), FileOptions(depositories=str(REFERENCE))
-    )
+    parse = load_file(str(EXAMPLES / "errors" / "bank-unmapped.bai2"), FileOptions(depositories=str(REFERENCE)))
     assert [p.event.depository for p in parse.events] == ["JPMC-SEG-CASH"]  # type: ignore[attr-defined]
     assert [(b.line, b.field) for b in parse.bad] == [(5, "account"), (7, "currency"), (9, "amount")]
     assert "000999999999 is not in" in parse.bad[0].reason
@@ -118,11 +121,19 @@ def _corrupt(text: str, old: str, new: str) -> str:
         ("99,80210000000,2,21/", "99,80210000000,2,20/", 21, "file number of records is 20 but"),
         ("99,80210000000,2,21/", "99,,2,21/", 21, "file control total is missing"),
         (",,,2/", ",,,3/", 1, "BAI version '3' is not supported"),
-        ("03,000123456790,USD,015,25000000000", "03,000123456790,USD,015,250000000.00", 10,
-         "not a whole number of minor units"),
+        (
+            "03,000123456790,USD,015,25000000000",
+            "03,000123456790,USD,015,250000000.00",
+            10,
+            "not a whole number of minor units",
+        ),
         ("03,000123456790,USD,015,", "03,000123456790,USD,15,", 10, "type code: expected three digits"),
-        ("03,000123456790,USD,015,25000000000,,", "03,000123456790,USD,015,25000000000,,X", 10,
-         "unknown funds type 'X'"),
+        (
+            "03,000123456790,USD,015,25000000000,,",
+            "03,000123456790,USD,015,25000000000,,X",
+            10,
+            "unknown funds type 'X'",
+        ),
         ("49,25000000000,2/", "77,25000000000,2/", 11, "unknown record code '77'"),
         ("02,FCMCORP01,CHASGB2L,1,261120,", "02,FCMCORP01,CHASGB2L,1,261131,", 17, "'261131' is not a date"),
         ("02,FCMCORP01,CHASGB2L,1,261120,1700", "02,FCMCORP01,CHASGB2L,1,261120,1790", 17, "expected HHMM"),
@@ -197,10 +208,14 @@ def test_sign_rule_of_the_line_makes_a_bad_record() -> None:
     [
         ("bank_account,segment,depository,line,currency\n1,4d2,D,7070,USD\n", "missing column(s) location"),
         ("bank_account,segment,depository,line,currency,location,colour\n", "unknown column(s) colour"),
-        ("bank_account,segment,depository,line,currency,location\n1,4d2,D,7070,USD,us\n1,4d2,E,7070,USD,us\n",
-         "1 is already mapped on line 2"),
-        ("bank_account,segment,depository,line,currency,location\n1,4d2,D,7500,USD,us\n",
-         "7500 is not a depository line of segment 4d2"),
+        (
+            "bank_account,segment,depository,line,currency,location\n1,4d2,D,7070,USD,us\n1,4d2,E,7070,USD,us\n",
+            "1 is already mapped on line 2",
+        ),
+        (
+            "bank_account,segment,depository,line,currency,location\n1,4d2,D,7500,USD,us\n",
+            "7500 is not a depository line of segment 4d2",
+        ),
         ("bank_account,segment,depository,line,currency,location\n1,4d2,D,7070,usd,us\n", "currency"),
         ("bank_account,segment,depository,line,currency,location\n1,4d2,D,7070,USD,moon\n", "location"),
         ("bank_account,segment,depository,line,currency,location\n1,4d2,D,7070\n", "expected 6 fields, got 4"),
@@ -239,8 +254,27 @@ def reader() -> Bai2Reader:
 def test_a_continuation_88_carries_on_the_fields_of_the_record_it_continues() -> None:
     # The type code 045 ends the 03 record; its amount opens the 88 (legal: a group may span records).
     rec = record("03,1,USD,010,100,,,045/", "88,4626045,,,072,-7,,/", "88, 100 ,5,,/")
-    assert rec.fields == ["03", "1", "USD", "010", "100", "", "", "045", "4626045", "", "", "072", "-7", "", "",
-                          "100", "5", "", ""]
+    assert rec.fields == [
+        "03",
+        "1",
+        "USD",
+        "010",
+        "100",
+        "",
+        "",
+        "045",
+        "4626045",
+        "",
+        "",
+        "072",
+        "-7",
+        "",
+        "",
+        "100",
+        "5",
+        "",
+        "",
+    ]
     assert (rec.physical, rec.line) == (3, 1)
     assert rec.text == "03,1,USD,010,100,,,045/\n88,4626045,,,072,-7,,/\n88, 100 ,5,,/"
 
@@ -282,7 +316,10 @@ def test_account_identifier_03_needs_a_group_and_takes_its_currency() -> None:
     r.read(record("03,1,,015,100,,,010,-40,,/", "88,045,7,,/"))
     assert r.account is not None
     assert (r.account.number, r.account.currency, dict(r.account.amounts)) == (
-        "1", "EUR", {"015": 100, "010": -40, "045": 7})
+        "1",
+        "EUR",
+        {"015": 100, "010": -40, "045": 7},
+    )
     assert (r.in_account.total, r.in_account.records, r.in_group.records) == (67, 2, 3)
     with pytest.raises(InputError, match=r"before the previous account's trailer \(49\)"):
         r.read(record("03,2,,015,100,,/"))

@@ -36,7 +36,9 @@ def test_example_ledger_extract() -> None:
     assert isinstance(first, AccountBalance)
     assert (first.segment, first.account, first.currency) == ("4d2", "C-100231", "USD")
     assert (first.cash, first.securities, first.unrealized) == (
-        Decimal("2450000.00"), Decimal("500000.00"), Decimal("-125340.50"),
+        Decimal("2450000.00"),
+        Decimal("500000.00"),
+        Decimal("-125340.50"),
     )
     assert (first.long_options, first.short_options) == (Decimal("88000.00"), Decimal("-12500.00"))
     assert first.as_of.isoformat() == "2026-11-20T17:00:00-05:00"
@@ -86,8 +88,12 @@ def test_header_is_case_insensitive_in_any_order_with_blank_lines_and_bom() -> N
     assert parsed.line == 3
     event = parsed.event
     assert isinstance(event, AccountBalance)
-    assert (event.account, event.segment, event.cash, event.short_options) == ("C-1", "4df", Decimal("5.00"),
-                                                                               Decimal("-1.00"))
+    assert (event.account, event.segment, event.cash, event.short_options) == (
+        "C-1",
+        "4df",
+        Decimal("5.00"),
+        Decimal("-1.00"),
+    )
 
 
 def test_quoted_fields_and_explicit_event_id() -> None:
@@ -127,11 +133,17 @@ def test_ndjson_lines_and_source_fill_in() -> None:
     result = parse_ndjson(data)
     assert [p.event.event_id for p in result.events] == ["fx-20261120-CHF", "dco-20261120-CME-4df"]
     assert [(b.line, b.field) for b in result.bad] == [
-        (2, "usd_per_unit"), (3, "short_options"), (4, "line"), (5, "type"), (6, "(record)"),
+        (2, "usd_per_unit"),
+        (3, "short_options"),
+        (4, "line"),
+        (5, "type"),
+        (6, "(record)"),
     ]
     assert result.bad[4].malformed and result.bad[4].reason.startswith("not valid JSON")
-    no_source = b'{"type": "fx_rate", "event_id": "fx-1", "as_of": "2026-11-20T21:00:00Z", "currency": "EUR", ' \
-                b'"usd_per_unit": 1.0842}\n'
+    no_source = (
+        b'{"type": "fx_rate", "event_id": "fx-1", "as_of": "2026-11-20T21:00:00Z", "currency": "EUR", '
+        b'"usd_per_unit": 1.0842}\n'
+    )
     assert [b.field for b in parse_ndjson(no_source).bad] == ["source"]
     [filled] = parse_ndjson(no_source, source="fx-feed").events
     assert filled.event.source == "fx-feed"
@@ -139,8 +151,15 @@ def test_ndjson_lines_and_source_fill_in() -> None:
 
 
 def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "segwatch.cli", "ingest", *args], input=stdin,
-                          capture_output=True, text=True, check=False, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", "ingest", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def test_cli_dry_run_prints_events_and_exits_0() -> None:
@@ -165,8 +184,10 @@ def test_cli_dry_run_lists_bad_lines_and_exits_1() -> None:
     [
         (("/nonexistent/ledger.csv",), "/nonexistent/ledger.csv: No such file or directory"),
         ((str(EXAMPLES / "bank.bai2"),), "--depositories"),
-        ((str(EXAMPLES / "errors" / "bank-bad-totals.bai2"), "--depositories", str(EXAMPLES / "depositories.csv")),
-         "group control total is 38125000100"),
+        (
+            (str(EXAMPLES / "errors" / "bank-bad-totals.bai2"), "--depositories", str(EXAMPLES / "depositories.csv")),
+            "group control total is 38125000100",
+        ),
         (("serve", "--format", "csv"), "--format: only for ingesting a file"),
         ((str(LEDGER), "--port", "1"), "--host/--port: only with `segwatch ingest serve`"),
     ],
@@ -186,7 +207,14 @@ def test_cli_reads_stdin() -> None:
 
 def test_serve_refuses_to_start_without_tokens() -> None:
     env_free = {k: v for k, v in os.environ.items() if not k.startswith("SEGWATCH_INGEST_")}
-    done = subprocess.run([sys.executable, "-m", "segwatch.cli", "ingest", "serve", "--port", "0"],
-                          capture_output=True, text=True, check=False, cwd=ROOT, timeout=60, env=env_free)
+    done = subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", "ingest", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=60,
+        env=env_free,
+    )
     assert done.returncode == 2
     assert "SEGWATCH_INGEST_TOKENS" in done.stderr and "SEGWATCH_INGEST_ALLOW_ANONYMOUS=1" in done.stderr

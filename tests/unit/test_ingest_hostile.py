@@ -38,7 +38,10 @@ BODY = account("e-1").encode()
     ],
 )
 async def test_content_encoding_is_decoded_or_refused_naming_the_header(
-    encoding: str, body: bytes, status: int, says: str | None,
+    encoding: str,
+    body: bytes,
+    status: int,
+    says: str | None,
 ) -> None:
     async with serving() as (client, publisher):
         response = await client.post("/v1/events", data=body, headers={**JSON, "Content-Encoding": encoding})
@@ -82,8 +85,11 @@ async def test_a_slow_body_gets_408_naming_the_setting() -> None:
     config = IngestConfig(tokens=(TOKEN.encode(),), body_timeout=0.3)
     async with serving(config=config) as (client, publisher):
         reader, writer = await asyncio.open_connection(client.host, client.port)
-        writer.write(f"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-                     f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n".encode() + BODY[:10])
+        writer.write(
+            f"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n".encode()
+            + BODY[:10]
+        )
         await writer.drain()
         answer = b""
         while b"SEGWATCH_INGEST_BODY_TIMEOUT" not in answer:  # the answer, before the rest is ever sent
@@ -96,15 +102,23 @@ async def test_a_slow_body_gets_408_naming_the_setting() -> None:
 
 
 def test_timeouts_and_sources_from_the_environment() -> None:
-    env = {"SEGWATCH_INGEST_TOKENS": "t", "SEGWATCH_INGEST_HEADER_TIMEOUT": "2.5",
-           "SEGWATCH_INGEST_BODY_TIMEOUT": "30", "SEGWATCH_INGEST_SOURCES": "ledger, bai2:021000021,,fx"}
+    env = {
+        "SEGWATCH_INGEST_TOKENS": "t",
+        "SEGWATCH_INGEST_HEADER_TIMEOUT": "2.5",
+        "SEGWATCH_INGEST_BODY_TIMEOUT": "30",
+        "SEGWATCH_INGEST_SOURCES": "ledger, bai2:021000021,,fx",
+    }
     config = IngestConfig.from_env(env)
     assert (config.header_timeout, config.body_timeout) == (2.5, 30.0)
     assert config.sources == frozenset({"ledger", "bai2:021000021", "fx"})
     defaults = IngestConfig.from_env({"SEGWATCH_INGEST_TOKENS": "t"})
     assert (defaults.header_timeout, defaults.body_timeout, defaults.sources) == (15.0, 60.0, None)
-    for var, value in (("SEGWATCH_INGEST_HEADER_TIMEOUT", "0"), ("SEGWATCH_INGEST_BODY_TIMEOUT", "inf"),
-                       ("SEGWATCH_INGEST_SOURCES", "other"), ("SEGWATCH_INGEST_SOURCES", "x" * 65)):
+    for var, value in (
+        ("SEGWATCH_INGEST_HEADER_TIMEOUT", "0"),
+        ("SEGWATCH_INGEST_BODY_TIMEOUT", "inf"),
+        ("SEGWATCH_INGEST_SOURCES", "other"),
+        ("SEGWATCH_INGEST_SOURCES", "x" * 65),
+    ):
         with pytest.raises(InputError) as info:
             IngestConfig.from_env({"SEGWATCH_INGEST_TOKENS": "t", var: value})
         assert info.value.field == var
@@ -116,8 +130,12 @@ def event(event_id: str, source: str) -> str:
 
 async def labels(client) -> set[str]:  # type: ignore[no-untyped-def]
     text = await (await client.get("/metrics")).text()
-    return {s.labels["source"] for f in text_string_to_metric_families(text) for s in f.samples
-            if s.name == "segwatch_ingest_source_last_seen_timestamp_seconds"}
+    return {
+        s.labels["source"]
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "segwatch_ingest_source_last_seen_timestamp_seconds"
+    }
 
 
 async def test_only_configured_sources_get_a_label() -> None:

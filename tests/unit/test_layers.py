@@ -24,20 +24,42 @@ PACKAGES = ("schemas", "segwatch", "services", "bench")
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("wire models", ("schemas.", "segwatch", "segwatch.errors", "segwatch.environment")),
     ("pure core", ("segwatch.core.",)),
-    ("adapters", (
-        "segwatch.config", "segwatch.logs", "segwatch.waiting", "segwatch.ndjson",
-        "segwatch.deadletter", "segwatch.kafka.", "segwatch.forms.", "segwatch.sample", "segwatch.calendar_snapshot",
-    )),
+    (
+        "adapters",
+        (
+            "segwatch.config",
+            "segwatch.logs",
+            "segwatch.waiting",
+            "segwatch.ndjson",
+            "segwatch.deadletter",
+            "segwatch.kafka.",
+            "segwatch.forms.",
+            "segwatch.sample",
+            "segwatch.calendar_snapshot",
+        ),
+    ),
     ("services", ("services.",)),
-    ("entry points and developer tools", (
-        "segwatch.cli.", "segwatch.system", "segwatch.replay", "segwatch.ops.", "bench.",
-    )),
+    (
+        "entry points and developer tools",
+        (
+            "segwatch.cli.",
+            "segwatch.system",
+            "segwatch.replay",
+            "segwatch.ops.",
+            "bench.",
+        ),
+    ),
 )
 
 # The developer tools deploy/Dockerfile removes before it builds the wheel (bench/ it never copies).
 DEV_TOOLS = (
-    "segwatch/kafka/broker.py", "segwatch/cli/broker.py", "segwatch/system.py", "segwatch/replay.py",
-    "segwatch/cli/run.py", "segwatch/cli/bench.py", "segwatch/ops",
+    "segwatch/kafka/broker.py",
+    "segwatch/cli/broker.py",
+    "segwatch/system.py",
+    "segwatch/replay.py",
+    "segwatch/cli/run.py",
+    "segwatch/cli/bench.py",
+    "segwatch/ops",
 )
 
 
@@ -115,8 +137,10 @@ def test_the_pure_core_and_the_wire_models_never_import_kafka_or_http() -> None:
     io = {"aiokafka", "faust", "mode", "aiohttp", "prometheus_client", "structlog"}
     found = [
         f"{module}:{line} imports {target}"
-        for module, path in MODULES.items() if layer(module) in (0, 1)
-        for target, line in imports(module, path) if target.split(".")[0] in io
+        for module, path in MODULES.items()
+        if layer(module) in (0, 1)
+        for target, line in imports(module, path)
+        if target.split(".")[0] in io
     ]
     assert found == []
 
@@ -136,8 +160,11 @@ def test_the_dockerfile_removes_the_developer_tools() -> None:
 
 
 def test_nothing_in_the_image_imports_a_developer_tool() -> None:
-    found = [f"{imp.module}:{imp.line} imports {imp.target}" for imp in project_imports()
-             if not dev_tool(imp.module) and dev_tool(imp.target)]
+    found = [
+        f"{imp.module}:{imp.line} imports {imp.target}"
+        for imp in project_imports()
+        if not dev_tool(imp.module) and dev_tool(imp.target)
+    ]
     assert found == []
 
 
@@ -149,11 +176,13 @@ def locked(name: str) -> set[str]:
 def test_nothing_in_the_image_imports_a_dev_only_package() -> None:
     dev_only = locked("dev.lock") - locked("runtime.lock")
     assert "grafana-foundation-sdk" in dev_only and "pyyaml" in dev_only
-    owners = {name: {re.sub(r"[-_.]+", "-", d.lower()) for d in dists}
-              for name, dists in packages_distributions().items()}
+    owners = {
+        name: {re.sub(r"[-_.]+", "-", d.lower()) for d in dists} for name, dists in packages_distributions().items()
+    }
     found = [
         f"{module}:{line} imports {target}"
-        for module, path in MODULES.items() if not dev_tool(module)
+        for module, path in MODULES.items()
+        if not dev_tool(module)
         for target, line in imports(module, path)
         if owners.get(target.split(".")[0]) and owners[target.split(".")[0]] <= dev_only
     ]
@@ -177,8 +206,15 @@ sys.exit(main(sys.argv[2:]))
 def without_dev_tools(*argv: str) -> subprocess.CompletedProcess[str]:
     """The `segwatch` command as a service image has it: the developer tools cannot be imported."""
     dev = ",".join(m for m in MODULES if dev_tool(m))
-    return subprocess.run([sys.executable, "-c", BLOCK, dev, *argv], capture_output=True, text=True, check=False,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK, dev, *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
 
 
 def test_the_command_without_the_developer_tools_lists_the_rest() -> None:
@@ -192,5 +228,7 @@ def test_the_command_without_the_developer_tools_lists_the_rest() -> None:
 def test_a_developer_command_without_its_tools_says_so(command: str) -> None:
     done = without_dev_tools(command, "status")
     assert done.returncode == 2
-    assert done.stderr.strip() == (f"segwatch: error: `segwatch {command}` is a developer command, not installed "
-                                   "here (a service image leaves developer tooling out)")
+    assert done.stderr.strip() == (
+        f"segwatch: error: `segwatch {command}` is a developer command, not installed "
+        "here (a service image leaves developer tooling out)"
+    )

@@ -12,13 +12,31 @@ D = Decimal
 T0 = datetime(2026, 11, 20, 15, tzinfo=UTC)
 
 
-def acct(n: int, cash: str, *, account: str = "C1", minutes: int = 0, offset: str = "0", segment: SegmentId = "4d2",
-         currency: str = "USD", securities: str | None = None) -> AccountBalance:
+def acct(
+    n: int,
+    cash: str,
+    *,
+    account: str = "C1",
+    minutes: int = 0,
+    offset: str = "0",
+    segment: SegmentId = "4d2",
+    currency: str = "USD",
+    securities: str | None = None,
+) -> AccountBalance:
     """An account balance; its securities default to its haircut value (`offset`)."""
     return AccountBalance(
-        event_id=f"e{n}", source="t", as_of=T0 + timedelta(minutes=minutes), segment=segment, account=account,
-        currency=currency, cash=D(cash), securities=D(offset if securities is None else securities),
-        unrealized=D(0), long_options=D(0), short_options=D(0), offset_securities=D(offset),
+        event_id=f"e{n}",
+        source="t",
+        as_of=T0 + timedelta(minutes=minutes),
+        segment=segment,
+        account=account,
+        currency=currency,
+        cash=D(cash),
+        securities=D(offset if securities is None else securities),
+        unrealized=D(0),
+        long_options=D(0),
+        short_options=D(0),
+        offset_securities=D(offset),
     )
 
 
@@ -84,8 +102,19 @@ def test_ten_trillion_dollar_amounts_with_cents() -> None:
     book = Book()
     book.apply(acct(1, "9999999999999.99", account="A"))
     book.apply(acct(2, "9999999999999.99", account="B"))
-    book.apply(DepositoryBalance(event_id="d", source="t", as_of=T0, segment="4d2", depository="BANK", line="7070",
-                                 currency="USD", location="us", amount=D("9999999999999.99")))
+    book.apply(
+        DepositoryBalance(
+            event_id="d",
+            source="t",
+            as_of=T0,
+            segment="4d2",
+            depository="BANK",
+            line="7070",
+            currency="USD",
+            location="us",
+            amount=D("9999999999999.99"),
+        )
+    )
     assert lines(book)["7060"] == D("19999999999999.98")
     assert lines(book)["7190"] == D("-9999999999999.99")
 

@@ -52,7 +52,9 @@ def alerter_app(_: Path) -> tuple[web.Application, str]:
 
 
 SERVICES: dict[str, Callable[[Path], tuple[web.Application, str]]] = {
-    "ingest": ingest_app, "calculator": calculator_app, "alerter": alerter_app,
+    "ingest": ingest_app,
+    "calculator": calculator_app,
+    "alerter": alerter_app,
 }
 
 

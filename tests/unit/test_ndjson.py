@@ -10,9 +10,20 @@ import pytest
 
 from segwatch.ndjson import BadLine, Event, read_events, split
 
-EVENT = {"type": "account_balance", "event_id": "e1", "source": "ledger", "as_of": "2026-03-02T15:00:00Z",
-         "segment": "4d2", "account": "C-1", "currency": "USD", "cash": "5.00", "securities": "0",
-         "unrealized": "0", "long_options": "0", "short_options": "0"}
+EVENT = {
+    "type": "account_balance",
+    "event_id": "e1",
+    "source": "ledger",
+    "as_of": "2026-03-02T15:00:00Z",
+    "segment": "4d2",
+    "account": "C-1",
+    "currency": "USD",
+    "cash": "5.00",
+    "securities": "0",
+    "unrealized": "0",
+    "long_options": "0",
+    "short_options": "0",
+}
 
 
 def line(**changes: object) -> bytes:
@@ -57,16 +68,24 @@ def test_each_bad_line_is_named_with_field_and_reason(raw: bytes, field: str, re
 
 def test_from_events_keeps_u2028_inside_a_string() -> None:
     text = json.dumps({**EVENT, "source": "ledger\u2028x"}, ensure_ascii=False) + "\n"
-    result = subprocess.run([sys.executable, "-m", "segwatch.cli", "statement", "from-events", "-"],
-                            input=text.encode(), capture_output=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", "statement", "from-events", "-"],
+        input=text.encode(),
+        capture_output=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["4d2"]["7010"] == "5.00"
 
 
 def test_from_events_names_every_bad_line_and_prints_no_statement() -> None:
     text = b"\n".join([line(), b"{oops", line(cash="x"), b"[" * 100000]) + b"\n"
-    result = subprocess.run([sys.executable, "-m", "segwatch.cli", "statement", "from-events", "-"],
-                            input=text, capture_output=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", "statement", "from-events", "-"],
+        input=text,
+        capture_output=True,
+        check=False,
+    )
     err = result.stderr.decode()
     assert result.returncode == 2 and result.stdout == b""
     assert "- line 2: (record): not valid JSON" in err

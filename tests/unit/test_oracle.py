@@ -22,7 +22,7 @@ from tests.unit.oracle import RESULT, oracle
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 CURRENCIES = ("USD", "EUR", "JPY", "GBP")
 RATED = ("EUR", "JPY")  # GBP never gets a rate
-amounts = st.integers(min_value=-10**9, max_value=10**9).map(lambda c: Decimal(c).scaleb(-2))
+amounts = st.integers(min_value=-(10**9), max_value=10**9).map(lambda c: Decimal(c).scaleb(-2))
 positive = amounts.map(abs)
 times = st.integers(min_value=0, max_value=4).map(lambda m: T0 + timedelta(minutes=m))
 sources = st.sampled_from(["ledger-a", "ledger-b", "bank"])
@@ -44,9 +44,16 @@ def account(draw: st.DrawFn, n: int) -> AccountBalance:
     # Often a debit (cash below zero) with securities, the case line 5 is about.
     cash = draw(st.one_of(amounts, positive.map(lambda x: -x)))
     return AccountBalance(
-        event_id=f"a{n:03d}", source=draw(sources), as_of=draw(times), segment=draw(st.sampled_from(list(SEGMENTS))),
-        account=f"C{draw(st.integers(0, 4))}", currency=draw(st.sampled_from(CURRENCIES)),
-        cash=cash, securities=securities, unrealized=draw(amounts), long_options=draw(positive),
+        event_id=f"a{n:03d}",
+        source=draw(sources),
+        as_of=draw(times),
+        segment=draw(st.sampled_from(list(SEGMENTS))),
+        account=f"C{draw(st.integers(0, 4))}",
+        currency=draw(st.sampled_from(CURRENCIES)),
+        cash=cash,
+        securities=securities,
+        unrealized=draw(amounts),
+        long_options=draw(positive),
         short_options=-draw(positive),
         offset_securities=(securities * draw(st.integers(0, 100)) / 100).quantize(Decimal("0.01"), ROUND_DOWN),
     )
@@ -61,8 +68,13 @@ def depository(draw: st.DrawFn, n: int) -> DepositoryBalance:
     amount = draw(amounts)
     amount = abs(amount) if sign == "nonnegative" else -abs(amount) if sign == "nonpositive" else amount
     return DepositoryBalance(
-        event_id=f"d{n:03d}", source=draw(sources), as_of=draw(times), segment=sid,
-        depository=f"DCO{draw(st.integers(0, 1))}", line=line, currency=draw(st.sampled_from(CURRENCIES)),
+        event_id=f"d{n:03d}",
+        source=draw(sources),
+        as_of=draw(times),
+        segment=sid,
+        depository=f"DCO{draw(st.integers(0, 1))}",
+        line=line,
+        currency=draw(st.sampled_from(CURRENCIES)),
         location=where if (where := LINE_LOCATIONS.get(line)) is not None else draw(st.sampled_from(LOCATIONS)),
         amount=amount,
     )
@@ -86,8 +98,9 @@ def setting(draw: st.DrawFn, n: int) -> Any:
 @st.composite
 def books(draw: st.DrawFn) -> list[Any]:
     size = draw(st.integers(1, 16))
-    kinds = draw(st.lists(st.sampled_from([account, account, depository, depository, setting]),
-                          min_size=size, max_size=size))
+    kinds = draw(
+        st.lists(st.sampled_from([account, account, depository, depository, setting]), min_size=size, max_size=size)
+    )
     return [draw(kind(i)) for i, kind in enumerate(kinds)]
 
 

@@ -44,16 +44,18 @@ def _amount_markup(rng: random.Random, amount: str, blank: str, code: str) -> st
         shown = f"{shown[:cut]}</u><u>{shown[cut:]}"
     code_text = rng.choice([f"[{code}]", f"({code})", f"[ {code} ]", f"[{code}]"])
     blank = rng.choice([blank or " ", " ", "\t", "  ", "\u00a0", "\n", "&nbsp;"])
-    return rng.choice([
-        f"{shown}{blank}{code_text}",
-        f"<u>{shown}</u>{blank}{code_text}",
-        f"<b><u>{shown}</u></b>{blank}{code_text}",
-        f"<u><b>{shown}</b></u>{blank}{code_text}",
-        f"<b><u>{shown}</b></u>{blank}{code_text}",  # misnested
-        f"<b><u>{shown}</u>{blank}{code_text}</b>",  # the markup wraps the code too
-        f'<span class="amt">{shown}</span>{blank}<i>{code_text}</i>',
-        f"**{shown}**{blank}{code_text}",
-    ])
+    return rng.choice(
+        [
+            f"{shown}{blank}{code_text}",
+            f"<u>{shown}</u>{blank}{code_text}",
+            f"<b><u>{shown}</u></b>{blank}{code_text}",
+            f"<u><b>{shown}</b></u>{blank}{code_text}",
+            f"<b><u>{shown}</b></u>{blank}{code_text}",  # misnested
+            f"<b><u>{shown}</u>{blank}{code_text}</b>",  # the markup wraps the code too
+            f'<span class="amt">{shown}</span>{blank}<i>{code_text}</i>',
+            f"**{shown}**{blank}{code_text}",
+        ]
+    )
 
 
 def noisy(text: str, seed: int) -> str:
@@ -66,8 +68,13 @@ def noisy(text: str, seed: int) -> str:
         if rng.random() < 0.4:
             line = re.sub(r"(?<=[A-Za-z)])\t(?=(?:<[^>]+>|\*\*)*[-\d(\u2212])", "", line, count=1)
         # Header fields: bold or not, a blank after the colon, a tag around the name.
-        line = re.sub(r"\*\*(End Date|Submit Date|Firm Name|Form):", lambda m: rng.choice(
-            [f"**{m.group(1)}:", f"{m.group(1)}: ", f"<b>{m.group(1)}:</b>", f"**{m.group(1)}** :"]), line)
+        line = re.sub(
+            r"\*\*(End Date|Submit Date|Firm Name|Form):",
+            lambda m: rng.choice(
+                [f"**{m.group(1)}:", f"{m.group(1)}: ", f"<b>{m.group(1)}:</b>", f"**{m.group(1)}** :"]
+            ),
+            line,
+        )
         out.append(line.replace("&", "&amp;") if "&" in line and "&nbsp;" not in line else line)
     result = "\n".join(out)
     if seed % 3 == 0:
@@ -101,15 +108,19 @@ def test_the_clean_parse_states_every_line_of_its_form() -> None:
     old = read_filing(FILINGS["2013-07-25"].read_text())
     assert old.complete
     assert set(old.statements["30.7"]) == {"7360", "7370", "7380"} | {
-        ln.code for ln in SEGMENTS["30.7"].lines if ln.side.value == "funds" and not ln.summary_only}
+        ln.code for ln in SEGMENTS["30.7"].lines if ln.side.value == "funds" and not ln.summary_only
+    }
     assert not {"7194", "7198"} & set(old.statements["4d2"])  # the 2013 form had no target lines
     assert not {"8760", "8770"} & set(old.statements["4df"])
 
 
 def test_the_header() -> None:
     assert read_filing(FILINGS["2017-11-06"].read_text()).header == {
-        "status": "INITIAL", "form": "Daily Seg - FOCUS II", "firm": "Citigroup Global Markets Inc.",
-        "end_date": "2017-11-06", "submit_date": "2017-11-07",
+        "status": "INITIAL",
+        "form": "Daily Seg - FOCUS II",
+        "firm": "Citigroup Global Markets Inc.",
+        "end_date": "2017-11-06",
+        "submit_date": "2017-11-07",
     }
     amended = FILINGS["2013-07-25"].read_text().replace("**INITIAL**", "**AMENDMENT**")
     assert read_filing(amended).header["status"] == "AMENDMENT"
@@ -132,7 +143,7 @@ def test_a_line_without_its_amount_is_named_not_guessed(code: str) -> None:
 
 @pytest.mark.parametrize("garbled", ["1,2,3", "12,34", "1,2345", "1.234.56"])
 def test_a_malformed_amount_is_named_not_read_as_its_tail(garbled: str) -> None:
-    """"1,2,3" is neither 3 nor 123: a number with misplaced separators is illegible, so its line is missing."""
+    """ "1,2,3" is neither 3 nor 123: a number with misplaced separators is illegible, so its line is missing."""
     clean = FILINGS["2017-11-06"].read_text()
     text = re.sub(r"<u>[^<]*</u>(</b>)?([ \t]*)\[7010\]", rf"<u>{garbled}</u>\1\2[7010]", clean)
     assert text != clean
@@ -149,14 +160,15 @@ def test_a_line_gone_altogether_is_named() -> None:
 
 def test_a_missing_statement_and_header_field_are_named() -> None:
     text = FILINGS["2017-11-06"].read_text()
-    text = text[:text.index("**INITIAL**  \n**End Date")].replace("**Submit Date:11/7/2017**", "")
+    text = text[: text.index("**INITIAL**  \n**End Date")].replace("**Submit Date:11/7/2017**", "")
     got = [str(m) for m in read_filing(text).missing]
     assert got == ["header: submit date not found", "4df: statement not found"]
 
 
 def segwatch(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "segwatch.cli", *args], input=stdin, capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", *args], input=stdin, capture_output=True, text=True, check=False
+    )
 
 
 def test_cli_exits_1_naming_each_missing_line_and_partial_accepts(tmp_path: Path) -> None:

@@ -18,22 +18,31 @@ from segwatch.errors import InputError
 
 M = Decimal(1_000_000)
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
-BASE = Baseline(segment="4d2", business_day=date(2026, 11, 19), cutoff=datetime(2026, 11, 19, 23, 0, tzinfo=UTC),
-                excess=100 * M)
+BASE = Baseline(
+    segment="4d2", business_day=date(2026, 11, 19), cutoff=datetime(2026, 11, 19, 23, 0, tzinfo=UTC), excess=100 * M
+)
 LIVE = Live(segment="4d2", version=9, excess=100 * M, as_of=NOW)
 
 
 def request(*amounts: Decimal, **extra: Any) -> WhatIfRequest:
-    return WhatIfRequest.model_validate({
-        "segment": "4d2", "proposal_id": "prop-1",
-        "withdrawals": [{"amount": str(a), "recipient": "Holdco LLC", "purpose": "dividend"} for a in amounts],
-        **extra,
-    })
+    return WhatIfRequest.model_validate(
+        {
+            "segment": "4d2",
+            "proposal_id": "prop-1",
+            "withdrawals": [{"amount": str(a), "recipient": "Holdco LLC", "purpose": "dividend"} for a in amounts],
+            **extra,
+        }
+    )
 
 
 def ask(req: WhatIfRequest, **changes: Any) -> WhatIfResponse:
-    kwargs: dict[str, Any] = {"baseline": BASE, "live": LIVE, "target": 40 * M, "prior_statement_filed": True,
-                              "now": NOW}
+    kwargs: dict[str, Any] = {
+        "baseline": BASE,
+        "live": LIVE,
+        "target": 40 * M,
+        "prior_statement_filed": True,
+        "now": NOW,
+    }
     kwargs.update(changes)
     return what_if(req, **kwargs)
 
@@ -94,8 +103,11 @@ def test_before_the_prior_days_statement_is_filed_it_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "code"),
-    [({"baseline": None}, "no_daily_computation"), ({"live": None}, "no_live_figures"),
-     ({"target": None}, "no_target")],
+    [
+        ({"baseline": None}, "no_daily_computation"),
+        ({"live": None}, "no_live_figures"),
+        ({"target": None}, "no_target"),
+    ],
 )
 def test_what_cannot_be_shown_is_refused(changes: dict[str, Any], code: str) -> None:
     r = ask(request(1 * M), **changes)
@@ -118,8 +130,9 @@ def test_a_baseline_of_another_segment_is_an_error() -> None:
 
 def test_bad_requests_name_the_field() -> None:
     with pytest.raises(ValidationError) as exc:
-        WhatIfRequest.model_validate({"segment": "4d2", "withdrawals": [
-            {"amount": "-1", "recipient": "x", "purpose": "y"}]})
+        WhatIfRequest.model_validate(
+            {"segment": "4d2", "withdrawals": [{"amount": "-1", "recipient": "x", "purpose": "y"}]}
+        )
     assert [e.field for e in input_errors(exc.value)] == ["withdrawals.0.amount"]
     with pytest.raises(ValidationError):
         WhatIfRequest.model_validate({"segment": "4d2", "withdrawals": []})

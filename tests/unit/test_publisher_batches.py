@@ -33,8 +33,9 @@ class FakeBatch:
 
 
 class FakeProducer:
-    def __init__(self, *, capacity: int = 4, too_large: int = 100, refuse: set[bytes] | None = None,
-                 hold: bool = False) -> None:
+    def __init__(
+        self, *, capacity: int = 4, too_large: int = 100, refuse: set[bytes] | None = None, hold: bool = False
+    ) -> None:
         self.capacity, self.too_large = capacity, too_large
         self.refuse: set[bytes] = refuse or set()  # values whose batch (or send) the producer refuses at once
         self.hold = hold  # leave acknowledgements unanswered

@@ -35,8 +35,9 @@ from tests.support.sample_day import EXPECTED_ALERTS, EXPECTED_STATEMENTS
 
 
 def segwatch(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "segwatch.cli", *args], input=stdin, capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", *args], input=stdin, capture_output=True, text=True, check=False
+    )
 
 
 def replay(tmp_path: Path, events: list[dict[str, Any]] | str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -54,8 +55,11 @@ def alerts(result: subprocess.CompletedProcess[str]) -> list[Alert]:
 
 
 def decisions(result: subprocess.CompletedProcess[str]) -> list[DisbursementDecision]:
-    return [DisbursementDecision.model_validate_json(line) for line in result.stdout.splitlines()
-            if '"type":"disbursement_decision"' in line]
+    return [
+        DisbursementDecision.model_validate_json(line)
+        for line in result.stdout.splitlines()
+        if '"type":"disbursement_decision"' in line
+    ]
 
 
 def transitions(result: subprocess.CompletedProcess[str]) -> list[tuple[str, str, str]]:
@@ -66,8 +70,10 @@ def test_deficiency_fires_then_resolves_with_one_incident_id(tmp_path: Path) -> 
     result = replay(tmp_path, DAY)
     assert result.returncode == 0, result.stderr
     assert transitions(result) == [
-        ("4d2", "under_target", "firing"), ("4d2", "deficiency", "firing"),
-        ("4d2", "deficiency", "resolved"), ("4d2", "under_target", "resolved"),
+        ("4d2", "under_target", "firing"),
+        ("4d2", "deficiency", "firing"),
+        ("4d2", "deficiency", "resolved"),
+        ("4d2", "under_target", "resolved"),
     ]
     records = alerts(result)
     firing, resolved = (a for a in records if a.rule == "deficiency")
@@ -119,18 +125,38 @@ def test_a_disbursement_before_any_figures_needs_approval_and_is_a_violation_wit
     result = replay(tmp_path, [disbursement("d1", 0, "40.00")])
     assert result.returncode == 0, result.stderr
     [decision] = decisions(result)
-    assert (decision.basis, decision.needs_approval, decision.outcome, decision.page) == ("none", True, "violation",
-                                                                                          True)
+    assert (decision.basis, decision.needs_approval, decision.outcome, decision.page) == (
+        "none",
+        True,
+        "violation",
+        True,
+    )
     [notice] = alerts(result)
-    assert (notice.rule, notice.severity, notice.page, notice.figures) == ("disbursement_violation", "critical",
-                                                                            True, None)
+    assert (notice.rule, notice.severity, notice.page, notice.figures) == (
+        "disbursement_violation",
+        "critical",
+        True,
+        None,
+    )
 
 
 def test_duplicates_and_reordering_within_a_state_change_nothing(tmp_path: Path) -> None:
     clean = replay(tmp_path, DAY)
     # Every event twice, and older balances of the same keys arriving after newer ones: the newest as-of wins.
-    noisy = [DAY[0], DAY[0], DAY[1], account("a0", 0, "7.00"), DAY[2], DAY[1], DAY[3],
-             bank("b0", 0, "1.00"), DAY[3], DAY[4], DAY[4], DAY[2]]
+    noisy = [
+        DAY[0],
+        DAY[0],
+        DAY[1],
+        account("a0", 0, "7.00"),
+        DAY[2],
+        DAY[1],
+        DAY[3],
+        bank("b0", 0, "1.00"),
+        DAY[3],
+        DAY[4],
+        DAY[4],
+        DAY[2],
+    ]
     again = replay(tmp_path, noisy)
     assert again.returncode == 0, again.stderr
 
@@ -175,8 +201,10 @@ def test_a_json_string_holding_u2028_is_one_line(tmp_path: Path) -> None:
 def test_the_clock_is_event_time_by_default_or_fixed(tmp_path: Path) -> None:
     default = alerts(replay(tmp_path, DAY))
     assert [a.at.isoformat() for a in default] == [
-        "2026-03-02T15:03:00+00:00", "2026-03-02T15:03:00+00:00",
-        "2026-03-02T15:04:00+00:00", "2026-03-02T15:04:00+00:00",
+        "2026-03-02T15:03:00+00:00",
+        "2026-03-02T15:03:00+00:00",
+        "2026-03-02T15:04:00+00:00",
+        "2026-03-02T15:04:00+00:00",
     ]
     fixed = alerts(replay(tmp_path, DAY, "--now", "2030-01-01T00:00:00+00:00"))
     assert {a.at.isoformat() for a in fixed} == {"2030-01-01T00:00:00+00:00"}
@@ -195,7 +223,11 @@ def test_through_the_installed_command(tmp_path: Path) -> None:
     result = segwatch("replay", str(path))
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["rule"] for line in result.stdout.splitlines()] == [
-        "under_target", "deficiency", "deficiency", "under_target"]
+        "under_target",
+        "deficiency",
+        "deficiency",
+        "under_target",
+    ]
 
 
 def test_a_missing_file_is_refused() -> None:

@@ -32,14 +32,55 @@ def day_of(day: date, n: int) -> list[EventBase]:
     """A 4d(2) book of the day: 60M owed, 40M cash at a bank, 30M of Treasuries, 5M of a money market fund."""
     when = at(day, 10)
     return [
-        ev("account_balance", f"a{n}", when, segment="4d2", account="C-1", currency="USD", cash="60000000",
-           securities="0", unrealized="0", long_options="0", short_options="0"),
-        ev("depository_balance", f"b{n}", when, segment="4d2", depository="BANK-1", line="7070", currency="USD",
-           location="us", instrument="cash", amount="40000000"),
-        ev("depository_balance", f"t{n}", when, segment="4d2", depository="DCO-1", line="7140", currency="USD",
-           location="us", instrument="us_government", amount="30000000"),
-        ev("depository_balance", f"m{n}", when, segment="4d2", depository="MMF-1", line="7070", currency="USD",
-           location="us", instrument="money_market_fund", amount="5000000"),
+        ev(
+            "account_balance",
+            f"a{n}",
+            when,
+            segment="4d2",
+            account="C-1",
+            currency="USD",
+            cash="60000000",
+            securities="0",
+            unrealized="0",
+            long_options="0",
+            short_options="0",
+        ),
+        ev(
+            "depository_balance",
+            f"b{n}",
+            when,
+            segment="4d2",
+            depository="BANK-1",
+            line="7070",
+            currency="USD",
+            location="us",
+            instrument="cash",
+            amount="40000000",
+        ),
+        ev(
+            "depository_balance",
+            f"t{n}",
+            when,
+            segment="4d2",
+            depository="DCO-1",
+            line="7140",
+            currency="USD",
+            location="us",
+            instrument="us_government",
+            amount="30000000",
+        ),
+        ev(
+            "depository_balance",
+            f"m{n}",
+            when,
+            segment="4d2",
+            depository="MMF-1",
+            line="7070",
+            currency="USD",
+            location="us",
+            instrument="money_market_fund",
+            amount="5000000",
+        ),
         ev("business_day_close", f"close{n}", at(day, 17), business_day=day.isoformat()),
     ]
 
@@ -55,14 +96,30 @@ def test_a_report_dates_close_publishes_its_report_once_equal_to_the_balances_by
     assert report.report_date == REPORT_DAY and report.key == "investment_report|2026-11-16"
     pool = report.pools["4d2"]
     rows = {k: Decimal(v) for k, v in pool["cash_and_permitted_investments"].items() if Decimal(v)}
-    assert rows == {"cash": Decimal(40_000_000), "us_government": Decimal(30_000_000),
-                    "money_market_fund": Decimal(5_000_000)}
+    assert rows == {
+        "cash": Decimal(40_000_000),
+        "us_government": Decimal(30_000_000),
+        "money_market_fund": Decimal(5_000_000),
+    }
     assert Decimal(pool["total"]) == Decimal(75_000_000)
     assert {k: Decimal(v) for k, v in pool["depositories"].items()} == {
-        "BANK-1": Decimal(40_000_000), "DCO-1": Decimal(30_000_000), "MMF-1": Decimal(5_000_000)}
+        "BANK-1": Decimal(40_000_000),
+        "DCO-1": Decimal(30_000_000),
+        "MMF-1": Decimal(5_000_000),
+    }
     # A late balance amends the statement; the report of the date is not published again.
-    late = ev("depository_balance", "late", at(REPORT_DAY, 15), segment="4d2", depository="BANK-1", line="7070",
-              currency="USD", location="us", instrument="cash", amount="41000000")
+    late = ev(
+        "depository_balance",
+        "late",
+        at(REPORT_DAY, 15),
+        segment="4d2",
+        depository="BANK-1",
+        line="7070",
+        currency="USD",
+        location="us",
+        instrument="cash",
+        amount="41000000",
+    )
     assert reports(twin.feed(late)) == []
     # The next day is not a report date: its close owes none.
     assert reports(twin.feed_all(day_of(PLAIN_DAY, 2))) == []

@@ -24,19 +24,38 @@ def weekdays(day: date) -> date:
 
 
 def amounts(day: date, amount: Decimal, event_id: str = "u-1", segment: str = "4d2") -> UndermarginedAmounts:
-    ev = EVENT_ADAPTER.validate_python({
-        "type": "undermargined_amounts", "event_id": event_id, "source": "margin", "segment": segment,
-        "as_of": datetime(day.year, day.month, day.day, 23, 30, tzinfo=UTC).isoformat(),
-        "business_day": day.isoformat(), "amount": str(amount)})
+    ev = EVENT_ADAPTER.validate_python(
+        {
+            "type": "undermargined_amounts",
+            "event_id": event_id,
+            "source": "margin",
+            "segment": segment,
+            "as_of": datetime(day.year, day.month, day.day, 23, 30, tzinfo=UTC).isoformat(),
+            "business_day": day.isoformat(),
+            "amount": str(amount),
+        }
+    )
     assert isinstance(ev, UndermarginedAmounts)
     return ev
 
 
 def figures(version: int, excess: Decimal) -> Figures:
     t = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
-    return Figures(segment="4d2", version=version, as_of=t, computed_at=t, lines={}, requirement=100 * M,
-                   funds=100 * M + excess, excess=excess, target=Decimal(0), excess_over_target=excess, accounts=1,
-                   depositories=1, last_event_id=f"b{version}")
+    return Figures(
+        segment="4d2",
+        version=version,
+        as_of=t,
+        computed_at=t,
+        lines={},
+        requirement=100 * M,
+        funds=100 * M + excess,
+        excess=excess,
+        target=Decimal(0),
+        excess_over_target=excess,
+        accounts=1,
+        depositories=1,
+        last_event_id=f"b{version}",
+    )
 
 
 def at(day: date, hour: int, minute: int = 0, second: int = 0) -> datetime:

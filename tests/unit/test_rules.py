@@ -91,7 +91,12 @@ def test_a_deficiency_is_critical_pages_and_names_the_regulation_and_the_dollars
     f = deficiency.figures
     assert f is not None
     assert (f.version, f.as_of, f.requirement, f.funds, f.excess, f.target, f.excess_over_target) == (
-        2, figures.as_of, figures.requirement, figures.funds, figures.excess, figures.target,
+        2,
+        figures.as_of,
+        figures.requirement,
+        figures.funds,
+        figures.excess,
+        figures.target,
         figures.excess_over_target,
     )
     assert under.rule == "under_target" and under.severity == "warning" and under.page is False
@@ -127,8 +132,10 @@ def test_both_resolve_in_one_update_deficiency_first() -> None:
     real = real_figures()
     _, alerts = run([real_figures(version=1, funds_delta=-real.excess - 1), real_figures(version=2)])
     assert changes(alerts) == [
-        ("4d2", "under_target", "firing"), ("4d2", "deficiency", "firing"),
-        ("4d2", "deficiency", "resolved"), ("4d2", "under_target", "resolved"),
+        ("4d2", "under_target", "firing"),
+        ("4d2", "deficiency", "firing"),
+        ("4d2", "deficiency", "resolved"),
+        ("4d2", "under_target", "resolved"),
     ]
 
 
@@ -189,8 +196,10 @@ def test_a_long_deficiency_fires_once() -> None:
     records = [real_figures(version=v, funds_delta=-real.excess - 1000 * v) for v in range(1, 301)]
     _, alerts = run([*records, real_figures(version=301)])
     assert changes(alerts) == [
-        ("4d2", "under_target", "firing"), ("4d2", "deficiency", "firing"),
-        ("4d2", "deficiency", "resolved"), ("4d2", "under_target", "resolved"),
+        ("4d2", "under_target", "firing"),
+        ("4d2", "deficiency", "firing"),
+        ("4d2", "deficiency", "resolved"),
+        ("4d2", "under_target", "resolved"),
     ]
 
 
@@ -201,7 +210,8 @@ def test_records_alternate_and_follow_the_conditions(steps: list[int]) -> None:
     records = [_bare(v + 1, excess, target) for v, excess in enumerate(excesses)]
     states, alerts = run(records)
     conditions: list[tuple[str, Callable[[Decimal], bool]]] = [
-        ("deficiency", lambda e: e < 0), ("under_target", lambda e: e < target),
+        ("deficiency", lambda e: e < 0),
+        ("under_target", lambda e: e < target),
     ]
     for rule, holds in conditions:
         mine = [a for a in alerts if a.rule == rule]
@@ -221,10 +231,19 @@ def test_records_alternate_and_follow_the_conditions(steps: list[int]) -> None:
 
 def _bare(version: int, excess: Decimal, target: Decimal) -> Figures:
     return Figures(
-        segment="4d2", version=version, as_of=None, computed_at=T0 + timedelta(seconds=version),
+        segment="4d2",
+        version=version,
+        as_of=None,
+        computed_at=T0 + timedelta(seconds=version),
         lines={"7190": excess, "7194": target, "7198": excess - target},
-        requirement=Decimal(1000), funds=1000 + excess, excess=excess, target=target,
-        excess_over_target=excess - target, accounts=1, depositories=1, last_event_id=f"e{version}",
+        requirement=Decimal(1000),
+        funds=1000 + excess,
+        excess=excess,
+        target=target,
+        excess_over_target=excess - target,
+        accounts=1,
+        depositories=1,
+        last_event_id=f"e{version}",
     )
 
 
@@ -263,7 +282,10 @@ def test_ids_are_deterministic() -> None:
     assert [a.alert_id for a in first] == [a.alert_id for a in second]
     _, later = run(scripted(start=11))
     assert [a.alert_id for a in later] == [
-        "4d2:under_target:v12", "4d2:deficiency:v13", "4d2:deficiency:v13", "4d2:under_target:v12",
+        "4d2:under_target:v12",
+        "4d2:deficiency:v13",
+        "4d2:deficiency:v13",
+        "4d2:under_target:v12",
     ]
 
 
@@ -295,7 +317,8 @@ def test_state_rebuilt_from_the_alert_records_fires_nothing_twice() -> None:
     # ... and the recovery resolves the original incidents, under their original ids.
     _, rest = run(records[4:], state)
     assert [(a.rule, a.state, a.alert_id) for a in rest] == [
-        ("deficiency", "resolved", "4d2:deficiency:v3"), ("under_target", "resolved", "4d2:under_target:v2"),
+        ("deficiency", "resolved", "4d2:deficiency:v3"),
+        ("under_target", "resolved", "4d2:under_target:v2"),
     ]
     assert rest[0].started_at == published[1].started_at
 

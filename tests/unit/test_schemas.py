@@ -12,9 +12,18 @@ from schemas.events import parse_event_json
 from schemas.export import HERE, file_name, models, render
 
 GOOD = {
-    "type": "account_balance", "event_id": "e1", "source": "ledger", "as_of": "2026-11-20T21:00:00-05:00",
-    "segment": "4d2", "account": "C-1", "currency": "USD", "cash": "10.50", "securities": "0",
-    "unrealized": "-1.25", "long_options": "0", "short_options": "0",
+    "type": "account_balance",
+    "event_id": "e1",
+    "source": "ledger",
+    "as_of": "2026-11-20T21:00:00-05:00",
+    "segment": "4d2",
+    "account": "C-1",
+    "currency": "USD",
+    "cash": "10.50",
+    "securities": "0",
+    "unrealized": "-1.25",
+    "long_options": "0",
+    "short_options": "0",
 }
 
 
@@ -61,9 +70,18 @@ def test_bad_events_name_the_field_and_reason(changes: dict[str, object], field:
 
 
 def test_depository_line_must_be_a_depository_line_of_its_segment() -> None:
-    ev = {"type": "depository_balance", "event_id": "d", "source": "bank", "as_of": "2026-11-20T21:00:00Z",
-          "segment": "4df", "depository": "BANK1", "line": "7070", "currency": "USD", "location": "us",
-          "amount": "1"}
+    ev = {
+        "type": "depository_balance",
+        "event_id": "d",
+        "source": "bank",
+        "as_of": "2026-11-20T21:00:00Z",
+        "segment": "4df",
+        "depository": "BANK1",
+        "line": "7070",
+        "currency": "USD",
+        "location": "us",
+        "amount": "1",
+    }
     with pytest.raises(ValidationError) as exc:
         EVENT_ADAPTER.validate_json(json.dumps(ev))
     [err] = input_errors(exc.value)
@@ -72,9 +90,20 @@ def test_depository_line_must_be_a_depository_line_of_its_segment() -> None:
 
 
 def test_figures_serialise_amounts_as_decimal_strings() -> None:
-    f = Figures(segment="4d2", version=1, as_of=None, computed_at=datetime(2026, 1, 1, tzinfo=UTC),
-                lines={"7190": Decimal("-0.01")}, requirement=Decimal(0), funds=Decimal(0), excess=Decimal("-0.01"),
-                target=Decimal(0), excess_over_target=Decimal("-0.01"), accounts=0, depositories=0)
+    f = Figures(
+        segment="4d2",
+        version=1,
+        as_of=None,
+        computed_at=datetime(2026, 1, 1, tzinfo=UTC),
+        lines={"7190": Decimal("-0.01")},
+        requirement=Decimal(0),
+        funds=Decimal(0),
+        excess=Decimal("-0.01"),
+        target=Decimal(0),
+        excess_over_target=Decimal("-0.01"),
+        accounts=0,
+        depositories=0,
+    )
     assert json.loads(f.model_dump_json())["lines"]["7190"] == "-0.01"
 
 

@@ -16,17 +16,41 @@ from services.calculator.fastparse import read_balance
 from services.ingest.records import Bad, parse_event
 
 ACCOUNT = {
-    "schema_version": 1, "event_id": "e1", "source": "ledger", "as_of": "2026-11-20T21:00:00Z",
-    "type": "account_balance", "segment": "4d2", "account": "A1", "currency": "USD", "cash": "1.50",
-    "securities": "0", "unrealized": "-3.00", "long_options": "0", "short_options": "-0.10",
+    "schema_version": 1,
+    "event_id": "e1",
+    "source": "ledger",
+    "as_of": "2026-11-20T21:00:00Z",
+    "type": "account_balance",
+    "segment": "4d2",
+    "account": "A1",
+    "currency": "USD",
+    "cash": "1.50",
+    "securities": "0",
+    "unrealized": "-3.00",
+    "long_options": "0",
+    "short_options": "-0.10",
 }
 DEPOSITORY = {
-    "schema_version": 1, "event_id": "d1", "source": "bank", "as_of": "2026-11-20T21:00:00Z",
-    "type": "depository_balance", "segment": "4d2", "depository": "B1", "line": "7070", "currency": "USD",
-    "location": "us", "amount": "100.00",
+    "schema_version": 1,
+    "event_id": "d1",
+    "source": "bank",
+    "as_of": "2026-11-20T21:00:00Z",
+    "type": "depository_balance",
+    "segment": "4d2",
+    "depository": "B1",
+    "line": "7070",
+    "currency": "USD",
+    "location": "us",
+    "amount": "100.00",
 }
-FX = {"event_id": "f1", "source": "treasury", "as_of": "2026-11-20T21:00:00Z", "type": "fx_rate",
-      "currency": "EUR", "usd_per_unit": "1.08"}
+FX = {
+    "event_id": "f1",
+    "source": "treasury",
+    "as_of": "2026-11-20T21:00:00Z",
+    "type": "fx_rate",
+    "currency": "EUR",
+    "usd_per_unit": "1.08",
+}
 
 
 def bad(event: dict[str, Any], raw: bytes | None = None) -> Bad:
@@ -57,8 +81,11 @@ def test_schema_version_1_and_plain_amounts_still_parse() -> None:
 @pytest.mark.parametrize("digits", [4301, 5000, 100_000])
 def test_an_oversized_json_number_is_reported_with_its_field(digits: int) -> None:
     for event, field in ((ACCOUNT, "unrealized"), (DEPOSITORY, "amount")):
-        raw = json.dumps({**event, field: 0}).encode().replace(f'"{field}": 0'.encode(),
-                                                                 f'"{field}": {"9" * digits}.5'.encode())
+        raw = (
+            json.dumps({**event, field: 0})
+            .encode()
+            .replace(f'"{field}": 0'.encode(), f'"{field}": {"9" * digits}.5'.encode())
+        )
         result = bad(event, raw)
         assert result.field == field and not result.malformed
         assert f"{digits + 2} characters" in result.reason
@@ -77,8 +104,28 @@ def test_json_that_is_not_json_stays_malformed() -> None:
 # -- the calculator's fast path agrees ----------------------------------------------------------------------
 
 NUMBERS = [
-    "0", "1", "1.5", "1.50", "-0.10", "١٢٣", "١.٥٠", "１", "1_0", "\u00a01", "1\u2007", "NaN", "1e2", "+1", True,
-    False, 1, 1.0, 1.5, "9" * 20, 10**18, None,
+    "0",
+    "1",
+    "1.5",
+    "1.50",
+    "-0.10",
+    "١٢٣",
+    "١.٥٠",
+    "１",
+    "1_0",
+    "\u00a01",
+    "1\u2007",
+    "NaN",
+    "1e2",
+    "+1",
+    True,
+    False,
+    1,
+    1.0,
+    1.5,
+    "9" * 20,
+    10**18,
+    None,
 ]
 VERSIONS = [1, True, 1.0, "1", 2, None]
 
@@ -86,8 +133,7 @@ VERSIONS = [1, True, 1.0, "1", 2, None]
 @st.composite
 def balances(draw: st.DrawFn) -> bytes:
     event = dict(draw(st.sampled_from([ACCOUNT, DEPOSITORY])))
-    amounts = [k for k in event if k in ("cash", "securities", "unrealized", "long_options", "short_options",
-                                         "amount")]
+    amounts = [k for k in event if k in ("cash", "securities", "unrealized", "long_options", "short_options", "amount")]
     for _ in range(draw(st.integers(0, 2))):
         event[draw(st.sampled_from(amounts))] = draw(st.sampled_from(NUMBERS))
     if draw(st.booleans()):
@@ -95,8 +141,7 @@ def balances(draw: st.DrawFn) -> bytes:
     raw = json.dumps(event, separators=(",", ":"), ensure_ascii=draw(st.booleans())).encode()  # the canonical form
     if draw(st.integers(0, 4)) == 0:  # an oversized JSON number where an amount was
         field = draw(st.sampled_from(amounts))
-        raw = orjson.dumps({**event, field: 0}).replace(f'"{field}":0'.encode(),
-                                                                     f'"{field}":{"9" * 4400}'.encode())
+        raw = orjson.dumps({**event, field: 0}).replace(f'"{field}":0'.encode(), f'"{field}":{"9" * 4400}'.encode())
     return raw
 
 

@@ -48,8 +48,16 @@ def test_calculator_changelogs_are_copartitioned_with_balances(env: dict[str, st
     assert balances == int(env.get("SEGWATCH_BALANCE_PARTITIONS", t.DEFAULT_BALANCE_PARTITIONS))
     for name in CHANGELOGS:
         assert specs[name].partitions == balances
-    for name in (t.SETTINGS, t.PARTIALS, t.FIGURES, t.ALERTS, t.DEADLETTER, t.DISBURSEMENTS,
-                 t.ALERTER_ALERTS_CHANGELOG, COMBINER_CHANGELOG):
+    for name in (
+        t.SETTINGS,
+        t.PARTIALS,
+        t.FIGURES,
+        t.ALERTS,
+        t.DEADLETTER,
+        t.DISBURSEMENTS,
+        t.ALERTER_ALERTS_CHANGELOG,
+        COMBINER_CHANGELOG,
+    ):
         assert specs[name].partitions == 1
 
 
@@ -57,7 +65,12 @@ def test_compaction_and_retention() -> None:
     specs = t.by_name({})
     compacted = {name for name, spec in specs.items() if spec.compacted}
     assert compacted == {
-        t.SETTINGS, t.PARTIALS, t.FIGURES, *CHANGELOGS, COMBINER_CHANGELOG, t.ALERTER_ALERTS_CHANGELOG,
+        t.SETTINGS,
+        t.PARTIALS,
+        t.FIGURES,
+        *CHANGELOGS,
+        COMBINER_CHANGELOG,
+        t.ALERTER_ALERTS_CHANGELOG,
         t.STATEMENTS,
     }
     day = 24 * 3600 * 1000

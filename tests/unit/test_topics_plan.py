@@ -39,4 +39,6 @@ def test_fewer_partitions_or_another_replication_factor_only_warn() -> None:
     result = _planned(spec(partitions=2, replication=3), state(partitions=4, replication=1))
     assert (result.action, result.changes) == ("unchanged", ())
     assert [w.split(";")[0] for w in result.warnings] == [
-        "has 4 partitions, declared 2", "replication factor is 1, declared 3"]
+        "has 4 partitions, declared 2",
+        "replication factor is 1, declared 3",
+    ]

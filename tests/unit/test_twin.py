@@ -33,8 +33,14 @@ def test_a_stage_sees_figures_then_its_event_and_adds_records() -> None:
     records = twin.feed_all(EVENT_ADAPTER.validate_python(e) for e in DAY)
     assert spy.seen == [
         "event t1 at 15:00",  # a target alone: the segment holds no balance, so no figures yet
-        "figures v1", "event b1 at 15:01", "figures v2", "event a1 at 15:02",
-        "figures v3", "event b2 at 15:03", "figures v4", "event b3 at 15:04",
+        "figures v1",
+        "event b1 at 15:01",
+        "figures v2",
+        "event a1 at 15:02",
+        "figures v3",
+        "event b2 at 15:03",
+        "figures v4",
+        "event b3 at 15:04",
     ]
     topics = [r.topic for r in records]
     assert topics.count(FIGURES_TOPIC) == 4 and topics.count("spy") == 4

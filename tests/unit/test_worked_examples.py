@@ -54,8 +54,12 @@ def book_of(events: list[EventBase]) -> Book:
 def from_events(tmp_path: Path, events: list[EventBase]) -> dict[str, dict[str, str]]:
     path = tmp_path / "events.ndjson"
     path.write_text(ndjson(events))
-    out = subprocess.run([sys.executable, "-m", "segwatch.cli", "statement", "from-events", str(path)],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", "statement", "from-events", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     result: dict[str, dict[str, str]] = json.loads(out.stdout)
     return result
@@ -65,20 +69,35 @@ def from_events(tmp_path: Path, events: list[EventBase]) -> dict[str, dict[str, 
 def test_worked_example_customer_securities_secure_a_debit_once(sid: str, tmp_path: Path) -> None:
     expected = SECURITIES_DEBIT_EXPECTED
     lines = book_of(securities_debit(sid)).statement()[sid]
-    got = {"net_equity": lines[NET_EQUITY[sid]], "gross": lines[GROSS[sid]], "offset": lines[OFFSET[sid]],
-           "net": lines[NET[sid]], "required": lines[REQUIRED[sid]], "funds": lines[FUNDS[sid]],
-           "excess": lines[EXCESS[sid]]}
+    got = {
+        "net_equity": lines[NET_EQUITY[sid]],
+        "gross": lines[GROSS[sid]],
+        "offset": lines[OFFSET[sid]],
+        "net": lines[NET[sid]],
+        "required": lines[REQUIRED[sid]],
+        "funds": lines[FUNDS[sid]],
+        "excess": lines[EXCESS[sid]],
+    }
     assert got == expected
     assert oracle(securities_debit(sid))[sid].lines == lines
     cli = from_events(tmp_path, securities_debit(sid))[sid]
-    assert (D(cli[GROSS[sid]]), D(cli[OFFSET[sid]]), D(cli[NET[sid]]), D(cli[REQUIRED[sid]]),
-            D(cli[EXCESS[sid]])) == (D(100), D(-60), D(40), D(1020), D(60))
+    assert (D(cli[GROSS[sid]]), D(cli[OFFSET[sid]]), D(cli[NET[sid]]), D(cli[REQUIRED[sid]]), D(cli[EXCESS[sid]])) == (
+        D(100),
+        D(-60),
+        D(40),
+        D(1020),
+        D(60),
+    )
 
 
 def test_worked_example_one_dco_account_on_three_lines(tmp_path: Path) -> None:
     lines = book_of(multi_line_dco()).statement()["4d2"]
-    assert (lines["7100"], lines["7120"], lines["7130"], lines["7180"]) == (D(500), D(300), D(-40),
-                                                                            MULTI_LINE_DCO_FUNDS)
+    assert (lines["7100"], lines["7120"], lines["7130"], lines["7180"]) == (
+        D(500),
+        D(300),
+        D(-40),
+        MULTI_LINE_DCO_FUNDS,
+    )
     assert D(from_events(tmp_path, multi_line_dco())["4d2"]["7180"]) == MULTI_LINE_DCO_FUNDS
 
 
@@ -102,8 +121,9 @@ def test_incomplete_figures_never_resolve_a_deficiency() -> None:
     first = deficient.figures("4d2", NOW)
     # The deficiency fires on complete figures; then the JPY balance arrives in a second currency without a
     # rate (GBP), and the dollars alone would look cured.
-    cured_looking = first.model_copy(update={
-        "version": first.version + 1, "excess": D(1), "incomplete": True, "missing_fx": ["GBP"]})
+    cured_looking = first.model_copy(
+        update={"version": first.version + 1, "excess": D(1), "incomplete": True, "missing_fx": ["GBP"]}
+    )
     states, alerts = evaluate_all(AlertStates(), [first, cured_looking], now=lambda: NOW)
     assert states.is_firing("4d2", "deficiency")
     assert not [a for a in alerts if a.rule == "deficiency" and a.state == "resolved"]
@@ -138,17 +158,29 @@ def test_worked_example_no_target_has_no_target_lines_and_warns(tmp_path: Path) 
 
 
 def test_a_percentage_target_follows_the_requirement() -> None:
-    events = [*securities_debit("4d2")[:-1], ManagementTarget(
-        event_id="pct", source="treasury", as_of=datetime(2026, 11, 20, tzinfo=UTC), segment="4d2",
-        percentage=D("2.5"))]
+    events = [
+        *securities_debit("4d2")[:-1],
+        ManagementTarget(
+            event_id="pct",
+            source="treasury",
+            as_of=datetime(2026, 11, 20, tzinfo=UTC),
+            segment="4d2",
+            percentage=D("2.5"),
+        ),
+    ]
     f = book_of(events).figures("4d2", NOW)
     assert f.target == D("25.50")  # 2.5% of 1,020
     assert f.excess_over_target == D("34.50")
 
 
 def test_a_target_is_an_amount_or_a_percentage_never_both_nor_neither() -> None:
-    common = {"type": "management_target", "event_id": "t", "source": "s", "as_of": "2026-11-20T00:00:00Z",
-              "segment": "4d2"}
+    common = {
+        "type": "management_target",
+        "event_id": "t",
+        "source": "s",
+        "as_of": "2026-11-20T00:00:00Z",
+        "segment": "4d2",
+    }
     for extra in ({}, {"amount": "1", "percentage": "1"}):
         with pytest.raises(ValidationError) as exc:
             EVENT_ADAPTER.validate_python({**common, **extra})
@@ -157,9 +189,20 @@ def test_a_target_is_an_amount_or_a_percentage_never_both_nor_neither() -> None:
 
 def account_json(**over: object) -> bytes:
     body: dict[str, object] = {
-            "event_id": "x1", "source": "ledger", "as_of": "2026-11-20T22:00:00Z", "type": "account_balance",
-            "segment": "4d2", "account": "A", "currency": "USD", "cash": "-100.00", "securities": "80.00",
-            "unrealized": "0.00", "long_options": "0.00", "short_options": "0.00", "offset_securities": "60.00"}
+        "event_id": "x1",
+        "source": "ledger",
+        "as_of": "2026-11-20T22:00:00Z",
+        "type": "account_balance",
+        "segment": "4d2",
+        "account": "A",
+        "currency": "USD",
+        "cash": "-100.00",
+        "securities": "80.00",
+        "unrealized": "0.00",
+        "long_options": "0.00",
+        "short_options": "0.00",
+        "offset_securities": "60.00",
+    }
     body.update(over)
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -184,8 +227,14 @@ def test_the_fast_path_reads_a_canonical_debit_account_like_pydantic() -> None:
     assert dict(fast[2].contribution)["7045"] == D(100) and dict(fast[2].contribution)["7047"] == D(-60)
 
 
-@pytest.mark.parametrize("as_of", ["9999-12-31T00:00:00Z", "1999-12-31T23:59:59Z",
-                                   (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")])
+@pytest.mark.parametrize(
+    "as_of",
+    [
+        "9999-12-31T00:00:00Z",
+        "1999-12-31T23:59:59Z",
+        (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    ],
+)
 def test_implausible_as_of_is_refused_naming_the_field(as_of: str, tmp_path: Path) -> None:
     raw = account_json(as_of=as_of)
     for read in (EVENT_ADAPTER.validate_json, read_balance):
@@ -194,8 +243,12 @@ def test_implausible_as_of_is_refused_naming_the_field(as_of: str, tmp_path: Pat
         assert first_error(exc.value).field == "as_of"
     path = tmp_path / "bad.ndjson"
     path.write_bytes(raw + b"\n")
-    out = subprocess.run([sys.executable, "-m", "segwatch.cli", "statement", "from-events", str(path)],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "segwatch.cli", "statement", "from-events", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 2 and "as_of" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -207,11 +260,32 @@ def test_an_as_of_within_the_clock_skew_is_accepted() -> None:
 def test_the_figures_as_of_is_the_stalest_sources_newest() -> None:
     t = datetime(2026, 11, 20, 20, tzinfo=UTC)
     events = [
-        AccountBalance(event_id="l1", source="ledger", as_of=t, segment="4d2", account="A", currency="USD",
-                       cash=D(1), securities=D(0), unrealized=D(0), long_options=D(0), short_options=D(0)),
-        AccountBalance(event_id="l2", source="ledger", as_of=t + timedelta(hours=2), segment="4d2", account="B",
-                       currency="USD", cash=D(1), securities=D(0), unrealized=D(0), long_options=D(0),
-                       short_options=D(0)),
+        AccountBalance(
+            event_id="l1",
+            source="ledger",
+            as_of=t,
+            segment="4d2",
+            account="A",
+            currency="USD",
+            cash=D(1),
+            securities=D(0),
+            unrealized=D(0),
+            long_options=D(0),
+            short_options=D(0),
+        ),
+        AccountBalance(
+            event_id="l2",
+            source="ledger",
+            as_of=t + timedelta(hours=2),
+            segment="4d2",
+            account="B",
+            currency="USD",
+            cash=D(1),
+            securities=D(0),
+            unrealized=D(0),
+            long_options=D(0),
+            short_options=D(0),
+        ),
         *multi_line_dco(),  # the bank's balances, as of 22:00
     ]
     events[2:] = [ev.model_copy(update={"as_of": t + timedelta(hours=1)}) for ev in events[2:]]
