@@ -14,7 +14,7 @@ A change waits for at most the coalescing interval in all, and not at all when n
 before it. Records it cannot process go to the dead-letter topic with the reason; the streams go on.
 
 What was applied is always published, across any kill (docs/OPERATIONS.md, "Delivery guarantees"):
-- `Aggregate.checkpoint`: a fetch's balances offsets are committed only once its changelog records AND a
+- `ApplyBalances.checkpoint`: a fetch's balances offsets are committed only once its changelog records AND a
   partial carrying its changes are acknowledged by Kafka (flush the outputs, flush the changelogs, commit);
 - `Calculator.recover` (after every rebalance, before the streams resume): the worker publishes a partial
   for every partition whose state it loaded, so a change whose changelog record was written but whose
@@ -216,7 +216,7 @@ class Throttle:
             await self.action()
 
 
-class Aggregate:
+class ApplyBalances:
     """The `aggregate` stage: each fetch of balances → partition states, changelog writes, partials."""
 
     def __init__(
@@ -472,7 +472,7 @@ class Calculator:
 
     Recovery, after every rebalance (`recover`, before Faust resumes the streams): `restore_combiner` when
     this worker was given the combiner's partition, `republish_loaded` for every balances partition whose
-    state it loaded, then `flush_figures` at once. Flush: `Aggregate.checkpoint` commits a fetch once its
+    state it loaded, then `flush_figures` at once. Flush: `ApplyBalances.checkpoint` commits a fetch once its
     changelog and its partial are acknowledged; `flush_figures` publishes each segment whose figures differ
     from the last record on the figures topic.
     """
@@ -549,7 +549,7 @@ class Calculator:
             "combiner", 1, store_factory(ChangelogStore, kafka=kafka, on_loaded=self._combiner_loaded)
         )
         self.writer = ChangelogWriter(kafka, client_id=f"{cfg.app_id}-changelog")
-        self.aggregate = Aggregate(
+        self.apply = ApplyBalances(
             app,
             cfg,
             metrics,
@@ -567,10 +567,10 @@ class Calculator:
         self.statements_throttle = Throttle(
             max(cfg.coalesce_ms / 2000, closing.STATEMENTS_INTERVAL), self.flush_statements, lambda exc: crash(app, exc)
         )
-        app.bulk_topic(self.balances_topic, self.aggregate)
+        app.bulk_topic(self.balances_topic, self.apply)
         app.bulk_topic(self.inputs_topic, self.consolidate)
         # A partition given to another worker is dropped by the stores (faust_adapter.BulkLoadedStore).
-        app.before_stop.append(self.aggregate.close)
+        app.before_stop.append(self.apply.close)
         app.after_rebalance(self._on_rebalance_complete)
         app.timer(closing.CLOCK_TICK)(self.tick)
         self._pages()
@@ -621,7 +621,7 @@ class Calculator:
         """A partial of every balances partition whose state was loaded: a change made durable by the previous
         owner whose partial never went out reads as unchanged when its balance is read again, so it is
         published here or not at all."""
-        await self.aggregate.republish(partitions)
+        await self.apply.republish(partitions)
         log.info(
             "partials_republished",
             partitions=list(partitions),

@@ -10,7 +10,7 @@ business_day.roll), so the closer's view at the open day's cut-off IS the live a
 instead of keeping a copy (no second copy of the balances, no second `put`). The fast path (a balance of the
 open day) costs one dict lookup more than the aggregate's own put; closing a day and a late balance take the
 pure code's path. The closer's state goes to the `closing` table's changelog, written in the same step as the
-balances' (`Aggregate._write`, then `Aggregate.checkpoint`: nothing is committed before both are
+balances' (`ApplyBalances._write`, then `ApplyBalances.checkpoint`: nothing is committed before both are
 acknowledged), as two kinds of rows, so that a fetch writes O(its balances), never the whole closer:
 - `meta|<partition>`: the open day, its cut-off, the closed days kept, their closing sums and their funds per
   depository and line (`ClosedDay.depositories`: issue #14's unacknowledged funds) (small);
@@ -70,7 +70,7 @@ log = configure("calculator")
 
 CLOCK_TICK = 1.0  # seconds between two looks at the clock by the combiner's owner
 STATEMENTS_INTERVAL = 0.25  # seconds: statements are recomputed and published at most this often
-PREFIX = "clos|"  # the `closing` table in Aggregate's changes (its rows' keys are META and BEFORE ones)
+PREFIX = "clos|"  # the `closing` table in ApplyBalances' changes (its rows' keys are META and BEFORE ones)
 META = "meta|"
 BEFORE = "before|"
 HISTORY = "history|"  # combiner table: a setting event of the book's history, by event id
