@@ -53,6 +53,7 @@ from segwatch.core.report_at_close import report_at_close
 from segwatch.core.report_deadlines import RULE as REPORT_RULE
 from segwatch.core.report_deadlines import ReportDeadlines
 from services.alerter.day_metrics import DAYS_SHOWN
+from services.alerter.periodic import Periodic
 
 if TYPE_CHECKING:
     from services.alerter.service import AlerterService
@@ -299,7 +300,7 @@ class AlerterBusinessDay:
         self.service = service
         self.log: Any = service.log
         self.book = DayBook(BusinessCalendar(CalendarConfig.from_env()))
-        self._timer: asyncio.Task[None] | None = None
+        self._timer: Periodic | None = None
 
     @property
     def config(self) -> Any:
@@ -517,15 +518,13 @@ class AlerterBusinessDay:
     # --- the timer ------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._timer is None and self.config.day_interval > 0:
-            self._timer = asyncio.create_task(self._tick_forever(), name="alerter-business-day-timer")
+        if self._timer is None:
+            self._timer = Periodic(self.config.day_interval, self.tick, "alerter business day timer", self.log)
+        self._timer.start()
 
     async def stop(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
+        if self._timer is not None:
+            await self._timer.stop()
 
     async def tick(self) -> None:
         """Evaluate the deadlines now (under the service's lock, once its state is recovered)."""
@@ -534,14 +533,6 @@ class AlerterBusinessDay:
             if svc._recovered and svc._producer is not None:
                 self.book.trim_figures(svc.clock())
                 await self.evaluate(None)
-
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.day_interval)
-            try:
-                await self.tick()
-            except Exception as exc:  # the next tick retries; the consumer loop is what fails the service
-                self.log.error("business day timer failed", error=str(exc) or type(exc).__name__)
 
 
 __all__ = ["DAY_RULES", "AlerterBusinessDay", "DayBook", "state_key"]

@@ -30,7 +30,6 @@ the decided ids, so a replayed disbursement is neither decided nor noticed twice
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -67,6 +66,7 @@ from segwatch.core.residual import ResidualInterest
 from segwatch.core.rules import AlertStates
 from segwatch.environment import load
 from segwatch.errors import InputError
+from services.alerter.periodic import Periodic
 
 if TYPE_CHECKING:
     from services.alerter.service import AlerterService
@@ -285,7 +285,7 @@ class AlerterControls:
         from services.ingest.config import TokensPart
 
         self._access = load(TokensPart)
-        self._timer: asyncio.Task[None] | None = None
+        self._timer: Periodic | None = None
 
     @property
     def config(self) -> Any:
@@ -438,15 +438,13 @@ class AlerterControls:
     # --- the timer ------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._timer is None and self.config.controls_interval > 0:
-            self._timer = asyncio.create_task(self._tick_forever(), name="alerter-controls-timer")
+        if self._timer is None:
+            self._timer = Periodic(self.config.controls_interval, self.tick, "alerter controls timer", self.log)
+        self._timer.start()
 
     async def stop(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
+        if self._timer is not None:
+            await self._timer.stop()
 
     async def tick(self) -> None:
         """Evaluate the time-based rule now (under the service's lock, once its state is recovered)."""
@@ -454,14 +452,6 @@ class AlerterControls:
         async with svc._lock:
             if svc._recovered and svc._producer is not None:
                 await self.evaluate_residual()
-
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.controls_interval)
-            try:
-                await self.tick()
-            except Exception as exc:  # the next tick retries; the consumer loop is what fails the service
-                self.log.error("controls timer failed", error=str(exc) or type(exc).__name__)
 
     # --- POST /v1/what-if -----------------------------------------------------------------------------
 
