@@ -382,16 +382,19 @@ def business_day_panels(y: int) -> list[Panel]:
                 "live figures move on; an amendment (version 2, 3, …) moves it.",
             )
         )
-    filed = value_map({"0": ("not filed", "red"), "1": ("filed", "green")})
+    filed = value_map({"0": ("not filed", "red"), "1": ("filed", "green"), "2": ("filed late", "orange")})
     panels.append(
         state_timeline(
             "Statement filed, per business day",
-            f"max by (business_day) ({sel(m.STATEMENT_STATUS, status='filed')})",
+            # filed (1), plus 1 when filed after the noon deadline (statement_filed_late): 2
+            f"max by (business_day) ({sel(m.STATEMENT_STATUS, status='filed')})"
+            f" + on (business_day) max by (business_day) ({m.STATEMENT_FILED_LATE})",
             "{{business_day}}",
             GridPos(h=8, w=WIDTH // 3, x=0, y=y + 9),
             mappings=filed,
             description="CBOT Rule 971.B: filed by noon Chicago the next business day (statement_not_filed warns at "
-            "10:00 and pages at noon). GET /v1/days on the alerter says by whom (docs/RECORD.md).",
+            "10:00 and pages at noon; statement_filed_late once filed after it). GET /v1/days on the alerter says "
+            "by whom (docs/RECORD.md).",
         )
     )
     panels.append(
