@@ -525,9 +525,22 @@ def controls_panels(y: int) -> list[Panel]:
         timeseries(
             "Disbursements decided, by outcome",
             [(f"sum by (segment, outcome) (increase({m.DISBURSEMENTS_TOTAL}[1h]))", "{{segment}} {{outcome}}")],
-            GridPos(h=6, w=WIDTH, x=0, y=y + 9),
+            GridPos(h=6, w=WIDTH // 2, x=0, y=y + 9),
             description="within_limit, needs_approval (pre-approval named, not on record), approved, "
             "violation (pages).",
+        )
+    )
+    residual = sel(m.ALERT_FIRING, rule="residual_interest_undermargined")
+    panels.append(
+        state_timeline(
+            "Residual interest below the undermargined amounts",
+            # 0 per segment until the rule first fires (its gauge appears then)
+            f"max by (segment) ({residual}) or (max by (segment) ({m.EXCESS}) * 0)",
+            "{{segment}}",
+            GridPos(h=6, w=WIDTH - WIDTH // 2, x=WIDTH // 2, y=y + 9),
+            mappings=value_map({"0": ("covered", "green"), "1": ("BELOW", "red")}),
+            description="Reg. 1.22(c): by 6 pm Eastern the next business day the residual interest must cover the "
+            "customers' margin deficiencies as of the close (residual_interest_undermargined).",
         )
     )
     return panels
